@@ -1,0 +1,10 @@
+#pragma once
+
+#include <napi.h>
+
+namespace veil {
+
+// Adds this family's exports to the addon's export table.
+void RegisterRoutes(Napi::Env env, Napi::Object exports);
+
+}  // namespace veil

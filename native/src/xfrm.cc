@@ -1,0 +1,12 @@
+#include "xfrm.h"
+
+#include "js.h"
+
+namespace veil {
+
+void RegisterXfrm(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  (void)exports;
+}
+
+}  // namespace veil
