@@ -69,16 +69,29 @@ export interface WgDevice {
 
 export type WgBackendKind = 'kernel' | 'userspace';
 
-export interface WgCreateOptions {
-  mtu?: number;
+/**
+ * The link operations a backend needs, injected by agent/wireguard/select.ts from the rtnetlink
+ * API (agent/netlink/link.ts). Backends create and remove devices; MTU, addresses and up/down
+ * are the caller's (the same code for both backends).
+ */
+export interface WgLinkOps {
+  /** Creates a link of kind "wireguard" (`ip link add NAME type wireguard`). */
+  addWireGuardLink(name: string, netns: string): Promise<void>;
+  /** Deletes a link (`ip link del NAME`). */
+  deleteLink(name: string, netns: string): Promise<void>;
+  /** The link's ifindex and kind (IFLA_INFO_KIND, null when it has none), or null if absent. */
+  linkInfo(name: string, netns: string): Promise<{ ifindex: number; kind: string | null } | null>;
 }
 
 export interface WireGuardBackend {
   readonly kind: WgBackendKind;
   /** The network namespace this backend manages ("" = the agent's own). */
   readonly netns: string;
-  /** Creates the device (idempotent: an existing device of the right kind is adopted). */
-  createDevice(name: string, opts?: WgCreateOptions): Promise<void>;
+  /**
+   * Creates the device, down, with no configuration (idempotent: an existing device of this
+   * backend's kind is adopted, keeping its configuration and sessions).
+   */
+  createDevice(name: string): Promise<void>;
   /** Deletes the device; ENODEV-style NetlinkError when it does not exist. */
   deleteDevice(name: string): Promise<void>;
   getDevice(name: string): Promise<WgDevice>;
