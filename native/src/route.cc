@@ -196,44 +196,63 @@ Napi::Object RouteToJs(Napi::Env env, const RouteInfoC& r, const std::map<uint32
   return o;
 }
 
-int OptInt(const Napi::Object& o, const char* key, const std::string& op, uint32_t max) {
-  if (!Has(o, key)) return -1;
-  uint32_t v = GetU32(o, key, op);
-  if (v > max) throw InvalidArg(op, std::string("Field \"") + key + "\" must be between 0 and " + std::to_string(max));
-  return static_cast<int>(v);
+uint32_t U32Value(const Napi::Value& v, const std::string& key, const std::string& op, uint32_t max = 0xffffffffu) {
+  if (!v.IsNumber()) throw InvalidArg(op, "Field \"" + key + "\" must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw InvalidArg(op, "Field \"" + key + "\" must be an integer between 0 and " + std::to_string(max));
+  }
+  return static_cast<uint32_t>(d);
 }
 
+std::string StrValue(const Napi::Value& v, const std::string& key, const std::string& op) {
+  if (!v.IsString()) throw InvalidArg(op, "Field \"" + key + "\" must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// Converts one route. Batches hold thousands of routes, so this walks only the properties the
+// object has (a handful) instead of probing every optional field by name.
 RouteC RouteFromJs(const Napi::Value& v, const std::string& op) {
   if (!v.IsObject()) throw InvalidArg(op, "Each route must be an object");
   Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
   RouteC r;
-  uint32_t fam = GetU32(o, "family", op, true);
+  uint32_t fam = 0;
+  bool hasDstLen = false;
+  std::string dst, gateway, src;
+  for (uint32_t k = 0; k < keys.Length(); k++) {
+    Napi::Value kv = keys.Get(k);
+    Napi::Value val = o.Get(kv);
+    if (val.IsUndefined() || val.IsNull()) continue;
+    std::string key = kv.As<Napi::String>().Utf8Value();
+    if (key == "family") fam = U32Value(val, key, op);
+    else if (key == "dst") dst = StrValue(val, key, op);
+    else if (key == "dstLen") { r.dstLen = static_cast<uint8_t>(U32Value(val, key, op, 128)); hasDstLen = true; }
+    else if (key == "table") r.table = U32Value(val, key, op);
+    else if (key == "dev") r.dev = StrValue(val, key, op);
+    else if (key == "ifindex") r.ifindex = U32Value(val, key, op);
+    else if (key == "gateway") gateway = StrValue(val, key, op);
+    else if (key == "src") src = StrValue(val, key, op);
+    else if (key == "metric") { r.hasMetric = true; r.metric = U32Value(val, key, op); }
+    else if (key == "type") r.type = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "scope") r.scope = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "protocol") r.protocol = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "mtu") r.mtu = U32Value(val, key, op);
+  }
   if (fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
+  if (!hasDstLen) throw InvalidArg(op, "Missing required field \"dstLen\"");
   r.family = fam == 4 ? AF_INET : AF_INET6;
-  uint32_t dstLen = GetU32(o, "dstLen", op, true);
-  if (dstLen > (fam == 4 ? 32u : 128u)) throw InvalidArg(op, "Field \"dstLen\" is out of range");
-  r.dstLen = static_cast<uint8_t>(dstLen);
+  if (r.dstLen > (fam == 4 ? 32u : 128u)) throw InvalidArg(op, "Field \"dstLen\" is out of range");
   if (r.dstLen > 0) {
-    r.dst = GetAddr(o, "dst", op);
+    r.dst = ParseAddr(dst, op, "dst");
     if (r.dst.family != r.family) throw InvalidArg(op, "Field \"dst\" is not of the route's family");
   }
-  r.table = GetU32(o, "table", op, false, RT_TABLE_MAIN);
   if (r.table == 0) throw InvalidArg(op, "Field \"table\" must not be 0");
-  r.dev = GetString(o, "dev", op, false);
-  r.ifindex = GetU32(o, "ifindex", op);
-  r.gateway = GetAddr(o, "gateway", op, false);
-  r.src = GetAddr(o, "src", op, false);
+  if (!gateway.empty()) r.gateway = ParseAddr(gateway, op, "gateway");
+  if (!src.empty()) r.src = ParseAddr(src, op, "src");
   if ((r.gateway.family && r.gateway.family != r.family) || (r.src.family && r.src.family != r.family)) {
     throw InvalidArg(op, "Fields \"gateway\" and \"src\" must be of the route's family");
   }
-  if (Has(o, "metric")) {
-    r.hasMetric = true;
-    r.metric = GetU32(o, "metric", op);
-  }
-  r.type = OptInt(o, "type", op, 255);
-  r.scope = OptInt(o, "scope", op, 255);
-  r.protocol = OptInt(o, "protocol", op, 255);
-  r.mtu = GetU32(o, "mtu", op);
   return r;
 }
 
