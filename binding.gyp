@@ -9,6 +9,7 @@
         "native/src/link.cc",
         "native/src/addr.cc",
         "native/src/route.cc",
+        "native/src/rule.cc",
         "native/src/wireguard.cc",
         "native/src/xfrm.cc"
       ],

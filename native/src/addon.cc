@@ -4,6 +4,7 @@
 #include "addr.h"
 #include "link.h"
 #include "route.h"
+#include "rule.h"
 #include "wireguard.h"
 #include "xfrm.h"
 
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   veil::RegisterLinks(env, exports);
   veil::RegisterAddrs(env, exports);
   veil::RegisterRoutes(env, exports);
+  veil::RegisterRules(env, exports);
   veil::RegisterWireGuard(env, exports);
   veil::RegisterXfrm(env, exports);
   return exports;

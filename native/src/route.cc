@@ -1,12 +1,425 @@
 #include "route.h"
 
+#include <linux/rtnetlink.h>
+
+#include <map>
+#include <memory>
+
 #include "js.h"
+#include "link.h"
 
 namespace veil {
 
+namespace {
+
+enum class RouteCmd { kAdd, kReplace, kDelete };
+
+// A route to add, replace or delete, converted from JS on the main thread. Optional numeric
+// fields use -1 for "not given" so each verb can apply `ip route`'s defaults.
+struct RouteC {
+  uint8_t family = AF_INET;
+  Addr dst;
+  uint8_t dstLen = 0;
+  uint32_t table = RT_TABLE_MAIN;
+  std::string dev;
+  uint32_t ifindex = 0;  // resolved by the worker from dev (or given to the encode export)
+  Addr gateway;
+  Addr src;
+  bool hasMetric = false;
+  uint32_t metric = 0;
+  int type = -1;
+  int scope = -1;
+  int protocol = -1;
+  uint32_t mtu = 0;
+};
+
+// A route as read from the kernel.
+struct RouteInfoC {
+  uint8_t family = 0;
+  uint8_t dstLen = 0;
+  uint8_t type = 0;
+  uint8_t scope = 0;
+  uint8_t protocol = 0;
+  uint32_t flags = 0;
+  uint32_t table = 0;
+  Addr dst;
+  Addr gateway;
+  Addr src;
+  uint32_t oif = 0;
+  bool hasMetric = false;
+  uint32_t metric = 0;
+  uint32_t mtu = 0;
+};
+
+// `ip route add|replace|del [TYPE] DST [table T] [dev D] [via G] [src S] [metric M]
+//  [scope S] [proto P] [mtu N]`, with ip's defaults: add/replace use protocol "boot", type
+// unicast, scope link for a unicast route without a gateway and global otherwise; delete leaves
+// protocol and type unset and uses scope "nowhere", which the kernel treats as wildcards.
+MsgBuilder EncodeRoute(const RouteC& r, RouteCmd cmd) {
+  uint16_t type = cmd == RouteCmd::kDelete ? RTM_DELROUTE : RTM_NEWROUTE;
+  uint16_t flags = cmd == RouteCmd::kAdd       ? NLM_F_CREATE | NLM_F_EXCL
+                   : cmd == RouteCmd::kReplace ? NLM_F_CREATE | NLM_F_REPLACE
+                                               : 0;
+  MsgBuilder m(type, flags);
+  rtmsg rt{};
+  rt.rtm_family = r.family;
+  rt.rtm_dst_len = r.dstLen;
+  rt.rtm_table = r.table < 256 ? static_cast<uint8_t>(r.table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  if (cmd == RouteCmd::kDelete) {
+    rt.rtm_protocol = r.protocol >= 0 ? static_cast<uint8_t>(r.protocol) : static_cast<uint8_t>(RTPROT_UNSPEC);
+    rt.rtm_type = r.type >= 0 ? static_cast<uint8_t>(r.type) : static_cast<uint8_t>(RTN_UNSPEC);
+    rt.rtm_scope = r.scope >= 0 ? static_cast<uint8_t>(r.scope) : static_cast<uint8_t>(RT_SCOPE_NOWHERE);
+  } else {
+    rt.rtm_protocol = r.protocol >= 0 ? static_cast<uint8_t>(r.protocol) : static_cast<uint8_t>(RTPROT_BOOT);
+    rt.rtm_type = r.type >= 0 ? static_cast<uint8_t>(r.type) : static_cast<uint8_t>(RTN_UNICAST);
+    if (r.scope >= 0) {
+      rt.rtm_scope = static_cast<uint8_t>(r.scope);
+    } else {
+      rt.rtm_scope = rt.rtm_type == RTN_UNICAST && !r.gateway.family ? static_cast<uint8_t>(RT_SCOPE_LINK) : static_cast<uint8_t>(RT_SCOPE_UNIVERSE);
+    }
+  }
+  m.Header(rt);
+  if (r.table >= 256) m.PutU32(RTA_TABLE, r.table);
+  if (r.dstLen > 0) m.Put(RTA_DST, r.dst.bytes, r.dst.Len());
+  if (r.src.family) m.Put(RTA_PREFSRC, r.src.bytes, r.src.Len());
+  if (r.gateway.family) m.Put(RTA_GATEWAY, r.gateway.bytes, r.gateway.Len());
+  if (r.ifindex) m.PutU32(RTA_OIF, r.ifindex);
+  if (r.hasMetric) m.PutU32(RTA_PRIORITY, r.metric);
+  if (r.mtu) {
+    MsgBuilder::Nest metrics(m, RTA_METRICS);
+    m.PutU32(RTAX_MTU, r.mtu);
+  }
+  return m;
+}
+
+// Dump request filtered by the kernel (strict checking): table and output device.
+MsgBuilder EncodeRouteDump(uint8_t family, uint32_t table, uint32_t ifindex) {
+  MsgBuilder m(RTM_GETROUTE, 0);
+  rtmsg rt{};
+  rt.rtm_family = family;
+  rt.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  m.Header(rt);
+  if (table) m.PutU32(RTA_TABLE, table);
+  if (ifindex) m.PutU32(RTA_OIF, ifindex);
+  return m;
+}
+
+[[noreturn]] void Malformed(const std::string& what) {
+  throw NlError(kErrMalformedReply, "route.parse", what);
+}
+
+bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
+  size_t want = family == AF_INET6 ? 16 : 4;
+  if (a.len != want) return false;
+  out->family = family;
+  std::memcpy(out->bytes, a.data, want);
+  return true;
+}
+
+bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
+  if (nlh->nlmsg_type != RTM_NEWROUTE) return false;
+  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtmsg))) {
+    Malformed("Route message is shorter than struct rtmsg");
+  }
+  rtmsg rt;
+  std::memcpy(&rt, NLMSG_DATA(nlh), sizeof(rt));
+  if (rt.rtm_family != AF_INET && rt.rtm_family != AF_INET6) return false;
+  out->family = rt.rtm_family;
+  out->dstLen = rt.rtm_dst_len;
+  out->type = rt.rtm_type;
+  out->scope = rt.rtm_scope;
+  out->protocol = rt.rtm_protocol;
+  out->flags = rt.rtm_flags;
+  out->table = rt.rtm_table;
+  if (out->dstLen > (out->family == AF_INET6 ? 128 : 32)) Malformed("Route prefix length is out of range");
+  bool attrs_ok = true;
+  bool ok = ForEachMsgAttr(nlh, sizeof(rtmsg), [&](const Attr& a) {
+    switch (a.type) {
+      case RTA_TABLE:
+        if (a.len < 4) attrs_ok = false;
+        out->table = a.U32();
+        break;
+      case RTA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
+      case RTA_GATEWAY: attrs_ok = AddrAttr(a, out->family, &out->gateway) && attrs_ok; break;
+      case RTA_PREFSRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
+      case RTA_OIF:
+        if (a.len < 4) attrs_ok = false;
+        out->oif = a.U32();
+        break;
+      case RTA_PRIORITY:
+        if (a.len < 4) attrs_ok = false;
+        out->hasMetric = true;
+        out->metric = a.U32();
+        break;
+      case RTA_METRICS:
+        attrs_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {
+                     if (b.type == RTAX_MTU) {
+                       if (b.len < 4) attrs_ok = false;
+                       out->mtu = b.U32();
+                     }
+                   }) && attrs_ok;
+        break;
+    }
+  });
+  if (!ok || !attrs_ok) Malformed("Route message has a truncated or mis-sized attribute");
+  if (out->dstLen > 0 && !out->dst.family) Malformed("Route message has a prefix length but no destination");
+  return true;
+}
+
+const char* RouteTypeName(uint8_t t) {
+  static const char* names[] = {"unspec",    "unicast",     "local",    "broadcast", "anycast", "multicast",
+                                "blackhole", "unreachable", "prohibit", "throw",     "nat",     "xresolve"};
+  return t < 12 ? names[t] : nullptr;
+}
+
+Napi::Object RouteToJs(Napi::Env env, const RouteInfoC& r, const std::map<uint32_t, std::string>* names) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("family", r.family == AF_INET6 ? 6 : 4);
+  o.Set("dst", r.dstLen == 0 ? std::string("default") : FormatAddr(r.dst) + "/" + std::to_string(r.dstLen));
+  o.Set("table", r.table);
+  Napi::Value dev = env.Null();
+  if (names && r.oif) {
+    auto it = names->find(r.oif);
+    if (it != names->end()) dev = Napi::String::New(env, it->second);
+  }
+  o.Set("dev", dev);
+  o.Set("ifindex", r.oif ? Napi::Value(Napi::Number::New(env, r.oif)) : env.Null());
+  o.Set("gateway", r.gateway.family ? Napi::Value(Napi::String::New(env, FormatAddr(r.gateway))) : env.Null());
+  o.Set("src", r.src.family ? Napi::Value(Napi::String::New(env, FormatAddr(r.src))) : env.Null());
+  o.Set("metric", r.hasMetric ? Napi::Value(Napi::Number::New(env, r.metric)) : env.Null());
+  const char* tn = RouteTypeName(r.type);
+  o.Set("type", tn ? std::string(tn) : std::to_string(r.type));
+  o.Set("scope", r.scope);
+  o.Set("protocol", r.protocol);
+  o.Set("mtu", r.mtu ? Napi::Value(Napi::Number::New(env, r.mtu)) : env.Null());
+  o.Set("flags", r.flags);
+  return o;
+}
+
+uint32_t U32Value(const Napi::Value& v, const std::string& key, const std::string& op, uint32_t max = 0xffffffffu) {
+  if (!v.IsNumber()) throw InvalidArg(op, "Field \"" + key + "\" must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw InvalidArg(op, "Field \"" + key + "\" must be an integer between 0 and " + std::to_string(max));
+  }
+  return static_cast<uint32_t>(d);
+}
+
+std::string StrValue(const Napi::Value& v, const std::string& key, const std::string& op) {
+  if (!v.IsString()) throw InvalidArg(op, "Field \"" + key + "\" must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// Converts one route. Batches hold thousands of routes, so this walks only the properties the
+// object has (a handful) instead of probing every optional field by name.
+RouteC RouteFromJs(const Napi::Value& v, const std::string& op) {
+  if (!v.IsObject()) throw InvalidArg(op, "Each route must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
+  RouteC r;
+  uint32_t fam = 0;
+  bool hasDstLen = false;
+  std::string dst, gateway, src;
+  for (uint32_t k = 0; k < keys.Length(); k++) {
+    Napi::Value kv = keys.Get(k);
+    Napi::Value val = o.Get(kv);
+    if (val.IsUndefined() || val.IsNull()) continue;
+    std::string key = kv.As<Napi::String>().Utf8Value();
+    if (key == "family") fam = U32Value(val, key, op);
+    else if (key == "dst") dst = StrValue(val, key, op);
+    else if (key == "dstLen") { r.dstLen = static_cast<uint8_t>(U32Value(val, key, op, 128)); hasDstLen = true; }
+    else if (key == "table") r.table = U32Value(val, key, op);
+    else if (key == "dev") r.dev = StrValue(val, key, op);
+    else if (key == "ifindex") r.ifindex = U32Value(val, key, op);
+    else if (key == "gateway") gateway = StrValue(val, key, op);
+    else if (key == "src") src = StrValue(val, key, op);
+    else if (key == "metric") { r.hasMetric = true; r.metric = U32Value(val, key, op); }
+    else if (key == "type") r.type = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "scope") r.scope = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "protocol") r.protocol = static_cast<int>(U32Value(val, key, op, 255));
+    else if (key == "mtu") r.mtu = U32Value(val, key, op);
+  }
+  if (fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
+  if (!hasDstLen) throw InvalidArg(op, "Missing required field \"dstLen\"");
+  r.family = fam == 4 ? AF_INET : AF_INET6;
+  if (r.dstLen > (fam == 4 ? 32u : 128u)) throw InvalidArg(op, "Field \"dstLen\" is out of range");
+  if (r.dstLen > 0) {
+    r.dst = ParseAddr(dst, op, "dst");
+    if (r.dst.family != r.family) throw InvalidArg(op, "Field \"dst\" is not of the route's family");
+  }
+  if (r.table == 0) throw InvalidArg(op, "Field \"table\" must not be 0");
+  if (!gateway.empty()) r.gateway = ParseAddr(gateway, op, "gateway");
+  if (!src.empty()) r.src = ParseAddr(src, op, "src");
+  if ((r.gateway.family && r.gateway.family != r.family) || (r.src.family && r.src.family != r.family)) {
+    throw InvalidArg(op, "Fields \"gateway\" and \"src\" must be of the route's family");
+  }
+  return r;
+}
+
+std::shared_ptr<std::vector<RouteC>> RoutesFromJs(const Napi::CallbackInfo& info, const std::string& op) {
+  if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of routes");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  auto out = std::make_shared<std::vector<RouteC>>();
+  uint32_t n = arr.Length();
+  out->reserve(n);
+  for (uint32_t i = 0; i < n; i++) {
+    try {
+      out->push_back(RouteFromJs(arr.Get(i), op));
+    } catch (NlError& e) {
+      e.index = static_cast<int>(i);
+      throw;
+    }
+  }
+  return out;
+}
+
+void Resolve(Socket& sock, std::vector<RouteC>& routes, const std::string& op) {
+  std::map<std::string, uint32_t> cache;
+  for (size_t i = 0; i < routes.size(); i++) {
+    RouteC& r = routes[i];
+    if (r.ifindex || r.dev.empty()) continue;
+    auto it = cache.find(r.dev);
+    if (it == cache.end()) it = cache.emplace(r.dev, ResolveIfindex(sock, r.dev, op, static_cast<int>(i))).first;
+    r.ifindex = it->second;
+  }
+}
+
+Napi::Value RouteModify(const Napi::CallbackInfo& info, RouteCmd cmd) {
+  return RejectOnError(info, [cmd](const Napi::CallbackInfo& info) {
+    const std::string op = cmd == RouteCmd::kAdd ? "route.add" : cmd == RouteCmd::kReplace ? "route.replace" : "route.delete";
+    auto routes = RoutesFromJs(info, op);
+    std::string netns = GetNetns(info, 1, op);
+    bool ignoreMissing = info.Length() > 1 && info[1].IsObject() &&
+                         GetBool(info[1].As<Napi::Object>(), "ignoreMissing", op);
+    return RunAsync(
+        info.Env(),
+        [routes, netns, op, cmd, ignoreMissing]() {
+          Socket sock(NETLINK_ROUTE, netns);
+          // Every device is resolved before anything changes: a missing one fails the batch clean.
+          Resolve(sock, *routes, op);
+          std::vector<MsgBuilder> msgs;
+          msgs.reserve(routes->size());
+          for (auto& r : *routes) msgs.push_back(EncodeRoute(r, cmd));
+          if (cmd == RouteCmd::kAdd) {
+            ApplyBatch(sock, msgs, op, [&](size_t i) { return EncodeRoute((*routes)[i], RouteCmd::kDelete); });
+          } else {
+            ApplyBatch(sock, msgs, op, nullptr, cmd == RouteCmd::kDelete && ignoreMissing ? ESRCH : 0);
+          }
+        },
+        [](Napi::Env env) { return env.Undefined(); });
+  });
+}
+
+Napi::Value RouteAdd(const Napi::CallbackInfo& info) { return RouteModify(info, RouteCmd::kAdd); }
+Napi::Value RouteReplace(const Napi::CallbackInfo& info) { return RouteModify(info, RouteCmd::kReplace); }
+Napi::Value RouteDelete(const Napi::CallbackInfo& info) { return RouteModify(info, RouteCmd::kDelete); }
+
+Napi::Value RouteList(const Napi::CallbackInfo& info) {
+  return RejectOnError(info, [](const Napi::CallbackInfo& info) {
+    const std::string op = "route.list";
+    uint8_t family = AF_UNSPEC;
+    uint32_t table = RT_TABLE_MAIN;  // 0 = every table
+    std::string dev;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object f = info[0].As<Napi::Object>();
+      uint32_t fam = GetU32(f, "family", op);
+      if (fam != 0 && fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
+      family = fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC;
+      table = GetU32(f, "table", op, false, RT_TABLE_MAIN);
+      dev = GetString(f, "dev", op, false);
+    }
+    std::string netns = GetNetns(info, 1, op);
+    auto routes = std::make_shared<std::vector<RouteInfoC>>();
+    auto names = std::make_shared<std::map<uint32_t, std::string>>();
+    return RunAsync(
+        info.Env(),
+        [routes, names, family, table, dev, netns, op]() {
+          Socket sock(NETLINK_ROUTE, netns);
+          uint32_t ifindex = dev.empty() ? 0 : ResolveIfindex(sock, dev, op);
+          *names = LinkNames(sock);
+          // Strict checking lets the kernel filter by table and device; the same filter is
+          // applied below for kernels that ignore it.
+          int one = 1;
+          setsockopt(sock.fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
+          MsgBuilder m = EncodeRouteDump(family, table, ifindex);
+          try {
+            sock.Dump(m, op, [&](const nlmsghdr* r) {
+              RouteInfoC ri;
+              if (!ParseRouteMsg(r, &ri)) return;
+              if (family != AF_UNSPEC && ri.family != family) return;
+              if (table && ri.table != table) return;
+              if (ifindex && ri.oif != ifindex) return;
+              if (ri.flags & RTM_F_CLONED) return;
+              routes->push_back(ri);
+            });
+          } catch (NlError& e) {
+            // A table that holds no route does not exist yet: an empty list, not an error.
+            if (e.err == ENOENT && table) return;
+            throw;
+          }
+        },
+        [routes, names](Napi::Env env) -> Napi::Value {
+          Napi::Array a = Napi::Array::New(env, routes->size());
+          for (size_t i = 0; i < routes->size(); i++) a.Set(i, RouteToJs(env, (*routes)[i], names.get()));
+          return a;
+        });
+  });
+}
+
+Napi::Value EncodeRouteJs(const Napi::CallbackInfo& info, RouteCmd cmd) {
+  return ThrowOnError(info, [cmd](const Napi::CallbackInfo& info) {
+    const std::string op = "route.encode";
+    auto routes = RoutesFromJs(info, op);
+    std::vector<MsgBuilder> msgs;
+    for (auto& r : *routes) msgs.push_back(EncodeRoute(r, cmd));
+    return MessagesToJs(info.Env(), msgs);
+  });
+}
+
+Napi::Value EncodeRouteAddJs(const Napi::CallbackInfo& info) { return EncodeRouteJs(info, RouteCmd::kAdd); }
+Napi::Value EncodeRouteReplaceJs(const Napi::CallbackInfo& info) { return EncodeRouteJs(info, RouteCmd::kReplace); }
+Napi::Value EncodeRouteDeleteJs(const Napi::CallbackInfo& info) { return EncodeRouteJs(info, RouteCmd::kDelete); }
+
+Napi::Value EncodeRouteDumpJs(const Napi::CallbackInfo& info) {
+  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
+    const std::string op = "route.encode";
+    if (info.Length() < 1 || !info[0].IsObject()) throw InvalidArg(op, "Expected a filter object");
+    Napi::Object f = info[0].As<Napi::Object>();
+    uint32_t fam = GetU32(f, "family", op);
+    std::vector<MsgBuilder> msgs;
+    msgs.push_back(EncodeRouteDump(fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC,
+                                   GetU32(f, "table", op, false, RT_TABLE_MAIN), GetU32(f, "ifindex", op)));
+    return MessagesToJs(info.Env(), msgs);
+  });
+}
+
+Napi::Value ParseRoutesJs(const Napi::CallbackInfo& info) {
+  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
+    const std::string op = "route.parse";
+    std::vector<RouteInfoC> routes;
+    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
+      RouteInfoC ri;
+      if (ParseRouteMsg(r, &ri)) routes.push_back(ri);
+    });
+    Napi::Env env = info.Env();
+    Napi::Array a = Napi::Array::New(env, routes.size());
+    for (size_t i = 0; i < routes.size(); i++) a.Set(i, RouteToJs(env, routes[i], nullptr));
+    return a;
+  });
+}
+
+}  // namespace
+
 void RegisterRoutes(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+  Export(env, exports, "routeAdd", RouteAdd);
+  Export(env, exports, "routeReplace", RouteReplace);
+  Export(env, exports, "routeDelete", RouteDelete);
+  Export(env, exports, "routeList", RouteList);
+  Export(env, exports, "encodeRouteAdd", EncodeRouteAddJs);
+  Export(env, exports, "encodeRouteReplace", EncodeRouteReplaceJs);
+  Export(env, exports, "encodeRouteDelete", EncodeRouteDeleteJs);
+  Export(env, exports, "encodeRouteDump", EncodeRouteDumpJs);
+  Export(env, exports, "parseRoutes", ParseRoutesJs);
 }
 
 }  // namespace veil
