@@ -171,7 +171,10 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
     checkDeviceName(name);
     const socketPath = this.socketPath(name);
     await this.locked(name, async () => {
-      if (this.devices.has(name) && (await this.answers(name))) return;
+      const known = this.devices.get(name);
+      // A daemon we supervise is ours even while it is being restarted after a crash.
+      if (known?.daemon) return;
+      if (known && (await this.answers(name))) return;
       mkdirSync(this.wireguardDir, { recursive: true, mode: 0o700 });
       chmodSync(this.wireguardDir, 0o700);
       if (await this.answers(name)) {

@@ -107,7 +107,17 @@ export function canonicalCidr(field: string, cidr: unknown): string {
     throw new ValidationError(field, `Invalid ${field} ${JSON.stringify(cidr)}: expected a CIDR such as "10.0.1.0/24" or "fd00::/64"`);
   };
   if (typeof cidr !== 'string') return bad();
-  const m = /^([0-9A-Fa-f:.]+)\/([0-9]{1,3})$/.exec(cidr);
+  // Fast path for IPv4 (the common case, thousands per configuration).
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (v4) {
+    const o = [Number(v4[1]), Number(v4[2]), Number(v4[3]), Number(v4[4])];
+    const bits = Number(v4[5]);
+    if (bits > 32 || o.some((x) => x > 255) || /(^|[./])0\d/.test(cidr)) return bad();
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    const n = ((((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0) & mask) >>> 0;
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${bits}`;
+  }
+  const m = /^([0-9A-Fa-f:.]+)\/(0|[1-9][0-9]{0,2})$/.exec(cidr);
   if (!m) return bad();
   const family = isIP(m[1]!);
   if (family !== 4 && family !== 6) return bad();

@@ -270,7 +270,8 @@ describe('validation', () => {
     expect(canonicalCidr('a', '0.0.0.0/0')).toBe('0.0.0.0/0');
     expect(canonicalCidr('a', '2001:DB8:0:0:1::ff/48')).toBe('2001:db8::/48');
     expect(canonicalCidr('a', '::/0')).toBe('::/0');
-    for (const bad of ['10.0.0.0', '10.0.0.0/33', 'fd00::/129', '10.0.0/8', 'x/1']) {
+    expect(canonicalCidr('a', '255.255.255.255/1')).toBe('128.0.0.0/1');
+    for (const bad of ['10.0.0.0', '10.0.0.0/33', 'fd00::/129', '10.0.0/8', 'x/1', '010.0.0.1/32', '10.0.0.256/32', '10.0.0.1/032']) {
       expect(() => canonicalCidr('a', bad)).toThrow(ValidationError);
     }
   });
