@@ -236,14 +236,19 @@ export class WireGuardGoDaemon {
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
+      // A referenced timer: the child is unref'd, so this keeps a short-lived process (a CLI
+      // verb) alive until the daemon is really gone.
+      let timer: NodeJS.Timeout | undefined;
       const killed = await Promise.race([
         this.exited.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), STOP_TIMEOUT_MS).unref()),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_TIMEOUT_MS))),
       ]);
+      clearTimeout(timer);
       if (killed) {
         this.spec.log.warn({ device: this.spec.name, pid: child.pid }, 'wireguard-go ignored SIGTERM; killing it');
         child.kill('SIGKILL');
-        await this.exited;
+        const hold = setInterval(() => undefined, 1000); // keep the event loop alive (see above)
+        await this.exited.finally(() => clearInterval(hold));
       }
     }
     this.child = undefined;

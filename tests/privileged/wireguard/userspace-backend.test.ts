@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MissingDependencyError, UapiError, ValidationError } from '../../../agent/errors.js';
 import { createRootLogger, moduleLogger } from '../../../agent/log/logger.js';
 import { projectRoot } from '../../../agent/project-root.js';
+import { encodeUapiSet, parseUapiSetResponse } from '../../../agent/wireguard/uapi.js';
 import { UserspaceWireGuardBackend } from '../../../agent/wireguard/userspace-backend.js';
+import { uapiExchange } from '../../../agent/wireguard/userspace-socket.js';
 import { eventually, NetnsSet, run, runIn, vethPair } from '../../support/netns.js';
 import { ipLinkOps } from './ip-link-ops.js';
 
@@ -168,28 +170,50 @@ describe('UserspaceWireGuardBackend', () => {
     expect(hostDir).not.toContain('wg0.sock');
   });
 
-  it('replacing allowed IPs never leaves a gap (continuous ping while replacing)', async () => {
-    const count = 400;
-    const ping = spawn('ip', ['netns', 'exec', a, 'ping', '-i', '0.005', '-c', String(count), '-W', '1', '10.99.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Pings B through the tunnel every 2 ms while `replace(round)` runs in a loop; returns [sent, received, rounds]. */
+  async function pingWhile(replace: (round: number) => Promise<void>): Promise<[number, number, number]> {
+    const count = 1000;
+    const ping = spawn('ip', ['netns', 'exec', a, 'ping', '-i', '0.002', '-c', String(count), '-W', '1', '10.99.0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     ping.stdout.on('data', (d) => (out += String(d)));
     const exited = new Promise<void>((r) => ping.on('exit', () => r()));
     let rounds = 0;
-    let last: string[] = [];
-    while (ping.exitCode === null && rounds < 400) {
-      last = ['10.99.0.2/32', `10.98.${rounds % 200}.0/24`, `fd99:${rounds.toString(16)}::/64`];
-      await backendA.setDevice('wg0', { peers: [{ publicKey: kB.pub, replaceAllowedIps: true, allowedIps: last }] });
-      rounds++;
-    }
+    while (ping.exitCode === null) await replace(rounds++);
     await exited;
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    if (!m) throw new Error(`Unexpected ping output: ${out.slice(-300)}`);
+    return [Number(m[1]), Number(m[2]), rounds];
+  }
+  /** 2,000 /32s that change every round, with the pinged address listed last. */
+  const bigSet = (round: number): string[] => [
+    ...Array.from({ length: 2000 }, (_, i) => `10.${100 + (round % 2)}.${i >> 8}.${i & 255}/32`),
+    `fd99:${round.toString(16)}::/64`,
+    '10.99.0.2/32',
+  ];
+
+  it('replacing allowed IPs never leaves a gap (continuous ping while replacing 2,000 CIDRs)', async () => {
+    let last: string[] = [];
+    const [sent, received, rounds] = await pingWhile(async (round) => {
+      last = bigSet(round);
+      await backendA.setDevice('wg0', { peers: [{ publicKey: kB.pub, replaceAllowedIps: true, allowedIps: last }] });
+    });
     expect(rounds).toBeGreaterThan(10);
-    expect(out).toMatch(new RegExp(`${count} packets transmitted, ${count} received`));
+    expect(received).toBe(sent);
     const dev = await backendA.getDevice('wg0');
     expect(dev.peers).toHaveLength(1); // the throw-away peers are gone
     expect([...dev.peers[0]!.allowedIps].sort()).toEqual([...last].sort());
     // Replacing with a smaller set removes the rest.
     await backendA.setDevice('wg0', { peers: [{ publicKey: kB.pub, replaceAllowedIps: true, allowedIps: ['10.99.0.2/32'] }] });
     expect((await backendA.getDevice('wg0')).peers[0]!.allowedIps).toEqual(['10.99.0.2/32']);
+  });
+
+  it('control: wireguard-go\'s own replace_allowed_ips does drop packets under the same load', async () => {
+    const [sent, received] = await pingWhile(async (round) => {
+      const req = encodeUapiSet({ peers: [{ publicKey: kB.pub, replaceAllowedIps: true, allowedIps: bigSet(round) }] });
+      expect(parseUapiSetResponse(await uapiExchange(backendA.socketPath('wg0'), req, 30_000))).toBe(0);
+    });
+    expect(received).toBeLessThan(sent);
+    await backendA.setDevice('wg0', { peers: [{ publicKey: kB.pub, replaceAllowedIps: true, allowedIps: ['10.99.0.2/32'] }] });
   });
 
   it('a new backend instance adopts the running daemon with its peers (agent restart)', async () => {
