@@ -18,6 +18,12 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++20", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    },
+    {
+      "target_name": "veil-netns-exec",
+      "type": "executable",
+      "sources": ["native/tools/veil-netns-exec.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra"]
     }
   ]
 }
