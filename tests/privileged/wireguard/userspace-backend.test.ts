@@ -17,7 +17,7 @@ import { encodeUapiSet, parseUapiSetResponse } from '../../../agent/wireguard/ua
 import { UserspaceWireGuardBackend } from '../../../agent/wireguard/userspace-backend.js';
 import { uapiExchange } from '../../../agent/wireguard/userspace-socket.js';
 import { eventually, NetnsSet, run, runIn, vethPair } from '../../support/netns.js';
-import { ipLinkOps } from './ip-link-ops.js';
+import { netlinkLinkOps } from '../../../agent/wireguard/link-ops.js';
 
 const LAUNCHER = join(projectRoot(), 'build', 'Release', 'veil-netns-exec');
 
@@ -79,8 +79,8 @@ describe('UserspaceWireGuardBackend', () => {
     a = await nets.add();
     b = await nets.add();
     await vethPair(a, b, { aAddr: '192.0.2.1/24', bAddr: '192.0.2.2/24' });
-    backendA = new UserspaceWireGuardBackend({ netns: a, links: ipLinkOps, stateDir, log });
-    backendB = new UserspaceWireGuardBackend({ netns: b, links: ipLinkOps, stateDir, log });
+    backendA = new UserspaceWireGuardBackend({ netns: a, links: netlinkLinkOps, stateDir, log });
+    backendB = new UserspaceWireGuardBackend({ netns: b, links: netlinkLinkOps, stateDir, log });
   });
 
   afterAll(async () => {
@@ -220,7 +220,7 @@ describe('UserspaceWireGuardBackend', () => {
     const pidsBefore = await pidsIn(a);
     const before = await backendA.getDevice('wg0');
     await backendA.close();
-    backendA = new UserspaceWireGuardBackend({ netns: a, links: ipLinkOps, stateDir, log });
+    backendA = new UserspaceWireGuardBackend({ netns: a, links: netlinkLinkOps, stateDir, log });
     await backendA.createDevice('wg0');
     expect(await pidsIn(a)).toEqual(pidsBefore);
     const after = await backendA.getDevice('wg0');
@@ -273,7 +273,7 @@ describe('UserspaceWireGuardBackend', () => {
   it('a crashed daemon is restarted and the owner is told to re-apply its configuration', async () => {
     const c = await nets.add();
     const restarted: string[] = [];
-    const be = new UserspaceWireGuardBackend({ netns: c, links: ipLinkOps, stateDir, log, onRestart: (n) => restarted.push(n) });
+    const be = new UserspaceWireGuardBackend({ netns: c, links: netlinkLinkOps, stateDir, log, onRestart: (n) => restarted.push(n) });
     try {
       await be.createDevice('wg0');
       await be.setDevice('wg0', { listenPort: 40000 });
@@ -293,14 +293,14 @@ describe('UserspaceWireGuardBackend', () => {
 
   it('a stale socket left by a dead daemon is replaced by a fresh daemon', async () => {
     const c = await nets.add();
-    const be1 = new UserspaceWireGuardBackend({ netns: c, links: ipLinkOps, stateDir, log });
+    const be1 = new UserspaceWireGuardBackend({ netns: c, links: netlinkLinkOps, stateDir, log });
     await be1.createDevice('wg0');
     await be1.close();
     const [pid] = await pidsIn(c);
     process.kill(pid!, 'SIGKILL');
-    await eventually(async () => (await ipLinkOps.linkInfo('wg0', c)) === null, { what: 'link gone' });
+    await eventually(async () => (await netlinkLinkOps.linkInfo('wg0', c)) === null, { what: 'link gone' });
     expect(readdirSync(be1.socketDirectory)).toContain('wg0.sock'); // stale
-    const be2 = new UserspaceWireGuardBackend({ netns: c, links: ipLinkOps, stateDir, log });
+    const be2 = new UserspaceWireGuardBackend({ netns: c, links: netlinkLinkOps, stateDir, log });
     await be2.createDevice('wg0');
     expect((await be2.getDevice('wg0')).peers).toEqual([]);
     expect(logLines.join('')).toContain('Removing stale wireguard-go socket');
@@ -310,7 +310,7 @@ describe('UserspaceWireGuardBackend', () => {
 
   it('a missing wireguard-go binary says what to install', async () => {
     const c = await nets.add();
-    const be = new UserspaceWireGuardBackend({ netns: c, links: ipLinkOps, stateDir, log, wireguardGo: '/nonexistent/wireguard-go' });
+    const be = new UserspaceWireGuardBackend({ netns: c, links: netlinkLinkOps, stateDir, log, wireguardGo: '/nonexistent/wireguard-go' });
     const err = await be.createDevice('wg0').catch((e) => e);
     expect(err).toBeInstanceOf(MissingDependencyError);
     expect(err.message).toContain('install wireguard-go (Debian package wireguard-go)');
@@ -320,7 +320,7 @@ describe('UserspaceWireGuardBackend', () => {
     // B's wg0 was started by backendB; A's wg0 was adopted by the current backendA.
     for (const [be, ns] of [[backendB, b], [backendA, a]] as const) {
       await be.deleteDevice('wg0');
-      expect(await ipLinkOps.linkInfo('wg0', ns)).toBeNull();
+      expect(await netlinkLinkOps.linkInfo('wg0', ns)).toBeNull();
       expect(readdirSync(be.socketDirectory)).not.toContain('wg0.sock');
       await eventually(async () => (await pidsIn(ns)).length === 0, { what: `wireguard-go in ${ns} gone` });
       await expect(be.getDevice('wg0')).rejects.toMatchObject({ code: 'ENODEV' });
