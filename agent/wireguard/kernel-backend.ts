@@ -141,6 +141,19 @@ export class KernelWireGuardBackend implements WireGuardBackend {
       return await callNative(context, run);
     } catch (err) {
       if (isFamilyMissing(err)) throw new KernelWireGuardUnavailableError(this.netns, { cause: err });
+      // The kernel's "No such device" / "Operation not supported" say little: say what they mean.
+      const hint =
+        err instanceof NetlinkError && err.op.startsWith('wireguard.')
+          ? { ENODEV: 'no link of that name exists; create it with createDevice()', EOPNOTSUPP: 'the link of that name is not a WireGuard device' }[
+              err.code as 'ENODEV' | 'EOPNOTSUPP'
+            ]
+          : undefined;
+      if (hint && err instanceof NetlinkError) {
+        const fields = { code: err.code, errno: err.errno, op: err.op, ...(err.extack ? { extack: err.extack } : {}), ...(err.index !== undefined ? { index: err.index } : {}) };
+        const e = new NetlinkError(fields, `${context}: ${hint}`, { cause: err });
+        e.stack = `${e.name}: ${e.message}\n${(err.stack ?? '').split('\n').slice(1).join('\n')}`;
+        throw e;
+      }
       throw err;
     }
   }
