@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/genetlink.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -367,7 +368,15 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
     hdrs[i].msg_hdr.msg_iovlen = 1;
   }
   size_t next = 0;
+  // Requests may carry key material (WireGuard preshared keys): zero the staging copy before
+  // it is reused and when leaving, also on a throw.
+  auto scrub = [&]() { if (!out.empty()) explicit_bzero(out.data(), out.size()); };
+  struct ScrubOnExit {
+    std::function<void()> fn;
+    ~ScrubOnExit() { fn(); }
+  } scrub_on_exit{scrub};
   while (next < msgs.size()) {
+    scrub();
     out.clear();
     size_t begin = next;
     while (next < msgs.size() && (out.empty() || out.size() + msgs[next].Size() <= kWindowBytes)) {
