@@ -52,9 +52,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env[VM_INFO_ENV] = JSON.stringify(info);
 
   return async () => {
+    const t0 = Date.now();
     try {
       await broker.close();
       await vm.shutdown();
+      console.log(`VM: powered off in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
