@@ -106,8 +106,10 @@ initramfs() {
   out="$CACHE/initramfs-$kver-$key.cpio"
   if [[ ! -s $out ]]; then
     mkdir -p "$CACHE"
-    # Older images of this kernel are stale (another script hash): drop them.
-    rm -f "$CACHE/initramfs-$kver-"*.cpio
+    # Images of this kernel under another key are stale (the scripts changed): drop them.
+    for f in "$CACHE/initramfs-$kver-"*.cpio; do
+      [[ $f == "$out" ]] || rm -f "$f"
+    done
     build_initramfs "$kver" "$out"
   fi
   echo "$out"
