@@ -5,9 +5,12 @@
  * and `build/`) and host tools are usable inside at the paths they have on the host.
  */
 export interface VmExecResult {
+  /** Exit status; 128 + the signal's number when a signal ended the command (as in sh). */
   code: number;
   stdout: string;
   stderr: string;
+  /** Wall time in the guest (TCG: several times slower than the host). */
+  durationMs: number;
 }
 
 export interface VmExecOptions {
@@ -15,13 +18,22 @@ export interface VmExecOptions {
   timeoutMs?: number;
   /** Working directory inside the guest (default: the checkout root). */
   cwd?: string;
+  /** Written to the command's standard input (default: none, stdin is /dev/null). */
+  stdin?: string;
 }
 
 export interface Vm {
-  /** Runs `sh -c command` as root in the guest's initial network namespace. */
+  /**
+   * Runs `sh -c command` as root in the guest's initial network namespace. Rejects when the
+   * command outlives its timeout (the guest kills its process group) or the VM is gone.
+   */
   exec(command: string, opts?: VmExecOptions): Promise<VmExecResult>;
   /** Like exec, but rejects with the command, exit code and stderr unless it exits 0. */
   check(command: string, opts?: VmExecOptions): Promise<string>;
   /** The guest kernel's release (uname -r). */
   readonly kernelRelease: string;
+  /** The checkout root: the same absolute path on the host and in the guest (read-only there). */
+  readonly checkout: string;
+  /** The guest's serial console log on the host, for debugging. */
+  readonly consoleLog: string;
 }
