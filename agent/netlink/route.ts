@@ -133,7 +133,8 @@ function packRoutes(routes: RouteSpec[], verb: 'add' | 'replace' | 'delete'): Pa
     const o = i * RECORD;
     const w = o >> 2;
     if (typeof r !== 'object' || r === null || Array.isArray(r)) checkObject(`routes[${i}]`, r);
-    for (const k of Object.keys(r)) if (!KNOWN_SET.has(k)) checkKnownKeys(`routes[${i}]`, r as unknown as Record<string, unknown>, KNOWN);
+    // for-in walks the enum cache without allocating; inherited keys are skipped as Object.keys does.
+    for (const k in r) if (!KNOWN_SET.has(k) && Object.hasOwn(r, k)) checkKnownKeys(`routes[${i}]`, r as unknown as Record<string, unknown>, KNOWN);
     let family: 4 | 6 | undefined;
     if (r.family !== undefined) {
       if (r.family !== 4 && r.family !== 6) throw new ValidationError(`routes[${i}].family`, `Invalid routes[${i}].family ${quote(r.family)}: use 4 or 6`);
@@ -145,7 +146,7 @@ function packRoutes(routes: RouteSpec[], verb: 'add' | 'replace' | 'delete'): Pa
       let fam: 4 | 6 | 0 = 0;
       if (typeof dst === 'string') {
         const slash = dst.indexOf('/');
-        fam = parseIpInto(slash < 0 ? dst : dst.slice(0, slash), bytes, o + 24);
+        fam = parseIpInto(dst, bytes, o + 24, 0, slash < 0 ? dst.length : slash);
         const max = fam === 4 ? 32 : 128;
         dstLen = max;
         if (fam !== 0 && slash >= 0) {

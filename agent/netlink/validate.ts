@@ -81,10 +81,10 @@ export function checkObject(field: string, v: unknown): Record<string, unknown> 
  * Writes the 4 bytes of a strict dotted-quad IPv4 address (no leading zeros, each part 0..255)
  * to out[off..off+3]; false when `s` is not one. Hand-written: route batches check thousands.
  */
-export function parseIPv4Into(s: string, out: Uint8Array, off: number): boolean {
-  const n = s.length;
-  if (n < 7 || n > 15) return false;
-  let i = 0;
+export function parseIPv4Into(s: string, out: Uint8Array, off: number, from = 0, to = s.length): boolean {
+  const n = to;
+  if (n - from < 7 || n - from > 15) return false;
+  let i = from;
   for (let part = 0; part < 4; part++) {
     if (part > 0) {
       if (s.charCodeAt(i) !== 46) return false; // "."
@@ -118,18 +118,18 @@ function hexValue(c: number): number {
 /**
  * Writes the 16 bytes of an IPv6 address in text form (RFC 4291 section 2.2: eight groups of
  * 1..4 hex digits, at most one "::", optionally a dotted-quad IPv4 tail; no zone index) to
- * out[off..off+15]; false when `s` is not one.
+ * out[off..off+15]; false when `s` is not one. `from`/`to` delimit the text inside `s`.
  */
-export function parseIPv6Into(s: string, out: Uint8Array, off: number): boolean {
-  const n = s.length;
-  if (n < 2 || n > 45) return false;
-  let i = 0;
+export function parseIPv6Into(s: string, out: Uint8Array, off: number, from = 0, to = s.length): boolean {
+  const n = to;
+  if (n - from < 2 || n - from > 45) return false;
+  let i = from;
   let g = 0;
   let gap = -1;
-  if (s.charCodeAt(0) === 58) {
-    if (s.charCodeAt(1) !== 58) return false;
+  if (s.charCodeAt(from) === 58) {
+    if (s.charCodeAt(from + 1) !== 58) return false;
     gap = 0;
-    i = 2;
+    i = from + 2;
   }
   while (i < n) {
     const start = i;
@@ -142,7 +142,7 @@ export function parseIPv6Into(s: string, out: Uint8Array, off: number): boolean 
     }
     if (i < n && s.charCodeAt(i) === 46) {
       // A dotted-quad tail fills the last two groups.
-      if (g > 6 || !parseIPv4Into(s.slice(start), v4Tail, 0)) return false;
+      if (g > 6 || !parseIPv4Into(s, v4Tail, 0, start, n)) return false;
       groups[g++] = (v4Tail[0]! << 8) | v4Tail[1]!;
       groups[g++] = (v4Tail[2]! << 8) | v4Tail[3]!;
       i = n;
@@ -181,10 +181,13 @@ function v4Number(text: string): number {
   return ((scratch[0]! << 24) | (scratch[1]! << 16) | (scratch[2]! << 8) | scratch[3]!) >>> 0;
 }
 
-/** Writes the address bytes (4 or 16) to out[off..]; returns the family, or 0 when not an address. */
-export function parseIpInto(text: string, out: Uint8Array, off: number): 4 | 6 | 0 {
-  if (parseIPv4Into(text, out, off)) return 4;
-  return parseIPv6Into(text, out, off) ? 6 : 0;
+/**
+ * Writes the address bytes (4 or 16) to out[off..]; returns the family, or 0 when not an address.
+ * `from`/`to` delimit the address inside `text` (no substring needed for "addr/len").
+ */
+export function parseIpInto(text: string, out: Uint8Array, off: number, from = 0, to = text.length): 4 | 6 | 0 {
+  if (parseIPv4Into(text, out, off, from, to)) return 4;
+  return parseIPv6Into(text, out, off, from, to) ? 6 : 0;
 }
 
 export function ipFamily(text: string): 4 | 6 | 0 {
