@@ -3,7 +3,6 @@
  * into C++, and a bad one raises a ValidationError naming the field, quoting the value and
  * saying how to fix it.
  */
-import { isIPv6 } from 'node:net';
 import { ValidationError } from '../errors.js';
 import type { NetnsOption } from './types.js';
 
@@ -78,25 +77,121 @@ export function checkObject(field: string, v: unknown): Record<string, unknown> 
   return v as Record<string, unknown>;
 }
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** The address as a 32-bit number, or -1 when the text is not dotted-quad IPv4 (fast path). */
-function v4Number(text: string): number {
-  const m = V4.exec(text);
-  if (!m) return -1;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = m[i]!;
-    const b = Number(part);
-    if (b > 255 || (part.length > 1 && part[0] === '0')) return -1;
-    n = n * 256 + b;
+/**
+ * Writes the 4 bytes of a strict dotted-quad IPv4 address (no leading zeros, each part 0..255)
+ * to out[off..off+3]; false when `s` is not one. Hand-written: route batches check thousands.
+ */
+export function parseIPv4Into(s: string, out: Uint8Array, off: number, from = 0, to = s.length): boolean {
+  const n = to;
+  if (n - from < 7 || n - from > 15) return false;
+  let i = from;
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (s.charCodeAt(i) !== 46) return false; // "."
+      i++;
+    }
+    const start = i;
+    let v = 0;
+    while (i < n && i - start < 4) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      v = v * 10 + c;
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && s.charCodeAt(start) === 48)) return false;
+    out[off + part] = v;
   }
-  return n;
+  return i === n;
+}
+
+const groups = new Uint16Array(8);
+const v4Tail = new Uint8Array(4);
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * Writes the 16 bytes of an IPv6 address in text form (RFC 4291 section 2.2: eight groups of
+ * 1..4 hex digits, at most one "::", optionally a dotted-quad IPv4 tail; no zone index) to
+ * out[off..off+15]; false when `s` is not one. `from`/`to` delimit the text inside `s`.
+ */
+export function parseIPv6Into(s: string, out: Uint8Array, off: number, from = 0, to = s.length): boolean {
+  const n = to;
+  if (n - from < 2 || n - from > 45) return false;
+  let i = from;
+  let g = 0;
+  let gap = -1;
+  if (s.charCodeAt(from) === 58) {
+    if (s.charCodeAt(from + 1) !== 58) return false;
+    gap = 0;
+    i = from + 2;
+  }
+  while (i < n) {
+    const start = i;
+    let v = 0;
+    while (i < n && i - start < 5) {
+      const h = hexValue(s.charCodeAt(i));
+      if (h < 0) break;
+      v = v * 16 + h;
+      i++;
+    }
+    if (i < n && s.charCodeAt(i) === 46) {
+      // A dotted-quad tail fills the last two groups.
+      if (g > 6 || !parseIPv4Into(s, v4Tail, 0, start, n)) return false;
+      groups[g++] = (v4Tail[0]! << 8) | v4Tail[1]!;
+      groups[g++] = (v4Tail[2]! << 8) | v4Tail[3]!;
+      i = n;
+      break;
+    }
+    const len = i - start;
+    if (len === 0 || len > 4 || g >= 8) return false;
+    groups[g++] = v;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return false;
+    i++;
+    if (i === n) return false; // a single trailing ":"
+    if (s.charCodeAt(i) === 58) {
+      if (gap >= 0) return false;
+      gap = g;
+      i++;
+    }
+  }
+  if (gap < 0 ? g !== 8 : g > 7) return false;
+  const zeros = 8 - g;
+  for (let k = 0, o = off; k < 8; k++, o += 2) {
+    let v = 0;
+    if (gap < 0 || k < gap) v = groups[k]!;
+    else if (k >= gap + zeros) v = groups[k - zeros]!;
+    out[o] = v >> 8;
+    out[o + 1] = v & 0xff;
+  }
+  return true;
+}
+
+const scratch = new Uint8Array(16);
+
+/** The address as a 32-bit number, or -1 when the text is not dotted-quad IPv4. */
+function v4Number(text: string): number {
+  if (!parseIPv4Into(text, scratch, 0)) return -1;
+  return ((scratch[0]! << 24) | (scratch[1]! << 16) | (scratch[2]! << 8) | scratch[3]!) >>> 0;
+}
+
+/**
+ * Writes the address bytes (4 or 16) to out[off..]; returns the family, or 0 when not an address.
+ * `from`/`to` delimit the address inside `text` (no substring needed for "addr/len").
+ */
+export function parseIpInto(text: string, out: Uint8Array, off: number, from = 0, to = text.length): 4 | 6 | 0 {
+  if (parseIPv4Into(text, out, off, from, to)) return 4;
+  return parseIPv6Into(text, out, off, from, to) ? 6 : 0;
 }
 
 export function ipFamily(text: string): 4 | 6 | 0 {
-  if (v4Number(text) >= 0) return 4;
-  return text.includes(':') && isIPv6(text) && !text.includes('%') ? 6 : 0;
+  return parseIpInto(text, scratch, 0);
 }
 
 export function checkIp(field: string, v: unknown, family?: 4 | 6): { addr: string; family: 4 | 6 } {
@@ -110,24 +205,9 @@ export function checkIp(field: string, v: unknown, family?: 4 | 6): { addr: stri
 
 /** Network-order bytes of a valid IPv4/IPv6 address (checked with checkIp first). */
 export function ipToBytes(text: string, family: 4 | 6): Uint8Array {
-  if (family === 4) return Uint8Array.from(text.split('.').map(Number));
-  let s = text;
-  const out = new Uint8Array(16);
-  // An embedded IPv4 tail ("::ffff:1.2.3.4") becomes two hex groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    s = s.slice(0, v4.index) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => {
-    const n = parseInt(g, 16);
-    out[i * 2] = n >> 8;
-    out[i * 2 + 1] = n & 0xff;
-  });
+  const out = new Uint8Array(family === 4 ? 4 : 16);
+  if (family === 4) parseIPv4Into(text, out, 0);
+  else parseIPv6Into(text, out, 0);
   return out;
 }
 

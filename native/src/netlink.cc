@@ -367,6 +367,7 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
     hdrs[i].msg_hdr.msg_iov = &iovs[i];
     hdrs[i].msg_hdr.msg_iovlen = 1;
   }
+  std::vector<uint8_t> failed;
   size_t next = 0;
   // Requests may carry key material (WireGuard preshared keys): zero the staging copy before
   // it is reused and when leaving, also on a throw.
@@ -379,19 +380,26 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
     scrub();
     out.clear();
     size_t begin = next;
-    while (next < msgs.size() && (out.empty() || out.size() + msgs[next].Size() <= kWindowBytes)) {
+    size_t end = begin;
+    for (size_t bytes = 0; end < msgs.size() && (end == begin || bytes + msgs[end].Size() <= kWindowBytes); end++) {
+      bytes += msgs[end].Size();
+    }
+    for (; next < end; next++) {
       auto& b = msgs[next].Finish();
       auto* nlh = reinterpret_cast<nlmsghdr*>(b.data());
-      nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+      // Only the window's last request asks for an ack (flags may remain from an earlier send).
+      nlh->nlmsg_flags = static_cast<uint16_t>((nlh->nlmsg_flags & ~NLM_F_ACK) | NLM_F_REQUEST |
+                                               (next + 1 == end ? NLM_F_ACK : 0));
       nlh->nlmsg_seq = base + static_cast<uint32_t>(next);
       out.insert(out.end(), b.begin(), b.end());
-      next++;
     }
     Send(out.data(), out.size(), op);
-    size_t pending = next - begin;
-    while (pending > 0) {
-      // Acks arrive one datagram each: take up to kSlots per system call (recvmmsg) instead of
-      // two recv() calls per ack, which dominated the cost of large batches.
+    failed.assign(end - begin, 0);
+    const uint32_t fence = base + static_cast<uint32_t>(end - 1);
+    bool fenced = false;
+    while (!fenced) {
+      // Error messages and the fence's ack arrive one datagram each: take up to kSlots per
+      // system call (recvmmsg).
       int got = recvmmsg(fd_, hdrs.data(), kSlots, MSG_WAITFORONE, nullptr);
       if (got < 0) {
         if (errno == EINTR) continue;
@@ -404,24 +412,24 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
         for (auto* r = start; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
           if (r->nlmsg_type != NLMSG_ERROR) continue;
           uint32_t s = r->nlmsg_seq;
-          if (s < base + begin || s >= base + next) continue;
+          if (s < base + begin || s >= base + end) continue;
           size_t idx = s - base;
-          pending--;
+          if (s == fence) fenced = true;
           if (r->nlmsg_len >= NLMSG_HDRLEN + sizeof(nlmsgerr) &&
               reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(r))->error == 0) {
-            (*applied)[idx] = true;
             continue;
           }
           NlError e = ErrorFromAck(r, op, static_cast<int>(idx));
-          if (e.err == 0) {
-            (*applied)[idx] = true;
-          } else if (first_failed < 0 || static_cast<int>(idx) < first_failed) {
+          if (e.err == 0) continue;
+          failed[idx - begin] = 1;
+          if (first_failed < 0 || static_cast<int>(idx) < first_failed) {
             first_failed = static_cast<int>(idx);
             *error = e;
           }
         }
       }
     }
+    for (size_t i = begin; i < end; i++) (*applied)[i] = !failed[i - begin];
     if (first_failed >= 0 && stop_on_error) break;
   }
   return first_failed;

@@ -145,11 +145,15 @@ class Socket {
   // NlError(kErrDumpInterrupted) when the kernel flags NLM_F_DUMP_INTR (the caller retries).
   void Dump(MsgBuilder& msg, const std::string& op, const std::function<void(const nlmsghdr*)>& fn);
 
-  // Sends many independent requests pipelined (many per sendmsg) with NLM_F_ACK each, and
-  // collects their acks. Returns the index of the first failed request and fills `error`, or -1
-  // when all succeeded. With stop_on_error, no request after the first failure's window is sent;
-  // requests already in flight still complete and are reported through `applied`.
-  // `applied[i]` is set true for every request the kernel acknowledged without error.
+  // Sends many independent requests pipelined (many per sendmsg) and collects their outcome.
+  // The kernel reports an error for every failing request whether or not it asked for an ack,
+  // and handles a socket's requests in order; so only the last request of each window carries
+  // NLM_F_ACK, and its ack proves every earlier request of the window without an error message
+  // succeeded (one ack per window instead of one per request, the bulk of the cost).
+  // Returns the index of the first failed request and fills `error`, or -1 when all succeeded.
+  // With stop_on_error, no request after the first failure's window is sent; requests already
+  // in flight still complete and are reported through `applied`.
+  // `applied[i]` is set true for every request the kernel processed without error.
   int Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool stop_on_error,
             std::vector<bool>* applied, NlError* error);
 
