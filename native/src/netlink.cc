@@ -356,7 +356,13 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
   std::vector<uint8_t> out;
   out.reserve(kWindowBytes + 4096);
   size_t next = 0;
+  // Requests may carry key material (XFRM states): wipe every window's copy once it is sent.
+  struct WipeOnExit {
+    std::vector<uint8_t>& v;
+    ~WipeOnExit() { explicit_bzero(v.data(), v.size()); }
+  } wipe_out{out};
   while (next < msgs.size()) {
+    explicit_bzero(out.data(), out.size());
     out.clear();
     size_t begin = next;
     while (next < msgs.size() && (out.empty() || out.size() + msgs[next].Size() <= kWindowBytes)) {
