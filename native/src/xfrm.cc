@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include <memory>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
 
 #include "js.h"
 
@@ -108,187 +111,248 @@ struct PolicyIdSpec {
 
 // ---------------------------------------------------------------------------------------------
 // JS -> C++ (main thread). TypeScript has validated already; these re-check ranges and types.
+//
+// Batches carry thousands of objects, so property access is the hot path: a Reader creates
+// every property-name string once per call and reads each field with a single lookup (the
+// generic helpers of js.h create the name string and look it up two or three times per field).
 
-uint8_t GetU8(const Napi::Object& o, const char* key, const std::string& op, bool required, uint8_t def) {
-  uint32_t v = GetU32(o, key, op, required, def);
-  if (v > 255) throw InvalidArg(op, std::string("Field \"") + key + "\" must be between 0 and 255");
-  return static_cast<uint8_t>(v);
-}
+class Reader {
+ public:
+  Reader(Napi::Env env, std::string op) : env_(env), op_(std::move(op)) {
+    static constexpr const char* kNames[] = {
+        "src", "dst", "srcLen", "dstLen", "proto", "sport", "dport", "ifindex", "spi", "mode", "reqid",
+        "mark", "setMark", "ifId", "replayWindow", "esn", "flags", "aead", "name", "key", "icvBits",
+        "lifetime", "selector", "value", "mask", "dir", "action", "priority", "templates", "optional",
+        "index", "softBytes", "hardBytes", "softPackets", "hardPackets", "softAddSeconds",
+        "hardAddSeconds", "softUseSeconds", "hardUseSeconds"};
+    for (const char* n : kNames) keys_.emplace(n, Napi::String::New(env, n));
+  }
+  const std::string& op() const { return op_; }
 
-MarkSpec GetMark(const Napi::Object& o, const char* key, const std::string& op) {
+  // The field's value; undefined when absent. One property lookup.
+  Napi::Value Get(const Napi::Object& o, const char* key) {
+    auto it = keys_.find(key);
+    if (it == keys_.end()) return o.Get(key);
+    return o.Get(it->second);
+  }
+  static bool Present(const Napi::Value& v) { return !v.IsUndefined() && !v.IsNull(); }
+
+  NlError Bad(const char* key, const std::string& what) {
+    return InvalidArg(op_, std::string("Field \"") + key + "\" " + what);
+  }
+
+  double Integer(const Napi::Value& v, const char* key) {
+    if (!v.IsNumber()) throw Bad(key, "must be a number");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != d || d != static_cast<double>(static_cast<int64_t>(d))) throw Bad(key, "must be an integer");
+    return d;
+  }
+
+  uint32_t U32(const Napi::Object& o, const char* key, bool required, uint32_t def = 0, uint32_t max = 0xffffffffu) {
+    Napi::Value v = Get(o, key);
+    if (!Present(v)) {
+      if (required) throw Bad(key, "is required");
+      return def;
+    }
+    double d = Integer(v, key);
+    if (d < 0 || d > max) throw Bad(key, "must be between 0 and " + std::to_string(max));
+    return static_cast<uint32_t>(d);
+  }
+
+  uint64_t U64(const Napi::Object& o, const char* key, uint64_t def) {
+    Napi::Value v = Get(o, key);
+    if (!Present(v)) return def;
+    if (v.IsBigInt()) {
+      bool lossless = false;
+      uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) throw Bad(key, "is out of range");
+      return u;
+    }
+    double d = Integer(v, key);
+    if (d < 0) throw Bad(key, "must not be negative");
+    return static_cast<uint64_t>(d);
+  }
+
+  bool Bool(const Napi::Object& o, const char* key) {
+    Napi::Value v = Get(o, key);
+    if (!Present(v)) return false;
+    if (!v.IsBoolean()) throw Bad(key, "must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  Addr Address(const Napi::Object& o, const char* key, bool required) {
+    Napi::Value v = Get(o, key);
+    if (!Present(v)) {
+      if (required) throw Bad(key, "is required");
+      return Addr{};
+    }
+    if (!v.IsString()) throw Bad(key, "must be a string");
+    return ParseAddr(v.As<Napi::String>().Utf8Value(), op_, key);
+  }
+
+  std::optional<Napi::Object> Object(const Napi::Object& o, const char* key, bool required) {
+    Napi::Value v = Get(o, key);
+    if (!Present(v)) {
+      if (required) throw Bad(key, "is required");
+      return std::nullopt;
+    }
+    if (!v.IsObject()) throw Bad(key, "must be an object");
+    return v.As<Napi::Object>();
+  }
+
+ private:
+  Napi::Env env_;
+  std::string op_;
+  std::unordered_map<std::string_view, Napi::String> keys_;
+};
+
+MarkSpec GetMark(Reader& r, const Napi::Object& o, const char* key) {
   MarkSpec m;
-  if (!Has(o, key)) return m;
-  Napi::Object mo = GetObject(o, key, op);
+  auto mo = r.Object(o, key, false);
+  if (!mo) return m;
   m.set = true;
-  m.v = GetU32(mo, "value", op, true);
-  m.m = GetU32(mo, "mask", op, false, 0xffffffffu);
+  m.v = r.U32(*mo, "value", true);
+  m.m = r.U32(*mo, "mask", false, 0xffffffffu);
   return m;
 }
 
-uint8_t GetPrefixLen(const Napi::Object& o, const char* key, const Addr& a, const std::string& op) {
-  uint32_t len = GetU32(o, key, op, true);
-  uint32_t max = a.family == AF_INET6 ? 128 : 32;
-  if (len > max) {
-    throw InvalidArg(op, std::string("Field \"") + key + "\" must be at most " + std::to_string(max));
-  }
-  return static_cast<uint8_t>(len);
-}
-
-uint16_t GetPort(const Napi::Object& o, const char* key, const std::string& op) {
-  uint32_t v = GetU32(o, key, op, true);
-  if (v > 65535) throw InvalidArg(op, std::string("Field \"") + key + "\" must be between 0 and 65535");
-  return static_cast<uint16_t>(v);
-}
-
-SelectorSpec GetSelector(const Napi::Object& o, const std::string& op) {
+SelectorSpec GetSelector(Reader& r, const Napi::Object& o) {
   SelectorSpec s;
-  s.src = GetAddr(o, "src", op);
-  s.dst = GetAddr(o, "dst", op);
+  s.src = r.Address(o, "src", true);
+  s.dst = r.Address(o, "dst", true);
   if (s.src.family != s.dst.family) {
-    throw InvalidArg(op, "Selector source and destination must be of the same address family");
+    throw InvalidArg(r.op(), "Selector source and destination must be of the same address family");
   }
-  s.src_len = GetPrefixLen(o, "srcLen", s.src, op);
-  s.dst_len = GetPrefixLen(o, "dstLen", s.dst, op);
-  s.proto = GetU8(o, "proto", op, false, 0);
-  if (Has(o, "sport")) {
+  uint32_t max = s.src.family == AF_INET6 ? 128 : 32;
+  s.src_len = static_cast<uint8_t>(r.U32(o, "srcLen", true, 0, max));
+  s.dst_len = static_cast<uint8_t>(r.U32(o, "dstLen", true, 0, max));
+  s.proto = static_cast<uint8_t>(r.U32(o, "proto", false, 0, 255));
+  Napi::Value sport = r.Get(o, "sport");
+  if (Reader::Present(sport)) {
     s.has_sport = true;
-    s.sport = GetPort(o, "sport", op);
+    s.sport = static_cast<uint16_t>(r.U32(o, "sport", true, 0, 65535));
   }
-  if (Has(o, "dport")) {
+  Napi::Value dport = r.Get(o, "dport");
+  if (Reader::Present(dport)) {
     s.has_dport = true;
-    s.dport = GetPort(o, "dport", op);
+    s.dport = static_cast<uint16_t>(r.U32(o, "dport", true, 0, 65535));
   }
-  uint32_t ifindex = GetU32(o, "ifindex", op, false, 0);
-  if (ifindex > 0x7fffffff) throw InvalidArg(op, "Field \"ifindex\" is out of range");
-  s.ifindex = static_cast<int32_t>(ifindex);
+  s.ifindex = static_cast<int32_t>(r.U32(o, "ifindex", false, 0, 0x7fffffff));
   return s;
 }
 
-LifetimeSpec GetLifetime(const Napi::Object& o, const char* key, const std::string& op) {
+LifetimeSpec GetLifetime(Reader& r, const Napi::Object& o) {
   LifetimeSpec l;
-  if (!Has(o, key)) return l;
-  Napi::Object lo = GetObject(o, key, op);
-  l.soft_bytes = GetU64(lo, "softBytes", op, false, kInf);
-  l.hard_bytes = GetU64(lo, "hardBytes", op, false, kInf);
-  l.soft_packets = GetU64(lo, "softPackets", op, false, kInf);
-  l.hard_packets = GetU64(lo, "hardPackets", op, false, kInf);
-  l.soft_add = GetU64(lo, "softAddSeconds", op, false, 0);
-  l.hard_add = GetU64(lo, "hardAddSeconds", op, false, 0);
-  l.soft_use = GetU64(lo, "softUseSeconds", op, false, 0);
-  l.hard_use = GetU64(lo, "hardUseSeconds", op, false, 0);
+  auto lo = r.Object(o, "lifetime", false);
+  if (!lo) return l;
+  l.soft_bytes = r.U64(*lo, "softBytes", kInf);
+  l.hard_bytes = r.U64(*lo, "hardBytes", kInf);
+  l.soft_packets = r.U64(*lo, "softPackets", kInf);
+  l.hard_packets = r.U64(*lo, "hardPackets", kInf);
+  l.soft_add = r.U64(*lo, "softAddSeconds", 0);
+  l.hard_add = r.U64(*lo, "hardAddSeconds", 0);
+  l.soft_use = r.U64(*lo, "softUseSeconds", 0);
+  l.hard_use = r.U64(*lo, "hardUseSeconds", 0);
   return l;
 }
 
-Napi::Object ElementObject(const Napi::Array& arr, uint32_t i, const std::string& op) {
-  Napi::Value v = arr.Get(i);
-  if (!v.IsObject()) throw InvalidArg(op, "Element " + std::to_string(i) + " must be an object");
-  return v.As<Napi::Object>();
+bool GetIfId(Reader& r, const Napi::Object& o, uint32_t* out) {
+  if (!Reader::Present(r.Get(o, "ifId"))) return false;
+  *out = r.U32(o, "ifId", true);
+  return true;
 }
 
-Napi::Array ArrayArg(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
-  if (info.Length() <= index || !info[index].IsArray()) throw InvalidArg(op, "Expected an array");
-  return info[index].As<Napi::Array>();
-}
-
-StateSpec GetState(const Napi::Object& o, const std::string& op) {
+StateSpec GetState(Reader& r, const Napi::Object& o) {
+  const std::string& op = r.op();
   StateSpec s;
-  s.src = GetAddr(o, "src", op);
-  s.dst = GetAddr(o, "dst", op);
+  s.src = r.Address(o, "src", true);
+  s.dst = r.Address(o, "dst", true);
   if (s.src.family != s.dst.family) {
     throw InvalidArg(op, "State source and destination must be of the same address family");
   }
-  s.spi = GetU32(o, "spi", op, true);
-  s.proto = GetU8(o, "proto", op, false, IPPROTO_ESP);
-  s.mode = GetU8(o, "mode", op, false, XFRM_MODE_TUNNEL);
-  s.reqid = GetU32(o, "reqid", op, false, 0);
-  s.mark = GetMark(o, "mark", op);
-  s.set_mark = GetMark(o, "setMark", op);
-  if (Has(o, "ifId")) {
-    s.has_if_id = true;
-    s.if_id = GetU32(o, "ifId", op);
-  }
-  s.replay_window = GetU32(o, "replayWindow", op, false, 0);
-  if (s.replay_window > kMaxReplayWindow) {
-    throw InvalidArg(op, "Field \"replayWindow\" must be at most " + std::to_string(kMaxReplayWindow));
-  }
-  s.esn = GetBool(o, "esn", op, false);
-  s.flags = GetU8(o, "flags", op, false, 0);
-  if (Has(o, "aead")) {
-    Napi::Object a = GetObject(o, "aead", op);
+  s.spi = r.U32(o, "spi", true);
+  s.proto = static_cast<uint8_t>(r.U32(o, "proto", false, IPPROTO_ESP, 255));
+  s.mode = static_cast<uint8_t>(r.U32(o, "mode", false, XFRM_MODE_TUNNEL, 255));
+  s.reqid = r.U32(o, "reqid", false);
+  s.mark = GetMark(r, o, "mark");
+  s.set_mark = GetMark(r, o, "setMark");
+  s.has_if_id = GetIfId(r, o, &s.if_id);
+  s.replay_window = r.U32(o, "replayWindow", false, 0, kMaxReplayWindow);
+  s.esn = r.Bool(o, "esn");
+  s.flags = static_cast<uint8_t>(r.U32(o, "flags", false, 0, 255));
+  if (auto a = r.Object(o, "aead", false)) {
     s.has_aead = true;
-    s.aead_name = GetString(a, "name", op);
-    if (s.aead_name.empty() || s.aead_name.size() > 63) {
-      throw InvalidArg(op, "Field \"aead.name\" must be 1 to 63 characters");
-    }
-    s.aead_key = GetBytes(a, "key", op, 0);
-    if (s.aead_key.empty() || s.aead_key.size() > 512) {
-      throw InvalidArg(op, "Field \"aead.key\" must be 1 to 512 bytes");
-    }
-    s.icv_bits = GetU32(a, "icvBits", op, false, 128);
+    Napi::Value name = r.Get(*a, "name");
+    if (!name.IsString()) throw r.Bad("aead.name", "must be a string");
+    s.aead_name = name.As<Napi::String>().Utf8Value();
+    if (s.aead_name.empty() || s.aead_name.size() > 63) throw r.Bad("aead.name", "must be 1 to 63 characters");
+    Napi::Value key = r.Get(*a, "key");
+    if (!key.IsTypedArray()) throw r.Bad("aead.key", "must be a Buffer");
+    Napi::Uint8Array bytes = key.As<Napi::Uint8Array>();
+    if (bytes.ByteLength() == 0 || bytes.ByteLength() > 512) throw r.Bad("aead.key", "must be 1 to 512 bytes");
+    s.aead_key.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+    s.icv_bits = r.U32(*a, "icvBits", false, 128);
   }
-  s.lft = GetLifetime(o, "lifetime", op);
-  if (Has(o, "selector")) {
+  s.lft = GetLifetime(r, o);
+  if (auto sel = r.Object(o, "selector", false)) {
     s.has_sel = true;
-    s.sel = GetSelector(GetObject(o, "selector", op), op);
+    s.sel = GetSelector(r, *sel);
   }
   return s;
 }
 
-StateIdSpec GetStateId(const Napi::Object& o, const std::string& op) {
+StateIdSpec GetStateId(Reader& r, const Napi::Object& o) {
   StateIdSpec s;
-  s.dst = GetAddr(o, "dst", op);
-  s.spi = GetU32(o, "spi", op, true);
-  s.proto = GetU8(o, "proto", op, false, IPPROTO_ESP);
-  s.mark = GetMark(o, "mark", op);
+  s.dst = r.Address(o, "dst", true);
+  s.spi = r.U32(o, "spi", true);
+  s.proto = static_cast<uint8_t>(r.U32(o, "proto", false, IPPROTO_ESP, 255));
+  s.mark = GetMark(r, o, "mark");
   return s;
 }
 
-PolicySpec GetPolicy(const Napi::Object& o, const std::string& op) {
+PolicySpec GetPolicy(Reader& r, const Napi::Object& o) {
+  const std::string& op = r.op();
   PolicySpec p;
-  p.sel = GetSelector(GetObject(o, "selector", op), op);
-  p.dir = GetU8(o, "dir", op, true, 0);
-  if (p.dir > XFRM_POLICY_FWD) throw InvalidArg(op, "Field \"dir\" must be 0 (in), 1 (out) or 2 (fwd)");
-  p.action = GetU8(o, "action", op, false, XFRM_POLICY_ALLOW);
-  if (p.action > XFRM_POLICY_BLOCK) throw InvalidArg(op, "Field \"action\" must be 0 (allow) or 1 (block)");
-  p.priority = GetU32(o, "priority", op, false, 0);
-  p.mark = GetMark(o, "mark", op);
-  if (Has(o, "ifId")) {
-    p.has_if_id = true;
-    p.if_id = GetU32(o, "ifId", op);
-  }
-  Napi::Array ts = GetArray(o, "templates", op, false);
+  p.sel = GetSelector(r, *r.Object(o, "selector", true));
+  p.dir = static_cast<uint8_t>(r.U32(o, "dir", true, 0, XFRM_POLICY_FWD));
+  p.action = static_cast<uint8_t>(r.U32(o, "action", false, XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK));
+  p.priority = r.U32(o, "priority", false);
+  p.mark = GetMark(r, o, "mark");
+  p.has_if_id = GetIfId(r, o, &p.if_id);
+  Napi::Value tv = r.Get(o, "templates");
+  if (!Reader::Present(tv)) return p;
+  if (!tv.IsArray()) throw r.Bad("templates", "must be an array");
+  Napi::Array ts = tv.As<Napi::Array>();
   if (ts.Length() > kMaxTemplates) {
     throw InvalidArg(op, "At most " + std::to_string(kMaxTemplates) + " templates per policy");
   }
   for (uint32_t i = 0; i < ts.Length(); i++) {
-    Napi::Object t = ElementObject(ts, i, op);
+    Napi::Value ev = ts.Get(i);
+    if (!ev.IsObject()) throw InvalidArg(op, "Template " + std::to_string(i) + " must be an object");
+    Napi::Object t = ev.As<Napi::Object>();
     TmplSpec s;
-    s.src = GetAddr(t, "src", op, false);
-    s.dst = GetAddr(t, "dst", op, false);
+    s.src = r.Address(t, "src", false);
+    s.dst = r.Address(t, "dst", false);
     if (s.src.family && s.dst.family && s.src.family != s.dst.family) {
       throw InvalidArg(op, "Template source and destination must be of the same address family");
     }
-    s.spi = GetU32(t, "spi", op, false, 0);
-    s.proto = GetU8(t, "proto", op, false, IPPROTO_ESP);
-    s.mode = GetU8(t, "mode", op, false, XFRM_MODE_TUNNEL);
-    s.reqid = GetU32(t, "reqid", op, false, 0);
-    s.optional = GetBool(t, "optional", op, false);
+    s.spi = r.U32(t, "spi", false);
+    s.proto = static_cast<uint8_t>(r.U32(t, "proto", false, IPPROTO_ESP, 255));
+    s.mode = static_cast<uint8_t>(r.U32(t, "mode", false, XFRM_MODE_TUNNEL, 255));
+    s.reqid = r.U32(t, "reqid", false);
+    s.optional = r.Bool(t, "optional");
     p.tmpls.push_back(s);
   }
   return p;
 }
 
-PolicyIdSpec GetPolicyId(const Napi::Object& o, const std::string& op) {
+PolicyIdSpec GetPolicyId(Reader& r, const Napi::Object& o) {
   PolicyIdSpec p;
-  p.sel = GetSelector(GetObject(o, "selector", op), op);
-  p.dir = GetU8(o, "dir", op, true, 0);
-  if (p.dir > XFRM_POLICY_FWD) throw InvalidArg(op, "Field \"dir\" must be 0 (in), 1 (out) or 2 (fwd)");
-  p.index = GetU32(o, "index", op, false, 0);
-  p.mark = GetMark(o, "mark", op);
-  if (Has(o, "ifId")) {
-    p.has_if_id = true;
-    p.if_id = GetU32(o, "ifId", op);
-  }
+  p.sel = GetSelector(r, *r.Object(o, "selector", true));
+  p.dir = static_cast<uint8_t>(r.U32(o, "dir", true, 0, XFRM_POLICY_FWD));
+  p.index = r.U32(o, "index", false);
+  p.mark = GetMark(r, o, "mark");
+  p.has_if_id = GetIfId(r, o, &p.if_id);
   return p;
 }
 
@@ -908,22 +972,34 @@ uint16_t IdType(const Napi::CallbackInfo& info, size_t index, uint16_t get, uint
   throw InvalidArg(op, "Expected \"get\" or \"delete\"");
 }
 
-std::shared_ptr<std::vector<StateSpec>> StatesArg(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
-  Napi::Array arr = ArrayArg(info, index, op);
-  auto specs = std::make_shared<std::vector<StateSpec>>();
-  specs->reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) specs->push_back(GetState(ElementObject(arr, i, op), op));
-  return specs;
+Napi::Array ArrayArg(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
+  if (info.Length() <= index || !info[index].IsArray()) throw InvalidArg(op, "Expected an array");
+  return info[index].As<Napi::Array>();
 }
 
+// Converts an array argument into specs with `get(reader, element)`.
 template <typename Spec, typename GetFn>
 std::shared_ptr<std::vector<Spec>> SpecsArg(const Napi::CallbackInfo& info, size_t index, const std::string& op,
                                             GetFn get) {
   Napi::Array arr = ArrayArg(info, index, op);
+  Reader reader(info.Env(), op);
   auto specs = std::make_shared<std::vector<Spec>>();
   specs->reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) specs->push_back(get(ElementObject(arr, i, op), op));
+  for (uint32_t i = 0, n = arr.Length(); i < n; i++) {
+    // One scope per object: a batch of 10,000 would otherwise pin hundreds of thousands of handles.
+    Napi::HandleScope scope(info.Env());
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throw InvalidArg(op, "Element " + std::to_string(i) + " must be an object");
+    specs->push_back(get(reader, v.As<Napi::Object>()));
+  }
   return specs;
+}
+
+template <typename Spec, typename GetFn>
+std::shared_ptr<Spec> SpecArg(const Napi::CallbackInfo& info, size_t index, const std::string& op, GetFn get) {
+  if (info.Length() <= index || !info[index].IsObject()) throw InvalidArg(op, "Expected an id object");
+  Reader reader(info.Env(), op);
+  return std::make_shared<Spec>(get(reader, info[index].As<Napi::Object>()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -934,7 +1010,7 @@ Napi::Value StatesApply(const Napi::CallbackInfo& info) {
     bool update = BoolArg(info, 2);
     std::string op = update ? "xfrm.state.update" : "xfrm.state.add";
     std::string netns = GetNetns(info, 0, op);
-    auto specs = StatesArg(info, 1, op);
+    auto specs = SpecsArg<StateSpec>(info, 1, op, GetState);
     return RunAsync(
         info.Env(),
         [netns, specs, update, op]() {
@@ -980,8 +1056,7 @@ Napi::Value StateGet(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.state.get";
     std::string netns = GetNetns(info, 0, op);
-    if (info.Length() < 2 || !info[1].IsObject()) throw InvalidArg(op, "Expected a state id object");
-    auto id = std::make_shared<StateIdSpec>(GetStateId(info[1].As<Napi::Object>(), op));
+    auto id = SpecArg<StateIdSpec>(info, 1, op, GetStateId);
     auto found = std::make_shared<std::vector<ParsedState>>();
     return RunAsync(
         info.Env(),
@@ -1082,8 +1157,7 @@ Napi::Value PolicyGet(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.policy.get";
     std::string netns = GetNetns(info, 0, op);
-    if (info.Length() < 2 || !info[1].IsObject()) throw InvalidArg(op, "Expected a policy id object");
-    auto id = std::make_shared<PolicyIdSpec>(GetPolicyId(info[1].As<Napi::Object>(), op));
+    auto id = SpecArg<PolicyIdSpec>(info, 1, op, GetPolicyId);
     auto found = std::make_shared<std::vector<ParsedPolicy>>();
     return RunAsync(
         info.Env(),
@@ -1144,7 +1218,7 @@ Napi::Value PoliciesFlush(const Napi::CallbackInfo& info) {
 Napi::Value EncodeStatesJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.state.encode";
-    auto specs = StatesArg(info, 0, op);
+    auto specs = SpecsArg<StateSpec>(info, 0, op, GetState);
     bool update = BoolArg(info, 1);
     std::vector<MsgBuilder> msgs;
     for (auto& s : *specs) msgs.push_back(EncodeState(s, update));
