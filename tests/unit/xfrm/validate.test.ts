@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { NetlinkError, ValidationError } from '../../../agent/errors.js';
 import { addPolicies, encodePolicies, encodePolicyIds } from '../../../agent/xfrm/policy.js';
 import { addStates, encodeStates, stateBatchMessage } from '../../../agent/xfrm/state.js';
@@ -89,6 +90,88 @@ describe('XFRM argument validation', () => {
     const e = new NetlinkError({ code: 'EEXIST', errno: 17, op: 'xfrm.state.add', index: 0 }, 'x');
     expect(stateBatchMessage('add', e, wire)).toBe(
       'Cannot add XFRM state 0 of 1, SPI 0x000000ab to "10.0.0.9" (mark 0x10/0xff): a state with this SPI, destination and mark already exists (the kernel looks up inbound states by mark, destination, SPI and protocol); choose an unused SPI or update the existing state; no state of this batch was left installed',
+    );
+  });
+});
+
+describe('XFRM validation under random input (fast-check)', () => {
+  const anyValue = fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null),
+    fc.integer({ min: -5, max: 70000 }),
+    fc.constantFrom(0xffffffff, 2 ** 32, 1.5, NaN, -0),
+    fc.constantFrom('10.0.0.0/8', 'fd00::/64', '10.0.0.1', 'fd00::1', '10.0.0.0/40', 'x', '', 'tcp', 'udp', 'in', 'out', 'fwd', 'tunnel', 'transport', 'block', 'esp'),
+    fc.boolean(),
+    fc.constant({}),
+    fc.constant([]),
+  );
+  const selectorArb = fc.record(
+    { src: anyValue, dst: anyValue, proto: anyValue, sport: anyValue, dport: anyValue },
+    { requiredKeys: [] },
+  );
+  const policyArb = fc.record(
+    {
+      dir: anyValue,
+      selector: fc.oneof(selectorArb, anyValue),
+      priority: anyValue,
+      action: anyValue,
+      mark: fc.oneof(fc.record({ value: anyValue, mask: anyValue }, { requiredKeys: [] }), anyValue),
+      ifId: anyValue,
+      templates: fc.oneof(
+        fc.array(fc.record({ src: anyValue, dst: anyValue, reqid: anyValue, mode: anyValue, spi: anyValue, optional: anyValue }, { requiredKeys: [] }), { maxLength: 7 }),
+        anyValue,
+      ),
+    },
+    { requiredKeys: [] },
+  );
+
+  it('encodePolicies() either encodes or throws a ValidationError, never anything from C++', () => {
+    fc.assert(
+      fc.property(policyArb, (p) => {
+        try {
+          expect(encodePolicies([p as never])).toHaveLength(1);
+        } catch (err) {
+          expect(err).toBeInstanceOf(ValidationError);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('encodeStates() either encodes or throws a ValidationError, never anything from C++', () => {
+    const stateArb = fc.record(
+      {
+        src: anyValue,
+        dst: anyValue,
+        spi: anyValue,
+        mode: anyValue,
+        reqid: anyValue,
+        replayWindow: anyValue,
+        esn: anyValue,
+        ifId: anyValue,
+        mark: fc.oneof(fc.record({ value: anyValue, mask: anyValue }, { requiredKeys: [] }), anyValue),
+        setMark: fc.oneof(fc.record({ value: anyValue, mask: anyValue }, { requiredKeys: [] }), anyValue),
+        selector: fc.oneof(selectorArb, anyValue),
+        lifetime: fc.oneof(fc.record({ hardBytes: anyValue, softAddSeconds: anyValue }, { requiredKeys: [] }), anyValue),
+        aead: fc.oneof(
+          fc.record({
+            algorithm: fc.constantFrom('rfc4106(gcm(aes))', 'rfc7539esp(chacha20,poly1305)', 'cbc(aes)'),
+            key: fc.oneof(fc.constantFrom(20, 28, 36, 0, 3).map((n) => Buffer.alloc(n, 1)), anyValue),
+          }),
+          anyValue,
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(stateArb, (s) => {
+        try {
+          expect(encodeStates([s as never])).toHaveLength(1);
+        } catch (err) {
+          expect(err).toBeInstanceOf(ValidationError);
+        }
+      }),
+      { numRuns: 5000 },
     );
   });
 });
