@@ -22,7 +22,7 @@ import type {
 import {
   IPPROTO_ESP,
   IPSEC_PROTO_ANY,
-  address,
+  canonicalAddress,
   invalid,
   list,
   mark as markArg,
@@ -110,8 +110,8 @@ function filterArg(f: unknown): (s: XfrmState) => boolean {
   if (f === undefined) return () => true;
   if (typeof f !== 'object' || f === null) throw invalid('filter', f, 'use an XfrmStateFilter object');
   const v = f as XfrmStateFilter;
-  const src = v.src === undefined ? undefined : address(v.src, 'filter.src');
-  const dst = v.dst === undefined ? undefined : address(v.dst, 'filter.dst');
+  const src = v.src === undefined ? undefined : canonicalAddress(v.src, 'filter.src');
+  const dst = v.dst === undefined ? undefined : canonicalAddress(v.dst, 'filter.dst');
   const spi = v.spi === undefined ? undefined : u32(v.spi, 'filter.spi');
   const reqid = v.reqid === undefined ? undefined : u32(v.reqid, 'filter.reqid');
   const ifId = v.ifId === undefined ? undefined : u32(v.ifId, 'filter.ifId');

@@ -130,6 +130,16 @@ export function address(v: unknown, field: string): string {
   return v;
 }
 
+/**
+ * The address as the kernel's read-backs spell it (inet_ntop: lower case, longest zero run
+ * compressed), so filters compare equal however the caller wrote it.
+ */
+export function canonicalAddress(v: unknown, field: string): string {
+  const a = address(v, field);
+  if (isIP(a) !== 6 || a.includes('.')) return a;
+  return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+}
+
 export function prefix(v: unknown, field: string): { addr: string; len: number; family: 4 | 6 } {
   if (typeof v !== 'string') throw invalid(field, v, 'use a prefix such as "10.0.0.0/16" or "fd00::/64"');
   const slash = v.indexOf('/');

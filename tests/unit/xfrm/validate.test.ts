@@ -4,7 +4,7 @@ import { NetlinkError, ValidationError } from '../../../agent/errors.js';
 import { addPolicies, encodePolicies, encodePolicyIds } from '../../../agent/xfrm/policy.js';
 import { addStates, encodeStates, stateBatchMessage } from '../../../agent/xfrm/state.js';
 import type { XfrmStateConfig } from '../../../agent/xfrm/types.js';
-import { stateConfig } from '../../../agent/xfrm/validate.js';
+import { canonicalAddress, stateConfig } from '../../../agent/xfrm/validate.js';
 
 const good = (over: Partial<XfrmStateConfig> = {}): XfrmStateConfig => ({
   src: '10.0.0.1',
@@ -173,5 +173,14 @@ describe('XFRM validation under random input (fast-check)', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe('canonicalAddress()', () => {
+  it('spells IPv6 addresses as the kernel read-backs do, so filters match however they were written', () => {
+    expect(canonicalAddress('FD00::0001', 'f')).toBe('fd00::1');
+    expect(canonicalAddress('2001:db8:0:0:1:0:0:1', 'f')).toBe('2001:db8::1:0:0:1');
+    expect(canonicalAddress('192.0.2.1', 'f')).toBe('192.0.2.1');
+    expect(() => canonicalAddress('fd00::g', 'filter.dst')).toThrow(ValidationError);
   });
 });
