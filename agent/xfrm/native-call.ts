@@ -5,7 +5,7 @@
 import { NetlinkError, ValidationError, hasCode } from '../errors.js';
 import { callNative, native } from '../native/addon.js';
 import type { RawPolicy, RawState } from './decode.js';
-import type { WirePolicy, WirePolicyId, WireState, WireStateId } from './validate.js';
+import type { WirePolicyId, WireState, WireStateId } from './validate.js';
 
 /** The XFRM exports of the addon (native/src/xfrm.cc), typed. */
 export interface XfrmNative {
@@ -14,7 +14,7 @@ export interface XfrmNative {
   xfrmStateGet(opts: { netns?: string }, id: WireStateId): Promise<RawState | null>;
   xfrmStatesList(opts: { netns?: string }): Promise<RawState[]>;
   xfrmStatesFlush(opts: { netns?: string }, proto: number): Promise<void>;
-  xfrmPoliciesApply(opts: { netns?: string }, policies: WirePolicy[], update: boolean): Promise<void>;
+  xfrmPoliciesApply(opts: { netns?: string }, packed: Buffer, count: number, update: boolean): Promise<void>;
   xfrmPoliciesDelete(opts: { netns?: string }, ids: WirePolicyId[], ignoreMissing: boolean): Promise<number>;
   xfrmPolicyGet(opts: { netns?: string }, id: WirePolicyId): Promise<RawPolicy | null>;
   xfrmPoliciesList(opts: { netns?: string }): Promise<RawPolicy[]>;
@@ -24,7 +24,7 @@ export interface XfrmNative {
   encodeXfrmStatesFlush(proto: number): Buffer[];
   encodeXfrmStatesDump(): Buffer[];
   parseXfrmStates(buf: Buffer): RawState[];
-  encodeXfrmPolicies(policies: WirePolicy[], update: boolean): Buffer[];
+  encodeXfrmPolicies(packed: Buffer, count: number, update: boolean): Buffer[];
   encodeXfrmPolicyIds(ids: WirePolicyId[], kind: 'get' | 'delete'): Buffer[];
   encodeXfrmPoliciesFlush(): Buffer[];
   encodeXfrmPoliciesDump(): Buffer[];

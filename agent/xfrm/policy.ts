@@ -9,6 +9,7 @@
 import type { NetlinkError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
 import { decodePolicy, type RawPolicy } from './decode.js';
+import { packPolicies } from './pack.js';
 import { detailOf, dumpWithRetry, kernelSays, nsOpts, reword, rollbackNote, xfrmNative } from './native-call.js';
 import type { XfrmOptions, XfrmPolicy, XfrmPolicyConfig, XfrmPolicyFilter, XfrmPolicyId } from './types.js';
 import {
@@ -60,7 +61,7 @@ async function apply(verb: 'add' | 'update', policies: readonly XfrmPolicyConfig
   const wire = list(policies, 'policies', policyConfig);
   if (wire.length === 0) return;
   try {
-    await callNative(`Cannot ${verb} XFRM policies`, () => xfrmNative().xfrmPoliciesApply(nsOpts(opts), wire, verb === 'update'));
+    await callNative(`Cannot ${verb} XFRM policies`, () => xfrmNative().xfrmPoliciesApply(nsOpts(opts), packPolicies(wire), wire.length, verb === 'update'));
   } catch (err) {
     throw reword(err, (e) => policyBatchMessage(verb, e, wire));
   }
@@ -184,7 +185,7 @@ export async function flushPolicies(opts: XfrmOptions = {}): Promise<void> {
 
 export function encodePolicies(policies: readonly XfrmPolicyConfig[], opts: { update?: boolean } = {}): Buffer[] {
   const wire = list(policies, 'policies', policyConfig);
-  return callNativeSync('Cannot encode XFRM policies', () => xfrmNative().encodeXfrmPolicies(wire, opts.update === true));
+  return callNativeSync('Cannot encode XFRM policies', () => xfrmNative().encodeXfrmPolicies(packPolicies(wire), wire.length, opts.update === true));
 }
 
 export function encodePolicyIds(ids: readonly XfrmPolicyId[], kind: 'get' | 'delete'): Buffer[] {

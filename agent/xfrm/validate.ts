@@ -124,7 +124,8 @@ export function family(addr: string): 4 | 6 {
 }
 
 export function address(v: unknown, field: string): string {
-  if (typeof v !== 'string' || isIP(v) === 0) {
+  // isIP() accepts IPv6 zone ids ("fe80::1%eth0"); XFRM addresses have none.
+  if (typeof v !== 'string' || isIP(v) === 0 || v.includes('%')) {
     throw invalid(field, v, 'use an IPv4 or IPv6 address such as "192.0.2.1" or "2001:db8::1"');
   }
   return v;
@@ -144,7 +145,7 @@ export function prefix(v: unknown, field: string): { addr: string; len: number; 
   if (typeof v !== 'string') throw invalid(field, v, 'use a prefix such as "10.0.0.0/16" or "fd00::/64"');
   const slash = v.indexOf('/');
   const addr = slash < 0 ? v : v.slice(0, slash);
-  const fam = isIP(addr);
+  const fam = addr.includes('%') ? 0 : isIP(addr);
   if (fam === 0) throw invalid(field, v, 'use a prefix such as "10.0.0.0/16" or "fd00::/64"');
   const max = fam === 6 ? 128 : 32;
   let len = max;

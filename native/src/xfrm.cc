@@ -122,7 +122,7 @@ class Reader {
     static constexpr const char* kNames[] = {
         "src", "dst", "srcLen", "dstLen", "proto", "sport", "dport", "ifindex", "spi", "mode", "reqid",
         "mark", "setMark", "ifId", "replayWindow", "esn", "flags", "aead", "name", "key", "icvBits",
-        "lifetime", "selector", "value", "mask", "dir", "action", "priority", "templates", "optional",
+        "lifetime", "selector", "value", "mask", "dir",
         "index", "softBytes", "hardBytes", "softPackets", "hardPackets", "softAddSeconds",
         "hardAddSeconds", "softUseSeconds", "hardUseSeconds"};
     for (const char* n : kNames) keys_.emplace(n, Napi::String::New(env, n));
@@ -310,42 +310,6 @@ StateIdSpec GetStateId(Reader& r, const Napi::Object& o) {
   return s;
 }
 
-PolicySpec GetPolicy(Reader& r, const Napi::Object& o) {
-  const std::string& op = r.op();
-  PolicySpec p;
-  p.sel = GetSelector(r, *r.Object(o, "selector", true));
-  p.dir = static_cast<uint8_t>(r.U32(o, "dir", true, 0, XFRM_POLICY_FWD));
-  p.action = static_cast<uint8_t>(r.U32(o, "action", false, XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK));
-  p.priority = r.U32(o, "priority", false);
-  p.mark = GetMark(r, o, "mark");
-  p.has_if_id = GetIfId(r, o, &p.if_id);
-  Napi::Value tv = r.Get(o, "templates");
-  if (!Reader::Present(tv)) return p;
-  if (!tv.IsArray()) throw r.Bad("templates", "must be an array");
-  Napi::Array ts = tv.As<Napi::Array>();
-  if (ts.Length() > kMaxTemplates) {
-    throw InvalidArg(op, "At most " + std::to_string(kMaxTemplates) + " templates per policy");
-  }
-  for (uint32_t i = 0; i < ts.Length(); i++) {
-    Napi::Value ev = ts.Get(i);
-    if (!ev.IsObject()) throw InvalidArg(op, "Template " + std::to_string(i) + " must be an object");
-    Napi::Object t = ev.As<Napi::Object>();
-    TmplSpec s;
-    s.src = r.Address(t, "src", false);
-    s.dst = r.Address(t, "dst", false);
-    if (s.src.family && s.dst.family && s.src.family != s.dst.family) {
-      throw InvalidArg(op, "Template source and destination must be of the same address family");
-    }
-    s.spi = r.U32(t, "spi", false);
-    s.proto = static_cast<uint8_t>(r.U32(t, "proto", false, IPPROTO_ESP, 255));
-    s.mode = static_cast<uint8_t>(r.U32(t, "mode", false, XFRM_MODE_TUNNEL, 255));
-    s.reqid = r.U32(t, "reqid", false);
-    s.optional = r.Bool(t, "optional");
-    p.tmpls.push_back(s);
-  }
-  return p;
-}
-
 PolicyIdSpec GetPolicyId(Reader& r, const Napi::Object& o) {
   PolicyIdSpec p;
   p.sel = GetSelector(r, *r.Object(o, "selector", true));
@@ -354,6 +318,78 @@ PolicyIdSpec GetPolicyId(Reader& r, const Napi::Object& o) {
   p.mark = GetMark(r, o, "mark");
   p.has_if_id = GetIfId(r, o, &p.if_id);
   return p;
+}
+
+// Policies to add cross as one Buffer of fixed-layout records (agent/xfrm/pack.ts documents the
+// layout): 10,000 policies read field by field through N-API cost more than the kernel spent
+// installing them. Every length is checked; a record that does not fit is an EINVAL.
+constexpr size_t kPolicyRecord = 60;
+constexpr size_t kTemplateRecord = 44;
+
+Addr PackedAddr(const uint8_t* p, bool v6) {
+  Addr a;
+  a.family = v6 ? AF_INET6 : AF_INET;
+  std::memcpy(a.bytes, p, v6 ? 16 : 4);
+  return a;
+}
+
+std::shared_ptr<std::vector<PolicySpec>> PackedPoliciesArg(const Napi::CallbackInfo& info, size_t index,
+                                                           const std::string& op) {
+  if (info.Length() <= index + 1 || !info[index].IsTypedArray() || !info[index + 1].IsNumber()) {
+    throw InvalidArg(op, "Expected packed policies and their count");
+  }
+  Napi::Uint8Array arr = info[index].As<Napi::Uint8Array>();
+  double count = info[index + 1].As<Napi::Number>().DoubleValue();
+  const uint8_t* data = arr.Data();
+  size_t len = arr.ByteLength();
+  if (count < 0 || count > static_cast<double>(len / kPolicyRecord)) {
+    throw InvalidArg(op, "Packed policy count does not match the buffer");
+  }
+  auto u16 = [](const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; };
+  auto u32 = [](const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; };
+  auto specs = std::make_shared<std::vector<PolicySpec>>(static_cast<size_t>(count));
+  size_t off = 0;
+  for (auto& p : *specs) {
+    if (len - off < kPolicyRecord) throw InvalidArg(op, "Truncated packed policy record");
+    const uint8_t* r = data + off;
+    if ((r[0] != 4 && r[0] != 6) || r[4] > XFRM_POLICY_FWD || r[5] > XFRM_POLICY_BLOCK || r[7] > kMaxTemplates) {
+      throw InvalidArg(op, "Invalid packed policy record");
+    }
+    bool v6 = r[0] == 6;
+    if (r[1] > (v6 ? 128 : 32) || r[2] > (v6 ? 128 : 32)) throw InvalidArg(op, "Invalid packed prefix length");
+    p.sel.src = PackedAddr(r + 28, v6);
+    p.sel.dst = PackedAddr(r + 44, v6);
+    p.sel.src_len = r[1];
+    p.sel.dst_len = r[2];
+    p.sel.proto = r[3];
+    p.dir = r[4];
+    p.action = r[5];
+    p.sel.has_sport = (r[6] & 1) != 0;
+    p.sel.has_dport = (r[6] & 2) != 0;
+    p.sel.sport = u16(r + 8);
+    p.sel.dport = u16(r + 10);
+    p.priority = u32(r + 12);
+    if (r[6] & 4) p.mark = MarkSpec{true, u32(r + 16), u32(r + 20)};
+    p.has_if_id = (r[6] & 8) != 0;
+    p.if_id = u32(r + 24);
+    size_t ntmpl = r[7];
+    off += kPolicyRecord;
+    if ((len - off) / kTemplateRecord < ntmpl) throw InvalidArg(op, "Truncated packed template record");
+    p.tmpls.resize(ntmpl);
+    for (auto& t : p.tmpls) {
+      const uint8_t* q = data + off;
+      if (q[0] & 1) t.src = PackedAddr(q + 12, (q[0] & 4) != 0);
+      if (q[0] & 2) t.dst = PackedAddr(q + 28, (q[0] & 8) != 0);
+      t.proto = q[1];
+      t.mode = q[2];
+      t.optional = q[3] != 0;
+      t.spi = u32(q + 4);
+      t.reqid = u32(q + 8);
+      off += kTemplateRecord;
+    }
+  }
+  if (off != len) throw InvalidArg(op, "Packed policies have trailing bytes");
+  return specs;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1115,10 +1151,10 @@ Napi::Value StatesFlush(const Napi::CallbackInfo& info) {
 
 Napi::Value PoliciesApply(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    bool update = BoolArg(info, 2);
+    bool update = BoolArg(info, 3);
     std::string op = update ? "xfrm.policy.update" : "xfrm.policy.add";
     std::string netns = GetNetns(info, 0, op);
-    auto specs = SpecsArg<PolicySpec>(info, 1, op, GetPolicy);
+    auto specs = PackedPoliciesArg(info, 1, op);
     return RunAsync(
         info.Env(),
         [netns, specs, update, op]() {
@@ -1270,8 +1306,8 @@ Napi::Value ParseStatesJs(const Napi::CallbackInfo& info) {
 Napi::Value EncodePoliciesJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.policy.encode";
-    auto specs = SpecsArg<PolicySpec>(info, 0, op, GetPolicy);
-    bool update = BoolArg(info, 1);
+    auto specs = PackedPoliciesArg(info, 0, op);
+    bool update = BoolArg(info, 2);
     std::vector<MsgBuilder> msgs;
     for (auto& p : *specs) msgs.push_back(EncodePolicy(p, update));
     return MessagesToJs(info.Env(), msgs);

@@ -7,11 +7,12 @@
 //   xfrmStateGet(opts, id)                       GETSA; resolves null when absent
 //   xfrmStatesList(opts)                         GETSA dump
 //   xfrmStatesFlush(opts, proto)                 FLUSHSA
-//   xfrmPoliciesApply / xfrmPoliciesDelete / xfrmPolicyGet / xfrmPoliciesList / xfrmPoliciesFlush
+//   xfrmPoliciesApply(opts, packed, count, update)  policies as records of agent/xfrm/pack.ts
+//   xfrmPoliciesDelete / xfrmPolicyGet / xfrmPoliciesList / xfrmPoliciesFlush
 // and the encode-only / parse-only twins used by the unit tests (same code path):
 //   encodeXfrmStates(states[], update), encodeXfrmStateIds(ids[], "get"|"delete"),
 //   encodeXfrmStatesFlush(proto), encodeXfrmStatesDump(), parseXfrmStates(buffer),
-//   encodeXfrmPolicies(policies[], update), encodeXfrmPolicyIds(ids[], "get"|"delete"),
+//   encodeXfrmPolicies(packed, count, update), encodeXfrmPolicyIds(ids[], "get"|"delete"),
 //   encodeXfrmPoliciesFlush(), encodeXfrmPoliciesDump(), parseXfrmPolicies(buffer).
 //
 // Key material enters only through states[].aead.key, is copied into C++ storage that is wiped

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { encodePolicies, encodePoliciesDump, encodePoliciesFlush, encodePolicyIds } from '../../../agent/xfrm/policy.js';
 import { encodeStateIds, encodeStates, encodeStatesDump, encodeStatesFlush } from '../../../agent/xfrm/state.js';
 import { NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, attr, nlmsg } from '../../support/nl-fixture.js';
@@ -208,5 +209,25 @@ describe('XFRM policy encoder', () => {
     const msgs = encodePolicies(policies);
     expect(msgs).toHaveLength(1000);
     expect(new Set(msgs.map((m) => m.toString('hex'))).size).toBe(1000);
+  });
+});
+
+describe('packed policy records', () => {
+  it('carry every IPv4/IPv6 spelling to the same selector bytes as inet_pton (fast-check)', () => {
+    const prefixOf = (a: string) => `${a}/${a.includes(':') ? 128 : 32}`;
+    fc.assert(
+      fc.property(fc.oneof(fc.tuple(fc.ipV4(), fc.ipV4()), fc.tuple(fc.ipV6(), fc.ipV6())), ([src, dst]) => {
+        const selector = { src: prefixOf(src), dst: prefixOf(dst) };
+        const [packed] = encodePolicies([{ dir: 'out', selector, templates: [{ src: dst, dst: src, reqid: 1 }] }]);
+        // The id path converts addresses in C++ with inet_pton: the selectors must agree.
+        const [byId] = encodePolicyIds([{ dir: 'out', selector }], 'get');
+        expect(packed!.subarray(16, 16 + 56).toString('hex')).toBe(byId!.subarray(16, 16 + 56).toString('hex'));
+        // Template addresses: daddr at tmpl+0, saddr at tmpl+28 (after 168-byte header + 4-byte attr header).
+        const tmpl = packed!.subarray(16 + 168 + 4);
+        expect(tmpl.subarray(0, 16).toString('hex')).toBe(byId!.subarray(16 + 16, 16 + 32).toString('hex'));
+        expect(tmpl.subarray(28, 44).toString('hex')).toBe(byId!.subarray(16, 32).toString('hex'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
