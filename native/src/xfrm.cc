@@ -769,149 +769,167 @@ ParsedPolicy ParsePolicy(const nlmsghdr* nlh, const std::string& op) {
 
 // ---------------------------------------------------------------------------------------------
 // C++ -> JS (main thread).
+//
+// Lists return thousands of objects: property names are created once per call (Out) instead of
+// once per field, and each object is built in its own handle scope.
+
+class Out {
+ public:
+  explicit Out(Napi::Env env) {
+    static constexpr const char* kNames[] = {"aalgos", "action", "addTime", "aead", "auth", "bitmapWords", "bytes", "calgos", "comp", "crypt", "current", "dir", "dport", "dportMask", "dst", "dstLen", "ealgos", "esn", "extraFlags", "family", "flags", "hardAddSeconds", "hardBytes", "hardPackets", "hardUseSeconds", "ifId", "ifindex", "index", "integrityFailed", "keyBits", "lastUsed", "lifetime", "mark", "mask", "mode", "name", "optional", "oseq", "oseqHi", "packets", "priority", "proto", "replay", "replayWindow", "reqid", "selector", "seq", "seqHi", "setMark", "share", "softAddSeconds", "softBytes", "softPackets", "softUseSeconds", "spi", "sport", "sportMask", "src", "srcLen", "stats", "templates", "type", "useTime", "value", "icvBits", "truncBits"};
+    for (const char* n : kNames) keys_.emplace(n, Napi::String::New(env, n));
+  }
+  void Set(Napi::Object& o, const char* key, const Napi::Value& v) { o.Set(keys_.at(key), v); }
+  void Set(Napi::Object& o, const char* key, const std::string& v) {
+    o.Set(keys_.at(key), Napi::String::New(o.Env(), v));
+  }
+
+ private:
+  std::unordered_map<std::string_view, Napi::String> keys_;
+};
 
 Napi::Value AddrToJs(Napi::Env env, uint16_t family, const xfrm_address_t& a) {
   if (family != AF_INET && family != AF_INET6) return env.Null();
   return Napi::String::New(env, FormatAddr(family, &a));
 }
 
-Napi::Value MarkToJs(Napi::Env env, const MarkSpec& m) {
+Napi::Value MarkToJs(Out& k, Napi::Env env, const MarkSpec& m) {
   if (!m.set) return env.Null();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("value", Napi::Number::New(env, m.v));
-  o.Set("mask", Napi::Number::New(env, m.m));
+  k.Set(o, "value", Napi::Number::New(env, m.v));
+  k.Set(o, "mask", Napi::Number::New(env, m.m));
   return o;
 }
 
-Napi::Object SelectorToJs(Napi::Env env, const xfrm_selector& s) {
+Napi::Object SelectorToJs(Out& k, Napi::Env env, const xfrm_selector& s) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("family", Napi::Number::New(env, s.family));
-  o.Set("src", AddrToJs(env, s.family, s.saddr));
-  o.Set("srcLen", Napi::Number::New(env, s.prefixlen_s));
-  o.Set("dst", AddrToJs(env, s.family, s.daddr));
-  o.Set("dstLen", Napi::Number::New(env, s.prefixlen_d));
-  o.Set("proto", Napi::Number::New(env, s.proto));
-  o.Set("sport", Napi::Number::New(env, ntohs(s.sport)));
-  o.Set("sportMask", Napi::Number::New(env, ntohs(s.sport_mask)));
-  o.Set("dport", Napi::Number::New(env, ntohs(s.dport)));
-  o.Set("dportMask", Napi::Number::New(env, ntohs(s.dport_mask)));
-  o.Set("ifindex", Napi::Number::New(env, s.ifindex));
+  k.Set(o, "family", Napi::Number::New(env, s.family));
+  k.Set(o, "src", AddrToJs(env, s.family, s.saddr));
+  k.Set(o, "srcLen", Napi::Number::New(env, s.prefixlen_s));
+  k.Set(o, "dst", AddrToJs(env, s.family, s.daddr));
+  k.Set(o, "dstLen", Napi::Number::New(env, s.prefixlen_d));
+  k.Set(o, "proto", Napi::Number::New(env, s.proto));
+  k.Set(o, "sport", Napi::Number::New(env, ntohs(s.sport)));
+  k.Set(o, "sportMask", Napi::Number::New(env, ntohs(s.sport_mask)));
+  k.Set(o, "dport", Napi::Number::New(env, ntohs(s.dport)));
+  k.Set(o, "dportMask", Napi::Number::New(env, ntohs(s.dport_mask)));
+  k.Set(o, "ifindex", Napi::Number::New(env, s.ifindex));
   return o;
 }
 
-Napi::Object LifetimeToJs(Napi::Env env, const xfrm_lifetime_cfg& l) {
+Napi::Object LifetimeToJs(Out& k, Napi::Env env, const xfrm_lifetime_cfg& l) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("softBytes", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_byte_limit)));
-  o.Set("hardBytes", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_byte_limit)));
-  o.Set("softPackets", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_packet_limit)));
-  o.Set("hardPackets", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_packet_limit)));
-  o.Set("softAddSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_add_expires_seconds)));
-  o.Set("hardAddSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_add_expires_seconds)));
-  o.Set("softUseSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_use_expires_seconds)));
-  o.Set("hardUseSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_use_expires_seconds)));
+  k.Set(o, "softBytes", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_byte_limit)));
+  k.Set(o, "hardBytes", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_byte_limit)));
+  k.Set(o, "softPackets", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_packet_limit)));
+  k.Set(o, "hardPackets", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_packet_limit)));
+  k.Set(o, "softAddSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_add_expires_seconds)));
+  k.Set(o, "hardAddSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_add_expires_seconds)));
+  k.Set(o, "softUseSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.soft_use_expires_seconds)));
+  k.Set(o, "hardUseSeconds", Napi::BigInt::New(env, static_cast<uint64_t>(l.hard_use_expires_seconds)));
   return o;
 }
 
-Napi::Object CurrentToJs(Napi::Env env, const xfrm_lifetime_cur& c) {
+Napi::Object CurrentToJs(Out& k, Napi::Env env, const xfrm_lifetime_cur& c) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("bytes", Napi::BigInt::New(env, static_cast<uint64_t>(c.bytes)));
-  o.Set("packets", Napi::BigInt::New(env, static_cast<uint64_t>(c.packets)));
-  o.Set("addTime", Napi::BigInt::New(env, static_cast<uint64_t>(c.add_time)));
-  o.Set("useTime", Napi::BigInt::New(env, static_cast<uint64_t>(c.use_time)));
+  k.Set(o, "bytes", Napi::BigInt::New(env, static_cast<uint64_t>(c.bytes)));
+  k.Set(o, "packets", Napi::BigInt::New(env, static_cast<uint64_t>(c.packets)));
+  k.Set(o, "addTime", Napi::BigInt::New(env, static_cast<uint64_t>(c.add_time)));
+  k.Set(o, "useTime", Napi::BigInt::New(env, static_cast<uint64_t>(c.use_time)));
   return o;
 }
 
-Napi::Value AlgToJs(Napi::Env env, const AlgInfo& a, const char* extra) {
+Napi::Value AlgToJs(Out& k, Napi::Env env, const AlgInfo& a, const char* extra) {
   if (!a.set) return env.Null();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("name", a.name);
-  o.Set("keyBits", Napi::Number::New(env, a.key_bits));
-  if (extra) o.Set(extra, Napi::Number::New(env, a.extra_bits));
+  k.Set(o, "name", a.name);
+  k.Set(o, "keyBits", Napi::Number::New(env, a.key_bits));
+  if (extra) k.Set(o, extra, Napi::Number::New(env, a.extra_bits));
   return o;
 }
 
-Napi::Object StateToJs(Napi::Env env, const ParsedState& p) {
+Napi::Object StateToJs(Out& k, Napi::Env env, const ParsedState& p) {
   const xfrm_usersa_info& i = p.info;
   Napi::Object o = Napi::Object::New(env);
-  o.Set("family", Napi::Number::New(env, i.family));
-  o.Set("src", AddrToJs(env, i.family, i.saddr));
-  o.Set("dst", AddrToJs(env, i.family, i.id.daddr));
-  o.Set("spi", Napi::Number::New(env, ntohl(i.id.spi)));
-  o.Set("proto", Napi::Number::New(env, i.id.proto));
-  o.Set("mode", Napi::Number::New(env, i.mode));
-  o.Set("reqid", Napi::Number::New(env, i.reqid));
-  o.Set("flags", Napi::Number::New(env, i.flags));
-  o.Set("extraFlags", Napi::Number::New(env, p.extra_flags));
-  o.Set("esn", Napi::Boolean::New(env, (i.flags & XFRM_STATE_ESN) != 0));
-  o.Set("replayWindow", Napi::Number::New(env, p.has_esn ? p.esn.replay_window : i.replay_window));
-  o.Set("mark", MarkToJs(env, p.mark));
-  o.Set("setMark", MarkToJs(env, p.set_mark));
-  o.Set("ifId", p.has_if_id ? Napi::Number::New(env, p.if_id) : env.Null());
-  o.Set("aead", AlgToJs(env, p.aead, "icvBits"));
-  o.Set("crypt", AlgToJs(env, p.crypt, nullptr));
-  o.Set("auth", AlgToJs(env, p.auth, "truncBits"));
-  o.Set("comp", AlgToJs(env, p.comp, nullptr));
-  o.Set("selector", SelectorToJs(env, i.sel));
-  o.Set("lifetime", LifetimeToJs(env, i.lft));
-  o.Set("current", CurrentToJs(env, i.curlft));
+  k.Set(o, "family", Napi::Number::New(env, i.family));
+  k.Set(o, "src", AddrToJs(env, i.family, i.saddr));
+  k.Set(o, "dst", AddrToJs(env, i.family, i.id.daddr));
+  k.Set(o, "spi", Napi::Number::New(env, ntohl(i.id.spi)));
+  k.Set(o, "proto", Napi::Number::New(env, i.id.proto));
+  k.Set(o, "mode", Napi::Number::New(env, i.mode));
+  k.Set(o, "reqid", Napi::Number::New(env, i.reqid));
+  k.Set(o, "flags", Napi::Number::New(env, i.flags));
+  k.Set(o, "extraFlags", Napi::Number::New(env, p.extra_flags));
+  k.Set(o, "esn", Napi::Boolean::New(env, (i.flags & XFRM_STATE_ESN) != 0));
+  k.Set(o, "replayWindow", Napi::Number::New(env, p.has_esn ? p.esn.replay_window : i.replay_window));
+  k.Set(o, "mark", MarkToJs(k, env, p.mark));
+  k.Set(o, "setMark", MarkToJs(k, env, p.set_mark));
+  k.Set(o, "ifId", p.has_if_id ? Napi::Number::New(env, p.if_id) : env.Null());
+  k.Set(o, "aead", AlgToJs(k, env, p.aead, "icvBits"));
+  k.Set(o, "crypt", AlgToJs(k, env, p.crypt, nullptr));
+  k.Set(o, "auth", AlgToJs(k, env, p.auth, "truncBits"));
+  k.Set(o, "comp", AlgToJs(k, env, p.comp, nullptr));
+  k.Set(o, "selector", SelectorToJs(k, env, i.sel));
+  k.Set(o, "lifetime", LifetimeToJs(k, env, i.lft));
+  k.Set(o, "current", CurrentToJs(k, env, i.curlft));
   Napi::Object stats = Napi::Object::New(env);
-  stats.Set("replayWindow", Napi::Number::New(env, i.stats.replay_window));
-  stats.Set("replay", Napi::Number::New(env, i.stats.replay));
-  stats.Set("integrityFailed", Napi::Number::New(env, i.stats.integrity_failed));
-  o.Set("stats", stats);
+  k.Set(stats, "replayWindow", Napi::Number::New(env, i.stats.replay_window));
+  k.Set(stats, "replay", Napi::Number::New(env, i.stats.replay));
+  k.Set(stats, "integrityFailed", Napi::Number::New(env, i.stats.integrity_failed));
+  k.Set(o, "stats", stats);
   Napi::Object replay = Napi::Object::New(env);
   if (p.has_esn) {
-    replay.Set("oseq", Napi::Number::New(env, p.esn.oseq));
-    replay.Set("seq", Napi::Number::New(env, p.esn.seq));
-    replay.Set("oseqHi", Napi::Number::New(env, p.esn.oseq_hi));
-    replay.Set("seqHi", Napi::Number::New(env, p.esn.seq_hi));
-    replay.Set("bitmapWords", Napi::Number::New(env, p.esn.bmp_len));
+    k.Set(replay, "oseq", Napi::Number::New(env, p.esn.oseq));
+    k.Set(replay, "seq", Napi::Number::New(env, p.esn.seq));
+    k.Set(replay, "oseqHi", Napi::Number::New(env, p.esn.oseq_hi));
+    k.Set(replay, "seqHi", Napi::Number::New(env, p.esn.seq_hi));
+    k.Set(replay, "bitmapWords", Napi::Number::New(env, p.esn.bmp_len));
   } else {
-    replay.Set("oseq", Napi::Number::New(env, p.has_replay ? p.replay.oseq : 0));
-    replay.Set("seq", Napi::Number::New(env, p.has_replay ? p.replay.seq : 0));
-    replay.Set("oseqHi", Napi::Number::New(env, 0));
-    replay.Set("seqHi", Napi::Number::New(env, 0));
-    replay.Set("bitmapWords", Napi::Number::New(env, p.has_replay ? 1 : 0));
+    k.Set(replay, "oseq", Napi::Number::New(env, p.has_replay ? p.replay.oseq : 0));
+    k.Set(replay, "seq", Napi::Number::New(env, p.has_replay ? p.replay.seq : 0));
+    k.Set(replay, "oseqHi", Napi::Number::New(env, 0));
+    k.Set(replay, "seqHi", Napi::Number::New(env, 0));
+    k.Set(replay, "bitmapWords", Napi::Number::New(env, p.has_replay ? 1 : 0));
   }
-  o.Set("replay", replay);
-  o.Set("lastUsed", p.has_lastused ? Napi::BigInt::New(env, p.lastused) : env.Null());
+  k.Set(o, "replay", replay);
+  k.Set(o, "lastUsed", p.has_lastused ? Napi::BigInt::New(env, p.lastused) : env.Null());
   return o;
 }
 
-Napi::Object PolicyToJs(Napi::Env env, const ParsedPolicy& p) {
+Napi::Object PolicyToJs(Out& k, Napi::Env env, const ParsedPolicy& p) {
   const xfrm_userpolicy_info& i = p.info;
   Napi::Object o = Napi::Object::New(env);
-  o.Set("selector", SelectorToJs(env, i.sel));
-  o.Set("dir", Napi::Number::New(env, i.dir));
-  o.Set("action", Napi::Number::New(env, i.action));
-  o.Set("priority", Napi::Number::New(env, i.priority));
-  o.Set("index", Napi::Number::New(env, i.index));
-  o.Set("flags", Napi::Number::New(env, i.flags));
-  o.Set("share", Napi::Number::New(env, i.share));
-  o.Set("type", Napi::Number::New(env, p.type));
-  o.Set("mark", MarkToJs(env, p.mark));
-  o.Set("ifId", p.has_if_id ? Napi::Number::New(env, p.if_id) : env.Null());
-  o.Set("lifetime", LifetimeToJs(env, i.lft));
-  o.Set("current", CurrentToJs(env, i.curlft));
+  k.Set(o, "selector", SelectorToJs(k, env, i.sel));
+  k.Set(o, "dir", Napi::Number::New(env, i.dir));
+  k.Set(o, "action", Napi::Number::New(env, i.action));
+  k.Set(o, "priority", Napi::Number::New(env, i.priority));
+  k.Set(o, "index", Napi::Number::New(env, i.index));
+  k.Set(o, "flags", Napi::Number::New(env, i.flags));
+  k.Set(o, "share", Napi::Number::New(env, i.share));
+  k.Set(o, "type", Napi::Number::New(env, p.type));
+  k.Set(o, "mark", MarkToJs(k, env, p.mark));
+  k.Set(o, "ifId", p.has_if_id ? Napi::Number::New(env, p.if_id) : env.Null());
+  k.Set(o, "lifetime", LifetimeToJs(k, env, i.lft));
+  k.Set(o, "current", CurrentToJs(k, env, i.curlft));
   Napi::Array ts = Napi::Array::New(env, p.tmpls.size());
-  for (size_t k = 0; k < p.tmpls.size(); k++) {
-    const xfrm_user_tmpl& t = p.tmpls[k];
+  for (size_t n = 0; n < p.tmpls.size(); n++) {
+    const xfrm_user_tmpl& t = p.tmpls[n];
     Napi::Object to = Napi::Object::New(env);
-    to.Set("family", Napi::Number::New(env, t.family));
-    to.Set("src", AddrToJs(env, t.family, t.saddr));
-    to.Set("dst", AddrToJs(env, t.family, t.id.daddr));
-    to.Set("spi", Napi::Number::New(env, ntohl(t.id.spi)));
-    to.Set("proto", Napi::Number::New(env, t.id.proto));
-    to.Set("mode", Napi::Number::New(env, t.mode));
-    to.Set("reqid", Napi::Number::New(env, t.reqid));
-    to.Set("share", Napi::Number::New(env, t.share));
-    to.Set("optional", Napi::Boolean::New(env, t.optional != 0));
-    to.Set("aalgos", Napi::Number::New(env, t.aalgos));
-    to.Set("ealgos", Napi::Number::New(env, t.ealgos));
-    to.Set("calgos", Napi::Number::New(env, t.calgos));
-    ts.Set(k, to);
+    k.Set(to, "family", Napi::Number::New(env, t.family));
+    k.Set(to, "src", AddrToJs(env, t.family, t.saddr));
+    k.Set(to, "dst", AddrToJs(env, t.family, t.id.daddr));
+    k.Set(to, "spi", Napi::Number::New(env, ntohl(t.id.spi)));
+    k.Set(to, "proto", Napi::Number::New(env, t.id.proto));
+    k.Set(to, "mode", Napi::Number::New(env, t.mode));
+    k.Set(to, "reqid", Napi::Number::New(env, t.reqid));
+    k.Set(to, "share", Napi::Number::New(env, t.share));
+    k.Set(to, "optional", Napi::Boolean::New(env, t.optional != 0));
+    k.Set(to, "aalgos", Napi::Number::New(env, t.aalgos));
+    k.Set(to, "ealgos", Napi::Number::New(env, t.ealgos));
+    k.Set(to, "calgos", Napi::Number::New(env, t.calgos));
+    ts.Set(n, to);
   }
-  o.Set("templates", ts);
+  k.Set(o, "templates", ts);
   return o;
 }
 
@@ -1109,7 +1127,8 @@ Napi::Value StateGet(const Napi::CallbackInfo& info) {
         },
         [found](Napi::Env env) -> Napi::Value {
           if (found->empty()) return env.Null();
-          return StateToJs(env, found->front());
+          Out k(env);
+          return StateToJs(k, env, found->front());
         });
   });
 }
@@ -1123,8 +1142,12 @@ Napi::Value StatesList(const Napi::CallbackInfo& info) {
         info.Env(),
         [netns, out, op]() { *out = DumpAll<ParsedState>(netns, XFRM_MSG_GETSA, XFRM_MSG_NEWSA, op, ParseState); },
         [out](Napi::Env env) -> Napi::Value {
+          Out k(env);
           Napi::Array arr = Napi::Array::New(env, out->size());
-          for (size_t i = 0; i < out->size(); i++) arr.Set(i, StateToJs(env, (*out)[i]));
+          for (size_t i = 0; i < out->size(); i++) {
+            Napi::HandleScope scope(env);
+            arr.Set(i, StateToJs(k, env, (*out)[i]));
+          }
           return arr;
         });
   });
@@ -1210,7 +1233,8 @@ Napi::Value PolicyGet(const Napi::CallbackInfo& info) {
         },
         [found](Napi::Env env) -> Napi::Value {
           if (found->empty()) return env.Null();
-          return PolicyToJs(env, found->front());
+          Out k(env);
+          return PolicyToJs(k, env, found->front());
         });
   });
 }
@@ -1226,8 +1250,12 @@ Napi::Value PoliciesList(const Napi::CallbackInfo& info) {
           *out = DumpAll<ParsedPolicy>(netns, XFRM_MSG_GETPOLICY, XFRM_MSG_NEWPOLICY, op, ParsePolicy);
         },
         [out](Napi::Env env) -> Napi::Value {
+          Out k(env);
           Napi::Array arr = Napi::Array::New(env, out->size());
-          for (size_t i = 0; i < out->size(); i++) arr.Set(i, PolicyToJs(env, (*out)[i]));
+          for (size_t i = 0; i < out->size(); i++) {
+            Napi::HandleScope scope(env);
+            arr.Set(i, PolicyToJs(k, env, (*out)[i]));
+          }
           return arr;
         });
   });
@@ -1297,8 +1325,9 @@ Napi::Value ParseStatesJs(const Napi::CallbackInfo& info) {
     ForEachMessageInBuffer(info[0], op, [&](const nlmsghdr* r) {
       if (r->nlmsg_type == XFRM_MSG_NEWSA || r->nlmsg_type == XFRM_MSG_UPDSA) out.push_back(ParseState(r, op));
     });
+    Out k(info.Env());
     Napi::Array arr = Napi::Array::New(info.Env(), out.size());
-    for (size_t i = 0; i < out.size(); i++) arr.Set(i, StateToJs(info.Env(), out[i]));
+    for (size_t i = 0; i < out.size(); i++) arr.Set(i, StateToJs(k, info.Env(), out[i]));
     return arr;
   });
 }
@@ -1347,8 +1376,9 @@ Napi::Value ParsePoliciesJs(const Napi::CallbackInfo& info) {
         out.push_back(ParsePolicy(r, op));
       }
     });
+    Out k(info.Env());
     Napi::Array arr = Napi::Array::New(info.Env(), out.size());
-    for (size_t i = 0; i < out.size(); i++) arr.Set(i, PolicyToJs(info.Env(), out[i]));
+    for (size_t i = 0; i < out.size(); i++) arr.Set(i, PolicyToJs(k, info.Env(), out[i]));
     return arr;
   });
 }
