@@ -369,15 +369,13 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
   }
   std::vector<uint8_t> failed;
   size_t next = 0;
-  // Requests may carry key material (WireGuard preshared keys): zero the staging copy before
-  // it is reused and when leaving, also on a throw.
-  auto scrub = [&]() { if (!out.empty()) explicit_bzero(out.data(), out.size()); };
-  struct ScrubOnExit {
-    std::function<void()> fn;
-    ~ScrubOnExit() { fn(); }
-  } scrub_on_exit{scrub};
+  // Requests may carry key material (XFRM states): wipe every window's copy once it is sent.
+  struct WipeOnExit {
+    std::vector<uint8_t>& v;
+    ~WipeOnExit() { explicit_bzero(v.data(), v.size()); }
+  } wipe_out{out};
   while (next < msgs.size()) {
-    scrub();
+    explicit_bzero(out.data(), out.size());
     out.clear();
     size_t begin = next;
     size_t end = begin;
