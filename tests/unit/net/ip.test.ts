@@ -23,6 +23,7 @@ import {
 } from '../../../agent/net/ip.js';
 import { attr, nlmsg } from '../../support/nl-fixture.js';
 import { AF_INET, AF_INET6, IFA, ifaddrmsg, RTM } from '../netlink/rtnl-fixtures.js';
+import { validationError } from '../../support/validation-error.js';
 
 /** Text that looks like an address: the characters addresses use, in runs parsers trip over. */
 const addressish = fc.array(fc.constantFrom('0', '1', '9', '25', '255', '256', '00', 'a', 'F', 'ffff', '12345', ':', '::', '.', '/', '%', ' '), { maxLength: 14 }).map((a) => a.join(''));
@@ -103,16 +104,6 @@ const v6Bytes = fc
     });
     return b;
   });
-
-function validationError(run: () => unknown): ValidationError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('Expected a ValidationError, nothing was thrown');
-}
 
 describe('formatIp()', () => {
   it('writes exactly what the addon\'s inet_ntop writes, for any IPv4 or IPv6 bytes', () => {

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../agent/errors.js';
 import {
   checkDeviceName,
   checkKey,
@@ -11,18 +10,9 @@ import {
   normalizeEndpoint,
   validateWgDeviceConfig,
 } from '../../../agent/wireguard/keys.js';
+import { validationError } from '../../support/validation-error.js';
 
 const key = (fill: number) => Buffer.alloc(32, fill);
-
-function validationError(run: () => unknown): ValidationError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('Expected a ValidationError, nothing was thrown');
-}
 
 describe('keys', () => {
   it('checkKey() accepts exactly 32 bytes and says the length it got', () => {
