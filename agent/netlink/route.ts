@@ -8,7 +8,8 @@ import { callNativeSync } from '../native/addon.js';
 import { callRtnl, rtnl, where, withDumpRetry } from './call.js';
 import type { DeleteOptions, NetnsOption } from './types.js';
 import { PackedBatch } from './pack.js';
-import { checkArray, checkCidr, checkIfName, checkInt, checkIp, checkKnownKeys, checkMtu, checkObject, nativeOpts, parseIpInto, quote, U32_MAX } from './validate.js';
+import { checkCidr, checkIp, hostBitsZero, parseIpInto, parsePrefixLen } from '../net/ip.js';
+import { checkArray, checkIfName, checkInt, checkKnownKeys, checkMtu, checkObject, nativeOpts, quote, U32_MAX } from './validate.js';
 
 export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 export const ROUTE_TYPES: Record<RouteType, number> = { unicast: 1, blackhole: 6, unreachable: 7, prohibit: 8, throw: 9 };
@@ -108,17 +109,6 @@ function unreachable(field: string, v: unknown): never {
   throw new ValidationError(field, `Invalid ${field} ${quote(v)}`);
 }
 
-/** True when every bit of bytes[off..] past `prefixLen` (of `max` bits) is zero. */
-function hostBitsZero(bytes: Uint8Array, off: number, prefixLen: number, max: number): boolean {
-  let bit = prefixLen;
-  if (bit & 7) {
-    if (bytes[off + (bit >> 3)]! & (0xff >> (bit & 7))) return false;
-    bit += 8 - (bit & 7);
-  }
-  for (let b = bit >> 3; b < max >> 3; b++) if (bytes[off + b] !== 0) return false;
-  return true;
-}
-
 /**
  * Validates routes and packs them into one Buffer for the addon. `verb` shapes the checks. Each
  * field has a fast check; when it fails, the general checker (checkCidr, checkIp, ...) runs to
@@ -149,17 +139,7 @@ function packRoutes(routes: RouteSpec[], verb: 'add' | 'replace' | 'delete'): Pa
         fam = parseIpInto(dst, bytes, o + 24, 0, slash < 0 ? dst.length : slash);
         const max = fam === 4 ? 32 : 128;
         dstLen = max;
-        if (fam !== 0 && slash >= 0) {
-          // 1..3 decimal digits, at most the family's bit count.
-          const digits = dst.length - slash - 1;
-          let v = 0;
-          for (let k = slash + 1; k < dst.length; k++) {
-            const c = dst.charCodeAt(k) - 48;
-            if (c < 0 || c > 9) v = -1;
-            if (v >= 0) v = v * 10 + c;
-          }
-          dstLen = digits >= 1 && digits <= 3 && v >= 0 && v <= max ? v : -1;
-        }
+        if (fam !== 0 && slash >= 0) dstLen = parsePrefixLen(dst, slash + 1, dst.length, max);
         if (fam !== 0 && (dstLen < 0 || (family !== undefined && fam !== family) || !hostBitsZero(bytes, o + 24, dstLen, max))) fam = 0;
       }
       if (fam === 0) {

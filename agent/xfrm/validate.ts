@@ -4,8 +4,8 @@
  * value becomes a ValidationError naming the field, the value and the fix. Key bytes are never
  * put into a message.
  */
-import { isIP } from 'node:net';
 import { ValidationError } from '../errors.js';
+import { canonicalIp, checkCidr, checkIp, ipFamily } from '../net/ip.js';
 import {
   AEAD_ICV_BITS,
   AEAD_KEY_LENGTHS,
@@ -119,42 +119,28 @@ function optU32(v: unknown, field: string, def: number): number {
   return v === undefined ? def : u32(v, field);
 }
 
+/** The family of an address that address() or prefix() accepted. */
 export function family(addr: string): 4 | 6 {
-  return isIP(addr) === 6 ? 6 : 4;
+  return ipFamily(addr) === 6 ? 6 : 4;
 }
 
+/** An IPv4 or IPv6 address (no IPv6 zone id: XFRM addresses have none), as written. */
 export function address(v: unknown, field: string): string {
-  // isIP() accepts IPv6 zone ids ("fe80::1%eth0"); XFRM addresses have none.
-  if (typeof v !== 'string' || isIP(v) === 0 || v.includes('%')) {
-    throw invalid(field, v, 'use an IPv4 or IPv6 address such as "192.0.2.1" or "2001:db8::1"');
-  }
-  return v;
+  return checkIp(field, v, undefined, invalid).addr;
 }
 
 /**
  * The address as the kernel's read-backs spell it (inet_ntop: lower case, longest zero run
- * compressed), so filters compare equal however the caller wrote it.
+ * compressed, "::ffff:a.b.c.d"), so filters compare equal however the caller wrote it.
  */
 export function canonicalAddress(v: unknown, field: string): string {
-  const a = address(v, field);
-  if (isIP(a) !== 6 || a.includes('.')) return a;
-  return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  return canonicalIp(field, v, invalid);
 }
 
+/** "addr/len" or a bare address (a host prefix); the address as written. */
 export function prefix(v: unknown, field: string): { addr: string; len: number; family: 4 | 6 } {
-  if (typeof v !== 'string') throw invalid(field, v, 'use a prefix such as "10.0.0.0/16" or "fd00::/64"');
-  const slash = v.indexOf('/');
-  const addr = slash < 0 ? v : v.slice(0, slash);
-  const fam = addr.includes('%') ? 0 : isIP(addr);
-  if (fam === 0) throw invalid(field, v, 'use a prefix such as "10.0.0.0/16" or "fd00::/64"');
-  const max = fam === 6 ? 128 : 32;
-  let len = max;
-  if (slash >= 0) {
-    const text = v.slice(slash + 1);
-    len = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-    if (!(len >= 0 && len <= max)) throw invalid(field, v, `use a prefix length from 0 to ${max}`);
-  }
-  return { addr, len, family: fam as 4 | 6 };
+  const c = checkCidr(field, v, {}, invalid);
+  return { addr: c.addr, len: c.prefixLen, family: c.family };
 }
 
 export function mark(v: unknown, field: string): WireMark | undefined {

@@ -5,6 +5,7 @@ import { addPolicies, encodePolicies, encodePolicyIds } from '../../../agent/xfr
 import { addStates, encodeStates, stateBatchMessage } from '../../../agent/xfrm/state.js';
 import type { XfrmStateConfig } from '../../../agent/xfrm/types.js';
 import { canonicalAddress, stateConfig } from '../../../agent/xfrm/validate.js';
+import { validationError } from '../../support/validation-error.js';
 
 const good = (over: Partial<XfrmStateConfig> = {}): XfrmStateConfig => ({
   src: '10.0.0.1',
@@ -13,16 +14,6 @@ const good = (over: Partial<XfrmStateConfig> = {}): XfrmStateConfig => ({
   aead: { algorithm: 'rfc4106(gcm(aes))', key: Buffer.alloc(20, 0x5a) },
   ...over,
 });
-
-function validationError(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a ValidationError');
-}
 
 describe('XFRM argument validation', () => {
   it('accepts exactly the AES-GCM key lengths 16/24/32 + 4-byte salt and 32 + 4 for ChaCha20-Poly1305', () => {
