@@ -33,6 +33,11 @@ class NlError : public std::runtime_error {
 constexpr int kErrDumpInterrupted = 100001;
 constexpr int kErrMalformedReply = 100002;
 
+// A kernel reply that does not parse: NlError(kErrMalformedReply) for operation `op`.
+inline NlError MalformedReply(const std::string& op, const std::string& what) {
+  return NlError(kErrMalformedReply, op, what);
+}
+
 // Name of an errno ("EEXIST"), or of a synthetic error ("EDUMPINTR").
 const char* ErrnoName(int err);
 
