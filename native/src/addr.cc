@@ -65,12 +65,8 @@ MsgBuilder EncodeAddrDelete(const AddrC& a) { return EncodeAddr(a, RTM_DELADDR, 
 [[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("addr.parse", what); }
 
 bool ParseAddrMsg(const nlmsghdr* nlh, AddrInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWADDR) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifaddrmsg))) {
-    Malformed("Address message is shorter than struct ifaddrmsg");
-  }
   ifaddrmsg ifa;
-  std::memcpy(&ifa, NLMSG_DATA(nlh), sizeof(ifa));
+  if (!ReadHeader(nlh, RTM_NEWADDR, &ifa, "addr.parse", "Address message is shorter than struct ifaddrmsg")) return false;
   if (ifa.ifa_family != AF_INET && ifa.ifa_family != AF_INET6) return false;
   out->family = ifa.ifa_family;
   out->prefixLen = ifa.ifa_prefixlen;
@@ -85,8 +81,7 @@ bool ParseAddrMsg(const nlmsghdr* nlh, AddrInfoC* out) {
       case IFA_BROADCAST: attrs_ok = AddrAttr(a, out->family, &out->broadcast) && attrs_ok; break;
       case IFA_LABEL: out->label = a.Str(); break;
       case IFA_FLAGS:
-        if (a.len < 4) attrs_ok = false;
-        out->flags = a.U32();
+        out->flags = CheckedU32(a, &attrs_ok);
         break;
     }
   });

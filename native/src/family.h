@@ -30,6 +30,23 @@ inline bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
   return true;
 }
 
+// A u32 attribute's value; clears *ok when the attribute is shorter than 4 bytes (Attr::U32
+// still reads only what is there).
+inline uint32_t CheckedU32(const Attr& a, bool* ok) {
+  if (a.len < 4) *ok = false;
+  return a.U32();
+}
+
+// The fixed family header of a message of type `type` (false for any other type); a message
+// too short to hold it is a malformed reply: NlError(kErrMalformedReply, op, what).
+template <typename H>
+bool ReadHeader(const nlmsghdr* nlh, uint16_t type, H* header, const std::string& op, const char* what) {
+  if (nlh->nlmsg_type != type) return false;
+  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(H))) throw MalformedReply(op, what);
+  std::memcpy(header, NLMSG_DATA(nlh), sizeof(H));
+  return true;
+}
+
 // Runs fn; an NlError it throws gets `index` (the position of the object being handled).
 template <typename Fn>
 decltype(auto) AtIndex(size_t index, Fn&& fn) {

@@ -159,12 +159,8 @@ MsgBuilder EncodeLinkDump() {
 // Parses one RTM_NEWLINK message. Returns false for other message types; throws
 // NlError(EMALFORMED) on a truncated header or attribute.
 bool ParseLink(const nlmsghdr* nlh, LinkC* out) {
-  if (nlh->nlmsg_type != RTM_NEWLINK) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg))) {
-    Malformed("Link message is shorter than struct ifinfomsg");
-  }
   ifinfomsg ifi;
-  std::memcpy(&ifi, NLMSG_DATA(nlh), sizeof(ifi));
+  if (!ReadHeader(nlh, RTM_NEWLINK, &ifi, "link.parse", "Link message is shorter than struct ifinfomsg")) return false;
   out->ifindex = static_cast<uint32_t>(ifi.ifi_index);
   out->flags = ifi.ifi_flags;
   bool nested_ok = true;
@@ -172,15 +168,13 @@ bool ParseLink(const nlmsghdr* nlh, LinkC* out) {
     switch (a.type) {
       case IFLA_IFNAME: out->name = a.Str(); break;
       case IFLA_MTU:
-        if (a.len < 4) nested_ok = false;
-        out->mtu = a.U32();
+        out->mtu = CheckedU32(a, &nested_ok);
         break;
       case IFLA_OPERSTATE: out->operstate = a.U8(); break;
       case IFLA_ADDRESS: out->mac.assign(a.data, a.data + a.len); break;
       case IFLA_MASTER:
-        if (a.len < 4) nested_ok = false;
         out->hasMaster = true;
-        out->master = a.U32();
+        out->master = CheckedU32(a, &nested_ok);
         break;
       case IFLA_LINKINFO:
         nested_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {

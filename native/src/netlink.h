@@ -168,6 +168,9 @@ class Socket {
 
  private:
   uint32_t NextSeq() { return ++seq_; }
+  // Finishes one request, flags it NLM_F_REQUEST | flags with the next sequence number (port id
+  // 0), sends it and returns that sequence number.
+  uint32_t SendOne(MsgBuilder& msg, uint16_t flags, const std::string& op);
   void Send(const uint8_t* data, size_t len, const std::string& op);
   // Receives one datagram into rbuf_; returns its length.
   size_t Recv(const std::string& op);

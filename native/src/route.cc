@@ -110,12 +110,8 @@ MsgBuilder EncodeRouteDump(uint8_t family, uint32_t table, uint32_t ifindex) {
 [[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("route.parse", what); }
 
 bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWROUTE) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtmsg))) {
-    Malformed("Route message is shorter than struct rtmsg");
-  }
   rtmsg rt;
-  std::memcpy(&rt, NLMSG_DATA(nlh), sizeof(rt));
+  if (!ReadHeader(nlh, RTM_NEWROUTE, &rt, "route.parse", "Route message is shorter than struct rtmsg")) return false;
   if (rt.rtm_family != AF_INET && rt.rtm_family != AF_INET6) return false;
   out->family = rt.rtm_family;
   out->dstLen = rt.rtm_dst_len;
@@ -129,26 +125,22 @@ bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
   bool ok = ForEachMsgAttr(nlh, sizeof(rtmsg), [&](const Attr& a) {
     switch (a.type) {
       case RTA_TABLE:
-        if (a.len < 4) attrs_ok = false;
-        out->table = a.U32();
+        out->table = CheckedU32(a, &attrs_ok);
         break;
       case RTA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
       case RTA_GATEWAY: attrs_ok = AddrAttr(a, out->family, &out->gateway) && attrs_ok; break;
       case RTA_PREFSRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
       case RTA_OIF:
-        if (a.len < 4) attrs_ok = false;
-        out->oif = a.U32();
+        out->oif = CheckedU32(a, &attrs_ok);
         break;
       case RTA_PRIORITY:
-        if (a.len < 4) attrs_ok = false;
         out->hasMetric = true;
-        out->metric = a.U32();
+        out->metric = CheckedU32(a, &attrs_ok);
         break;
       case RTA_METRICS:
         attrs_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {
                      if (b.type == RTAX_MTU) {
-                       if (b.len < 4) attrs_ok = false;
-                       out->mtu = b.U32();
+                       out->mtu = CheckedU32(b, &attrs_ok);
                      }
                    }) && attrs_ok;
         break;

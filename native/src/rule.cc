@@ -13,9 +13,10 @@ namespace veil {
 
 namespace {
 
-// A policy routing rule to add or delete, converted from JS on the main thread.
-struct RuleC {
-  uint8_t family = AF_INET;
+// What a rule matches and which table it points to: the part a rule to add or delete and a
+// rule read from the kernel share.
+struct RuleMatchC {
+  uint8_t family = 0;
   bool hasPriority = false;
   uint32_t priority = 0;
   uint32_t table = 0;
@@ -29,29 +30,19 @@ struct RuleC {
   uint8_t dstLen = 0;
   std::string iif;
   std::string oif;
+};
+
+// A policy routing rule to add or delete, converted from JS on the main thread.
+struct RuleC : RuleMatchC {
   uint8_t action = FR_ACT_TO_TBL;
   bool invert = false;
   int protocol = -1;
 };
 
 // A rule as read from the kernel.
-struct RuleInfoC {
-  uint8_t family = 0;
+struct RuleInfoC : RuleMatchC {
   uint8_t action = 0;
   uint32_t flags = 0;
-  uint32_t table = 0;
-  bool hasPriority = false;
-  uint32_t priority = 0;
-  bool hasFwmark = false;
-  uint32_t fwmark = 0;
-  bool hasFwmask = false;
-  uint32_t fwmask = 0;
-  Addr src;
-  uint8_t srcLen = 0;
-  Addr dst;
-  uint8_t dstLen = 0;
-  std::string iif;
-  std::string oif;
   uint8_t protocol = 0;
 };
 
@@ -90,12 +81,8 @@ MsgBuilder EncodeRuleDump(uint8_t family) {
 [[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("rule.parse", what); }
 
 bool ParseRuleMsg(const nlmsghdr* nlh, RuleInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWRULE) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(fib_rule_hdr))) {
-    Malformed("Rule message is shorter than struct fib_rule_hdr");
-  }
   fib_rule_hdr h;
-  std::memcpy(&h, NLMSG_DATA(nlh), sizeof(h));
+  if (!ReadHeader(nlh, RTM_NEWRULE, &h, "rule.parse", "Rule message is shorter than struct fib_rule_hdr")) return false;
   if (h.family != AF_INET && h.family != AF_INET6) return false;
   out->family = h.family;
   out->action = h.action;
@@ -106,24 +93,20 @@ bool ParseRuleMsg(const nlmsghdr* nlh, RuleInfoC* out) {
   uint8_t maxLen = h.family == AF_INET6 ? 128 : 32;
   if (h.src_len > maxLen || h.dst_len > maxLen) Malformed("Rule prefix length is out of range");
   bool attrs_ok = true;
-  auto u32 = [&](const Attr& a) {
-    if (a.len < 4) attrs_ok = false;
-    return a.U32();
-  };
   bool ok = ForEachMsgAttr(nlh, sizeof(fib_rule_hdr), [&](const Attr& a) {
     switch (a.type) {
-      case FRA_TABLE: out->table = u32(a); break;
+      case FRA_TABLE: out->table = CheckedU32(a, &attrs_ok); break;
       case FRA_PRIORITY:
         out->hasPriority = true;
-        out->priority = u32(a);
+        out->priority = CheckedU32(a, &attrs_ok);
         break;
       case FRA_FWMARK:
         out->hasFwmark = true;
-        out->fwmark = u32(a);
+        out->fwmark = CheckedU32(a, &attrs_ok);
         break;
       case FRA_FWMASK:
         out->hasFwmask = true;
-        out->fwmask = u32(a);
+        out->fwmask = CheckedU32(a, &attrs_ok);
         break;
       case FRA_SRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
       case FRA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
