@@ -285,19 +285,24 @@ NlError Socket::ErrorFromAck(const nlmsghdr* nlh, const std::string& op, int ind
   return NlError(err, op, detail, extack, index);
 }
 
+uint32_t Socket::SendOne(MsgBuilder& msg, uint16_t flags, const std::string& op) {
+  auto& bytes = msg.Finish();
+  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
+  nlh->nlmsg_flags |= NLM_F_REQUEST | flags;
+  nlh->nlmsg_seq = NextSeq();
+  nlh->nlmsg_pid = 0;
+  uint32_t seq = nlh->nlmsg_seq;
+  Send(bytes.data(), bytes.size(), op);
+  return seq;
+}
+
 void Socket::Request(MsgBuilder& msg, const std::string& op) {
   RequestReplies(msg, op, [](const nlmsghdr*) {});
 }
 
 void Socket::RequestReplies(MsgBuilder& msg, const std::string& op,
                             const std::function<void(const nlmsghdr*)>& on_reply) {
-  auto& bytes = msg.Finish();
-  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
-  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-  nlh->nlmsg_seq = NextSeq();
-  nlh->nlmsg_pid = 0;
-  uint32_t seq = nlh->nlmsg_seq;
-  Send(bytes.data(), bytes.size(), op);
+  uint32_t seq = SendOne(msg, NLM_F_ACK, op);
   for (;;) {
     int n = static_cast<int>(Recv(op));
     for (auto* r = reinterpret_cast<nlmsghdr*>(rbuf_.data()); NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
@@ -315,12 +320,7 @@ void Socket::RequestReplies(MsgBuilder& msg, const std::string& op,
 
 void Socket::Dump(MsgBuilder& msg, const std::string& op,
                   const std::function<void(const nlmsghdr*)>& fn) {
-  auto& bytes = msg.Finish();
-  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
-  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = NextSeq();
-  uint32_t seq = nlh->nlmsg_seq;
-  Send(bytes.data(), bytes.size(), op);
+  uint32_t seq = SendOne(msg, NLM_F_DUMP, op);
   bool interrupted = false;
   for (;;) {
     int n = static_cast<int>(Recv(op));

@@ -33,6 +33,11 @@ class NlError : public std::runtime_error {
 constexpr int kErrDumpInterrupted = 100001;
 constexpr int kErrMalformedReply = 100002;
 
+// A kernel reply that does not parse: NlError(kErrMalformedReply) for operation `op`.
+inline NlError MalformedReply(const std::string& op, const std::string& what) {
+  return NlError(kErrMalformedReply, op, what);
+}
+
 // Name of an errno ("EEXIST"), or of a synthetic error ("EDUMPINTR").
 const char* ErrnoName(int err);
 
@@ -163,6 +168,9 @@ class Socket {
 
  private:
   uint32_t NextSeq() { return ++seq_; }
+  // Finishes one request, flags it NLM_F_REQUEST | flags with the next sequence number (port id
+  // 0), sends it and returns that sequence number.
+  uint32_t SendOne(MsgBuilder& msg, uint16_t flags, const std::string& op);
   void Send(const uint8_t* data, size_t len, const std::string& op);
   // Receives one datagram into rbuf_; returns its length.
   size_t Recv(const std::string& op);

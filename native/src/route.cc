@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "family.h"
 #include "js.h"
 #include "link.h"
 #include "pack.h"
@@ -106,25 +107,11 @@ MsgBuilder EncodeRouteDump(uint8_t family, uint32_t table, uint32_t ifindex) {
   return m;
 }
 
-[[noreturn]] void Malformed(const std::string& what) {
-  throw NlError(kErrMalformedReply, "route.parse", what);
-}
-
-bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
-  size_t want = family == AF_INET6 ? 16 : 4;
-  if (a.len != want) return false;
-  out->family = family;
-  std::memcpy(out->bytes, a.data, want);
-  return true;
-}
+[[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("route.parse", what); }
 
 bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWROUTE) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtmsg))) {
-    Malformed("Route message is shorter than struct rtmsg");
-  }
   rtmsg rt;
-  std::memcpy(&rt, NLMSG_DATA(nlh), sizeof(rt));
+  if (!ReadHeader(nlh, RTM_NEWROUTE, &rt, "route.parse", "Route message is shorter than struct rtmsg")) return false;
   if (rt.rtm_family != AF_INET && rt.rtm_family != AF_INET6) return false;
   out->family = rt.rtm_family;
   out->dstLen = rt.rtm_dst_len;
@@ -138,26 +125,22 @@ bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
   bool ok = ForEachMsgAttr(nlh, sizeof(rtmsg), [&](const Attr& a) {
     switch (a.type) {
       case RTA_TABLE:
-        if (a.len < 4) attrs_ok = false;
-        out->table = a.U32();
+        out->table = CheckedU32(a, &attrs_ok);
         break;
       case RTA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
       case RTA_GATEWAY: attrs_ok = AddrAttr(a, out->family, &out->gateway) && attrs_ok; break;
       case RTA_PREFSRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
       case RTA_OIF:
-        if (a.len < 4) attrs_ok = false;
-        out->oif = a.U32();
+        out->oif = CheckedU32(a, &attrs_ok);
         break;
       case RTA_PRIORITY:
-        if (a.len < 4) attrs_ok = false;
         out->hasMetric = true;
-        out->metric = a.U32();
+        out->metric = CheckedU32(a, &attrs_ok);
         break;
       case RTA_METRICS:
         attrs_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {
                      if (b.type == RTAX_MTU) {
-                       if (b.len < 4) attrs_ok = false;
-                       out->mtu = b.U32();
+                       out->mtu = CheckedU32(b, &attrs_ok);
                      }
                    }) && attrs_ok;
         break;
@@ -213,7 +196,7 @@ std::vector<RouteC> DecodeRoutes(const Napi::Value& v, size_t ndevs, std::vector
   std::vector<RouteC> out(n);
   firstUse->assign(ndevs, -1);
   for (size_t i = 0; i < n; i++) {
-    try {
+    AtIndex(i, [&] {
       RouteC& r = out[i];
       uint8_t fam = rec.U8(i, kRecFamily);
       if (fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
@@ -252,10 +235,7 @@ std::vector<RouteC> DecodeRoutes(const Napi::Value& v, size_t ndevs, std::vector
         r.src.family = r.family;
         std::memcpy(r.src.bytes, rec.Field(i, kRecSrc, alen), alen);
       }
-    } catch (NlError& e) {
-      e.index = static_cast<int>(i);
-      throw;
-    }
+    });
   }
   return out;
 }
@@ -265,6 +245,11 @@ void ApplyIfindexes(std::vector<RouteC>& routes, const std::vector<uint32_t>& if
   for (auto& r : routes) {
     if (r.dev) r.ifindex = ifindexes[r.dev - 1];
   }
+}
+
+// Encodes `routes` for `cmd`.
+std::vector<MsgBuilder> EncodeRoutes(const std::vector<RouteC>& routes, RouteCmd cmd) {
+  return EncodeEach(routes, [cmd](const RouteC& r) { return EncodeRoute(r, cmd); });
 }
 
 Napi::Value RouteModify(const Napi::CallbackInfo& info, RouteCmd cmd) {
@@ -279,25 +264,21 @@ Napi::Value RouteModify(const Napi::CallbackInfo& info, RouteCmd cmd) {
     std::string netns = GetNetns(info, 2, op);
     bool ignoreMissing = info.Length() > 2 && info[2].IsObject() &&
                          GetBool(info[2].As<Napi::Object>(), "ignoreMissing", op);
-    return RunAsync(
-        info.Env(),
-        [routes, devs, firstUse, netns, op, cmd, ignoreMissing]() {
-          Socket sock(NETLINK_ROUTE, netns);
-          // Every device is resolved (once per name) before anything changes: a missing one
-          // fails the batch clean, reported at the first route naming it.
-          std::vector<uint32_t> ifindexes(devs->size());
-          for (size_t k = 0; k < devs->size(); k++) ifindexes[k] = ResolveIfindex(sock, (*devs)[k], op, (*firstUse)[k]);
-          ApplyIfindexes(*routes, ifindexes);
-          std::vector<MsgBuilder> msgs;
-          msgs.reserve(routes->size());
-          for (auto& r : *routes) msgs.push_back(EncodeRoute(r, cmd));
-          if (cmd == RouteCmd::kAdd) {
-            ApplyBatch(sock, msgs, op, [&](size_t i) { return EncodeRoute((*routes)[i], RouteCmd::kDelete); });
-          } else {
-            ApplyBatch(sock, msgs, op, nullptr, cmd == RouteCmd::kDelete && ignoreMissing ? ESRCH : 0);
-          }
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    return RunAsync(info.Env(), [routes, devs, firstUse, netns, op, cmd, ignoreMissing]() {
+      Socket sock(NETLINK_ROUTE, netns);
+      // Every device is resolved (once per name) before anything changes: a missing one
+      // fails the batch clean, reported at the first route naming it.
+      std::map<std::string, uint32_t> byName = ResolveIfindexes(sock, *devs, *firstUse, op);
+      std::vector<uint32_t> ifindexes;
+      for (const std::string& d : *devs) ifindexes.push_back(byName[d]);
+      ApplyIfindexes(*routes, ifindexes);
+      std::vector<MsgBuilder> msgs = EncodeRoutes(*routes, cmd);
+      ApplyBatch(sock, msgs, op,
+                 cmd == RouteCmd::kAdd
+                     ? UndoBy(*routes, [](const RouteC& r) { return EncodeRoute(r, RouteCmd::kDelete); })
+                     : nullptr,
+                 cmd == RouteCmd::kDelete && ignoreMissing ? ESRCH : 0);
+    });
   });
 }
 
@@ -313,18 +294,15 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
     std::string dev;
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object f = info[0].As<Napi::Object>();
-      uint32_t fam = GetU32(f, "family", op);
-      if (fam != 0 && fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
-      family = fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC;
+      family = GetFamilyFilter(f, op);
       table = GetU32(f, "table", op, false, RT_TABLE_MAIN);
       dev = GetString(f, "dev", op, false);
     }
     std::string netns = GetNetns(info, 1, op);
-    auto routes = std::make_shared<std::vector<RouteInfoC>>();
     auto names = std::make_shared<std::map<uint32_t, std::string>>();
-    return RunAsync(
+    return ListAsync<RouteInfoC>(
         info.Env(),
-        [routes, names, family, table, dev, netns, op]() {
+        [names, family, table, dev, netns, op](std::vector<RouteInfoC>& routes) {
           Socket sock(NETLINK_ROUTE, netns);
           uint32_t ifindex = dev.empty() ? 0 : ResolveIfindex(sock, dev, op);
           *names = LinkNames(sock);
@@ -334,26 +312,17 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
           setsockopt(sock.fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
           MsgBuilder m = EncodeRouteDump(family, table, ifindex);
           try {
-            sock.Dump(m, op, [&](const nlmsghdr* r) {
-              RouteInfoC ri;
-              if (!ParseRouteMsg(r, &ri)) return;
-              if (family != AF_UNSPEC && ri.family != family) return;
-              if (table && ri.table != table) return;
-              if (ifindex && ri.oif != ifindex) return;
-              if (ri.flags & RTM_F_CLONED) return;
-              routes->push_back(ri);
-            });
+            DumpParsed(sock, m, op, ParseRouteMsg, [&](const RouteInfoC& r) {
+              return (family == AF_UNSPEC || r.family == family) && (!table || r.table == table) &&
+                     (!ifindex || r.oif == ifindex) && !(r.flags & RTM_F_CLONED);
+            }, &routes);
           } catch (NlError& e) {
             // A table that holds no route does not exist yet: an empty list, not an error.
             if (e.err == ENOENT && table) return;
             throw;
           }
         },
-        [routes, names](Napi::Env env) -> Napi::Value {
-          Napi::Array a = Napi::Array::New(env, routes->size());
-          for (size_t i = 0; i < routes->size(); i++) a.Set(i, RouteToJs(env, (*routes)[i], names.get()));
-          return a;
-        });
+        [names](Napi::Env env, const RouteInfoC& r) { return RouteToJs(env, r, names.get()); });
   });
 }
 
@@ -365,9 +334,7 @@ Napi::Value EncodeRouteJs(const Napi::CallbackInfo& info, RouteCmd cmd) {
     std::vector<int> firstUse;
     std::vector<RouteC> routes = DecodeRoutes(info.Length() > 0 ? info[0] : info.Env().Undefined(), ifindexes.size(), &firstUse, op);
     ApplyIfindexes(routes, ifindexes);
-    std::vector<MsgBuilder> msgs;
-    msgs.reserve(routes.size());
-    for (auto& r : routes) msgs.push_back(EncodeRoute(r, cmd));
+    std::vector<MsgBuilder> msgs = EncodeRoutes(routes, cmd);
     return MessagesToJs(info.Env(), msgs);
   });
 }
@@ -390,32 +357,23 @@ Napi::Value EncodeRouteDumpJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ParseRoutesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "route.parse";
-    std::vector<RouteInfoC> routes;
-    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
-      RouteInfoC ri;
-      if (ParseRouteMsg(r, &ri)) routes.push_back(ri);
-    });
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, routes.size());
-    for (size_t i = 0; i < routes.size(); i++) a.Set(i, RouteToJs(env, routes[i], nullptr));
-    return a;
-  });
+  return ParseExport<RouteInfoC>(info, "route.parse", ParseRouteMsg,
+                                 [](Napi::Env env, const RouteInfoC& r) { return RouteToJs(env, r, nullptr); });
 }
 
 }  // namespace
 
 void RegisterRoutes(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "routeAdd", RouteAdd);
-  Export(env, exports, "routeReplace", RouteReplace);
-  Export(env, exports, "routeDelete", RouteDelete);
-  Export(env, exports, "routeList", RouteList);
-  Export(env, exports, "encodeRouteAdd", EncodeRouteAddJs);
-  Export(env, exports, "encodeRouteReplace", EncodeRouteReplaceJs);
-  Export(env, exports, "encodeRouteDelete", EncodeRouteDeleteJs);
-  Export(env, exports, "encodeRouteDump", EncodeRouteDumpJs);
-  Export(env, exports, "parseRoutes", ParseRoutesJs);
+  ExportAll(env, exports,
+            {{"routeAdd", RouteAdd},
+             {"routeReplace", RouteReplace},
+             {"routeDelete", RouteDelete},
+             {"routeList", RouteList},
+             {"encodeRouteAdd", EncodeRouteAddJs},
+             {"encodeRouteReplace", EncodeRouteReplaceJs},
+             {"encodeRouteDelete", EncodeRouteDeleteJs},
+             {"encodeRouteDump", EncodeRouteDumpJs},
+             {"parseRoutes", ParseRoutesJs}});
 }
 
 }  // namespace veil

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "family.h"
 #include "js.h"
 
 namespace veil {
@@ -644,14 +645,10 @@ struct ParsedPolicy {
   uint8_t type = XFRM_POLICY_TYPE_MAIN;
 };
 
-NlError Malformed(const std::string& op, const std::string& what) {
-  return NlError(kErrMalformedReply, op, what);
-}
-
 // Reads an xfrm_algo-style attribute: name[64], key length in bits, optionally one more u32,
 // then the key, which is wiped.
 AlgInfo ReadAlg(const Attr& a, size_t fixed, bool has_extra, const std::string& op) {
-  if (a.len < fixed) throw Malformed(op, "Truncated XFRM algorithm attribute");
+  if (a.len < fixed) throw MalformedReply(op, "Truncated XFRM algorithm attribute");
   AlgInfo out;
   out.set = true;
   out.name.assign(reinterpret_cast<const char*>(a.data), strnlen(reinterpret_cast<const char*>(a.data), 64));
@@ -669,14 +666,14 @@ AlgInfo ReadAlg(const Attr& a, size_t fixed, bool has_extra, const std::string& 
 
 MarkSpec ReadMark(const Attr& a, const std::string& op) {
   xfrm_mark x{};
-  if (!a.As(&x)) throw Malformed(op, "Truncated XFRMA_MARK attribute");
+  if (!a.As(&x)) throw MalformedReply(op, "Truncated XFRMA_MARK attribute");
   return MarkSpec{true, x.v, x.m};
 }
 
 ParsedState ParseState(const nlmsghdr* nlh, const std::string& op) {
   ParsedState p;
   if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(xfrm_usersa_info)) {
-    throw Malformed(op, "XFRM state message is shorter than xfrm_usersa_info");
+    throw MalformedReply(op, "XFRM state message is shorter than xfrm_usersa_info");
   }
   std::memcpy(&p.info, NLMSG_DATA(nlh), sizeof(p.info));
   uint32_t set_mark_mask = 0xffffffffu;
@@ -692,41 +689,41 @@ ParsedState ParseState(const nlmsghdr* nlh, const std::string& op) {
       case XFRMA_ALG_COMP: p.comp = ReadAlg(a, sizeof(xfrm_algo), false, op); break;
       case XFRMA_MARK: p.mark = ReadMark(a, op); break;
       case XFRMA_SET_MARK:
-        if (a.len < 4) throw Malformed(op, "Truncated XFRMA_SET_MARK attribute");
+        if (a.len < 4) throw MalformedReply(op, "Truncated XFRMA_SET_MARK attribute");
         p.set_mark.set = true;
         p.set_mark.v = a.U32();
         break;
       case XFRMA_SET_MARK_MASK:
-        if (a.len < 4) throw Malformed(op, "Truncated XFRMA_SET_MARK_MASK attribute");
+        if (a.len < 4) throw MalformedReply(op, "Truncated XFRMA_SET_MARK_MASK attribute");
         set_mark_mask = a.U32();
         break;
       case XFRMA_IF_ID:
-        if (a.len < 4) throw Malformed(op, "Truncated XFRMA_IF_ID attribute");
+        if (a.len < 4) throw MalformedReply(op, "Truncated XFRMA_IF_ID attribute");
         p.has_if_id = true;
         p.if_id = a.U32();
         break;
       case XFRMA_REPLAY_ESN_VAL:
         static_assert(sizeof(p.esn) == sizeof(xfrm_replay_state_esn));
-        if (!a.As(&p.esn)) throw Malformed(op, "Truncated XFRMA_REPLAY_ESN_VAL attribute");
+        if (!a.As(&p.esn)) throw MalformedReply(op, "Truncated XFRMA_REPLAY_ESN_VAL attribute");
         p.has_esn = true;
         break;
       case XFRMA_REPLAY_VAL:
-        if (!a.As(&p.replay)) throw Malformed(op, "Truncated XFRMA_REPLAY_VAL attribute");
+        if (!a.As(&p.replay)) throw MalformedReply(op, "Truncated XFRMA_REPLAY_VAL attribute");
         p.has_replay = true;
         break;
       case XFRMA_LASTUSED:
-        if (a.len < 8) throw Malformed(op, "Truncated XFRMA_LASTUSED attribute");
+        if (a.len < 8) throw MalformedReply(op, "Truncated XFRMA_LASTUSED attribute");
         p.has_lastused = true;
         p.lastused = a.U64();
         break;
       case XFRMA_SA_EXTRA_FLAGS:
-        if (a.len < 4) throw Malformed(op, "Truncated XFRMA_SA_EXTRA_FLAGS attribute");
+        if (a.len < 4) throw MalformedReply(op, "Truncated XFRMA_SA_EXTRA_FLAGS attribute");
         p.extra_flags = a.U32();
         break;
       default: break;  // unknown or uninteresting attributes are skipped
     }
   });
-  if (!ok) throw Malformed(op, "Truncated attribute in XFRM state message");
+  if (!ok) throw MalformedReply(op, "Truncated attribute in XFRM state message");
   if (p.set_mark.set) p.set_mark.m = set_mark_mask;
   return p;
 }
@@ -734,14 +731,14 @@ ParsedState ParseState(const nlmsghdr* nlh, const std::string& op) {
 ParsedPolicy ParsePolicy(const nlmsghdr* nlh, const std::string& op) {
   ParsedPolicy p;
   if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(xfrm_userpolicy_info)) {
-    throw Malformed(op, "XFRM policy message is shorter than xfrm_userpolicy_info");
+    throw MalformedReply(op, "XFRM policy message is shorter than xfrm_userpolicy_info");
   }
   std::memcpy(&p.info, NLMSG_DATA(nlh), sizeof(p.info));
   bool ok = ForEachMsgAttr(nlh, sizeof(xfrm_userpolicy_info), [&](const Attr& a) {
     switch (a.type) {
       case XFRMA_TMPL: {
         if (a.len % sizeof(xfrm_user_tmpl) != 0) {
-          throw Malformed(op, "XFRMA_TMPL length is not a multiple of xfrm_user_tmpl");
+          throw MalformedReply(op, "XFRMA_TMPL length is not a multiple of xfrm_user_tmpl");
         }
         size_t n = a.len / sizeof(xfrm_user_tmpl);
         p.tmpls.resize(n);
@@ -750,20 +747,20 @@ ParsedPolicy ParsePolicy(const nlmsghdr* nlh, const std::string& op) {
       }
       case XFRMA_MARK: p.mark = ReadMark(a, op); break;
       case XFRMA_IF_ID:
-        if (a.len < 4) throw Malformed(op, "Truncated XFRMA_IF_ID attribute");
+        if (a.len < 4) throw MalformedReply(op, "Truncated XFRMA_IF_ID attribute");
         p.has_if_id = true;
         p.if_id = a.U32();
         break;
       case XFRMA_POLICY_TYPE: {
         xfrm_userpolicy_type t{};
-        if (!a.As(&t)) throw Malformed(op, "Truncated XFRMA_POLICY_TYPE attribute");
+        if (!a.As(&t)) throw MalformedReply(op, "Truncated XFRMA_POLICY_TYPE attribute");
         p.type = t.type;
         break;
       }
       default: break;
     }
   });
-  if (!ok) throw Malformed(op, "Truncated attribute in XFRM policy message");
+  if (!ok) throw MalformedReply(op, "Truncated attribute in XFRM policy message");
   return p;
 }
 
@@ -1057,48 +1054,99 @@ std::shared_ptr<Spec> SpecArg(const Napi::CallbackInfo& info, size_t index, cons
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exports: states.
+// Exports. States and policies are served by the same code; a kind names its per-object pieces.
 
-Napi::Value StatesApply(const Napi::CallbackInfo& info) {
+struct StateKind {
+  using Spec = StateSpec;
+  using Id = StateIdSpec;
+  using Parsed = ParsedState;
+  static constexpr const char* kOp = "xfrm.state";
+  static constexpr uint16_t kNew = XFRM_MSG_NEWSA, kUpd = XFRM_MSG_UPDSA, kGet = XFRM_MSG_GETSA, kDel = XFRM_MSG_DELSA;
+  static constexpr int kAbsent = ESRCH;  // what a get of a missing state fails with
+  static constexpr size_t kSpecArgs = 1;  // states[]
+  static std::shared_ptr<std::vector<Spec>> Specs(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
+    return SpecsArg<StateSpec>(info, index, op, GetState);
+  }
+  static constexpr auto GetId = GetStateId;
+  static constexpr auto Encode = EncodeState;
+  static constexpr auto EncodeId = EncodeStateId;
+  static constexpr auto Parse = ParseState;
+  static constexpr auto ToJs = StateToJs;
+};
+
+struct PolicyKind {
+  using Spec = PolicySpec;
+  using Id = PolicyIdSpec;
+  using Parsed = ParsedPolicy;
+  static constexpr const char* kOp = "xfrm.policy";
+  static constexpr uint16_t kNew = XFRM_MSG_NEWPOLICY, kUpd = XFRM_MSG_UPDPOLICY, kGet = XFRM_MSG_GETPOLICY,
+                            kDel = XFRM_MSG_DELPOLICY;
+  static constexpr int kAbsent = ENOENT;
+  static constexpr size_t kSpecArgs = 2;  // packed records, count
+  static std::shared_ptr<std::vector<Spec>> Specs(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
+    return PackedPoliciesArg(info, index, op);
+  }
+  static constexpr auto GetId = GetPolicyId;
+  static constexpr auto Encode = EncodePolicy;
+  static constexpr auto EncodeId = EncodePolicyId;
+  static constexpr auto Parse = ParsePolicy;
+  static constexpr auto ToJs = PolicyToJs;
+};
+
+template <typename K>
+std::string OpName(const char* verb) {
+  return std::string(K::kOp) + "." + verb;
+}
+
+template <typename K>
+std::vector<MsgBuilder> EncodeSpecs(const std::vector<typename K::Spec>& specs, bool update) {
+  return EncodeEach(specs, [update](const typename K::Spec& s) { return K::Encode(s, update); });
+}
+
+template <typename K>
+std::vector<MsgBuilder> EncodeIds(const std::vector<typename K::Id>& ids, uint16_t type) {
+  return EncodeEach(ids, [type](const typename K::Id& id) { return K::EncodeId(type, id); });
+}
+
+// xfrmStatesApply(opts, states[], update) / xfrmPoliciesApply(opts, packed, count, update):
+// NEW (create-exclusive) or UPD, pipelined; a failed create batch is rolled back.
+template <typename K>
+Napi::Value Apply(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    bool update = BoolArg(info, 2);
-    std::string op = update ? "xfrm.state.update" : "xfrm.state.add";
+    bool update = BoolArg(info, 1 + K::kSpecArgs);
+    std::string op = OpName<K>(update ? "update" : "add");
     std::string netns = GetNetns(info, 0, op);
-    auto specs = SpecsArg<StateSpec>(info, 1, op, GetState);
-    return RunAsync(
-        info.Env(),
-        [netns, specs, update, op]() {
-          std::vector<MsgBuilder> msgs;
-          msgs.reserve(specs->size());
-          for (auto& s : *specs) msgs.push_back(EncodeState(s, update));
-          Socket sock(NETLINK_XFRM, netns);
-          std::function<MsgBuilder(size_t)> undo;
-          if (!update) undo = [&](size_t i) { return EncodeStateId(XFRM_MSG_DELSA, IdOf((*specs)[i])); };
-          try {
-            ApplyBatch(sock, msgs, op, undo);
-          } catch (...) {
-            Wipe(msgs);
-            specs->clear();
-            throw;
-          }
-          specs->clear();  // wipes the keys now rather than when the promise settles
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    auto specs = K::Specs(info, 1, op);
+    return RunAsync(info.Env(), [netns, specs, update, op]() {
+      std::vector<MsgBuilder> msgs = EncodeSpecs<K>(*specs, update);
+      Socket sock(NETLINK_XFRM, netns);
+      std::function<MsgBuilder(size_t)> undo;
+      if (!update) undo = UndoBy(*specs, [](const typename K::Spec& s) { return K::EncodeId(K::kDel, IdOf(s)); });
+      try {
+        ApplyBatch(sock, msgs, op, undo);
+      } catch (...) {
+        Wipe(msgs);
+        specs->clear();
+        throw;
+      }
+      specs->clear();  // wipes state keys now rather than when the promise settles
+    });
   });
 }
 
-Napi::Value StatesDelete(const Napi::CallbackInfo& info) {
+// xfrmStatesDelete / xfrmPoliciesDelete(opts, ids[], ignoreMissing): resolves the number deleted.
+template <typename K>
+Napi::Value Delete(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.delete";
+    std::string op = OpName<K>("delete");
     std::string netns = GetNetns(info, 0, op);
-    auto ids = SpecsArg<StateIdSpec>(info, 1, op, GetStateId);
+    auto ids = SpecsArg<typename K::Id>(info, 1, op, K::GetId);
     bool ignore_missing = BoolArg(info, 2);
     auto deleted = std::make_shared<size_t>(0);
     return RunAsync(
         info.Env(),
         [netns, ids, ignore_missing, op, deleted]() {
-          std::vector<MsgBuilder> msgs;
-          for (auto& id : *ids) msgs.push_back(EncodeStateId(XFRM_MSG_DELSA, id));
+          std::vector<MsgBuilder> msgs = EncodeIds<K>(*ids, K::kDel);
           Socket sock(NETLINK_XFRM, netns);
           *deleted = DeleteBatch(sock, msgs, op, ignore_missing);
         },
@@ -1106,50 +1154,58 @@ Napi::Value StatesDelete(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value StateGet(const Napi::CallbackInfo& info) {
+// xfrmStateGet / xfrmPolicyGet(opts, id): resolves null when absent.
+template <typename K>
+Napi::Value Get(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.get";
+    std::string op = OpName<K>("get");
     std::string netns = GetNetns(info, 0, op);
-    auto id = SpecArg<StateIdSpec>(info, 1, op, GetStateId);
-    auto found = std::make_shared<std::vector<ParsedState>>();
+    auto id = SpecArg<typename K::Id>(info, 1, op, K::GetId);
+    auto found = std::make_shared<std::vector<typename K::Parsed>>();
     return RunAsync(
         info.Env(),
         [netns, id, found, op]() {
           Socket sock(NETLINK_XFRM, netns);
-          MsgBuilder m = EncodeStateId(XFRM_MSG_GETSA, *id);
+          MsgBuilder m = K::EncodeId(K::kGet, *id);
           try {
             sock.RequestReplies(m, op, [&](const nlmsghdr* r) {
-              if (r->nlmsg_type == XFRM_MSG_NEWSA) found->push_back(ParseState(r, op));
+              if (r->nlmsg_type == K::kNew) found->push_back(K::Parse(r, op));
             });
           } catch (const NlError& e) {
-            if (e.err != ESRCH) throw;
+            if (e.err != K::kAbsent) throw;
           }
         },
         [found](Napi::Env env) -> Napi::Value {
           if (found->empty()) return env.Null();
           Out k(env);
-          return StateToJs(k, env, found->front());
+          return K::ToJs(k, env, found->front());
         });
   });
 }
 
-Napi::Value StatesList(const Napi::CallbackInfo& info) {
+// xfrmStatesList / xfrmPoliciesList(opts): the GET dump.
+template <typename K>
+Napi::Value List(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.list";
+    std::string op = OpName<K>("list");
     std::string netns = GetNetns(info, 0, op);
-    auto out = std::make_shared<std::vector<ParsedState>>();
+    auto out = std::make_shared<std::vector<typename K::Parsed>>();
     return RunAsync(
         info.Env(),
-        [netns, out, op]() { *out = DumpAll<ParsedState>(netns, XFRM_MSG_GETSA, XFRM_MSG_NEWSA, op, ParseState); },
+        [netns, out, op]() { *out = DumpAll<typename K::Parsed>(netns, K::kGet, K::kNew, op, K::Parse); },
         [out](Napi::Env env) -> Napi::Value {
           Out k(env);
-          Napi::Array arr = Napi::Array::New(env, out->size());
-          for (size_t i = 0; i < out->size(); i++) {
-            Napi::HandleScope scope(env);
-            arr.Set(i, StateToJs(k, env, (*out)[i]));
-          }
-          return arr;
+          return ToJsArray(env, *out, [&k](Napi::Env env, const typename K::Parsed& p) { return K::ToJs(k, env, p); });
         });
+  });
+}
+
+// Sends one request (a flush) and resolves undefined once the kernel acknowledged it.
+Napi::Value RequestAsync(Napi::Env env, const std::string& netns, const std::string& op, MsgBuilder m) {
+  auto msg = std::make_shared<MsgBuilder>(std::move(m));
+  return RunAsync(env, [netns, op, msg]() {
+    Socket sock(NETLINK_XFRM, netns);
+    sock.Request(*msg, op);
   });
 }
 
@@ -1157,255 +1213,101 @@ Napi::Value StatesFlush(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.state.flush";
     std::string netns = GetNetns(info, 0, op);
-    uint8_t proto = ProtoArg(info, 1, op);
-    return RunAsync(
-        info.Env(),
-        [netns, proto, op]() {
-          Socket sock(NETLINK_XFRM, netns);
-          MsgBuilder m = EncodeStatesFlush(proto);
-          sock.Request(m, op);
-        },
-        [](Napi::Env env) { return env.Undefined(); });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Exports: policies.
-
-Napi::Value PoliciesApply(const Napi::CallbackInfo& info) {
-  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    bool update = BoolArg(info, 3);
-    std::string op = update ? "xfrm.policy.update" : "xfrm.policy.add";
-    std::string netns = GetNetns(info, 0, op);
-    auto specs = PackedPoliciesArg(info, 1, op);
-    return RunAsync(
-        info.Env(),
-        [netns, specs, update, op]() {
-          std::vector<MsgBuilder> msgs;
-          msgs.reserve(specs->size());
-          for (auto& p : *specs) msgs.push_back(EncodePolicy(p, update));
-          Socket sock(NETLINK_XFRM, netns);
-          std::function<MsgBuilder(size_t)> undo;
-          if (!update) undo = [&](size_t i) { return EncodePolicyId(XFRM_MSG_DELPOLICY, IdOf((*specs)[i])); };
-          ApplyBatch(sock, msgs, op, undo);
-        },
-        [](Napi::Env env) { return env.Undefined(); });
-  });
-}
-
-Napi::Value PoliciesDelete(const Napi::CallbackInfo& info) {
-  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.delete";
-    std::string netns = GetNetns(info, 0, op);
-    auto ids = SpecsArg<PolicyIdSpec>(info, 1, op, GetPolicyId);
-    bool ignore_missing = BoolArg(info, 2);
-    auto deleted = std::make_shared<size_t>(0);
-    return RunAsync(
-        info.Env(),
-        [netns, ids, ignore_missing, op, deleted]() {
-          std::vector<MsgBuilder> msgs;
-          for (auto& id : *ids) msgs.push_back(EncodePolicyId(XFRM_MSG_DELPOLICY, id));
-          Socket sock(NETLINK_XFRM, netns);
-          *deleted = DeleteBatch(sock, msgs, op, ignore_missing);
-        },
-        [deleted](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(*deleted)); });
-  });
-}
-
-Napi::Value PolicyGet(const Napi::CallbackInfo& info) {
-  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.get";
-    std::string netns = GetNetns(info, 0, op);
-    auto id = SpecArg<PolicyIdSpec>(info, 1, op, GetPolicyId);
-    auto found = std::make_shared<std::vector<ParsedPolicy>>();
-    return RunAsync(
-        info.Env(),
-        [netns, id, found, op]() {
-          Socket sock(NETLINK_XFRM, netns);
-          MsgBuilder m = EncodePolicyId(XFRM_MSG_GETPOLICY, *id);
-          try {
-            sock.RequestReplies(m, op, [&](const nlmsghdr* r) {
-              if (r->nlmsg_type == XFRM_MSG_NEWPOLICY) found->push_back(ParsePolicy(r, op));
-            });
-          } catch (const NlError& e) {
-            if (e.err != ENOENT) throw;
-          }
-        },
-        [found](Napi::Env env) -> Napi::Value {
-          if (found->empty()) return env.Null();
-          Out k(env);
-          return PolicyToJs(k, env, found->front());
-        });
-  });
-}
-
-Napi::Value PoliciesList(const Napi::CallbackInfo& info) {
-  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.list";
-    std::string netns = GetNetns(info, 0, op);
-    auto out = std::make_shared<std::vector<ParsedPolicy>>();
-    return RunAsync(
-        info.Env(),
-        [netns, out, op]() {
-          *out = DumpAll<ParsedPolicy>(netns, XFRM_MSG_GETPOLICY, XFRM_MSG_NEWPOLICY, op, ParsePolicy);
-        },
-        [out](Napi::Env env) -> Napi::Value {
-          Out k(env);
-          Napi::Array arr = Napi::Array::New(env, out->size());
-          for (size_t i = 0; i < out->size(); i++) {
-            Napi::HandleScope scope(env);
-            arr.Set(i, PolicyToJs(k, env, (*out)[i]));
-          }
-          return arr;
-        });
+    return RequestAsync(info.Env(), netns, op, EncodeStatesFlush(ProtoArg(info, 1, op)));
   });
 }
 
 Napi::Value PoliciesFlush(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
     std::string op = "xfrm.policy.flush";
-    std::string netns = GetNetns(info, 0, op);
-    return RunAsync(
-        info.Env(),
-        [netns, op]() {
-          Socket sock(NETLINK_XFRM, netns);
-          MsgBuilder m = EncodePoliciesFlush();
-          sock.Request(m, op);
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    return RequestAsync(info.Env(), GetNetns(info, 0, op), op, EncodePoliciesFlush());
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Encode-only and parse-only exports (synchronous; for the unit tests).
 
-Napi::Value EncodeStatesJs(const Napi::CallbackInfo& info) {
+Napi::Value OneMessageJs(Napi::Env env, MsgBuilder m) {
+  std::vector<MsgBuilder> msgs;
+  msgs.push_back(std::move(m));
+  return MessagesToJs(env, msgs);
+}
+
+// encodeXfrmStates(states[], update) / encodeXfrmPolicies(packed, count, update).
+template <typename K>
+Napi::Value EncodeJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.encode";
-    auto specs = SpecsArg<StateSpec>(info, 0, op, GetState);
-    bool update = BoolArg(info, 1);
-    std::vector<MsgBuilder> msgs;
-    for (auto& s : *specs) msgs.push_back(EncodeState(s, update));
+    auto specs = K::Specs(info, 0, OpName<K>("encode"));
+    std::vector<MsgBuilder> msgs = EncodeSpecs<K>(*specs, BoolArg(info, K::kSpecArgs));
     Napi::Value out = MessagesToJs(info.Env(), msgs);
     Wipe(msgs);
     return out;
   });
 }
 
-Napi::Value EncodeStateIdsJs(const Napi::CallbackInfo& info) {
+// encodeXfrmStateIds / encodeXfrmPolicyIds(ids[], "get"|"delete").
+template <typename K>
+Napi::Value EncodeIdsJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.encode";
-    auto ids = SpecsArg<StateIdSpec>(info, 0, op, GetStateId);
-    uint16_t type = IdType(info, 1, XFRM_MSG_GETSA, XFRM_MSG_DELSA, op);
-    std::vector<MsgBuilder> msgs;
-    for (auto& id : *ids) msgs.push_back(EncodeStateId(type, id));
+    std::string op = OpName<K>("encode");
+    auto ids = SpecsArg<typename K::Id>(info, 0, op, K::GetId);
+    std::vector<MsgBuilder> msgs = EncodeIds<K>(*ids, IdType(info, 1, K::kGet, K::kDel, op));
     return MessagesToJs(info.Env(), msgs);
   });
+}
+
+template <typename K>
+Napi::Value EncodeDumpJs(const Napi::CallbackInfo& info) {
+  return OneMessageJs(info.Env(), EncodeDump(K::kGet));
 }
 
 Napi::Value EncodeStatesFlushJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::vector<MsgBuilder> msgs;
-    msgs.push_back(EncodeStatesFlush(ProtoArg(info, 0, "xfrm.state.encode")));
-    return MessagesToJs(info.Env(), msgs);
+    return OneMessageJs(info.Env(), EncodeStatesFlush(ProtoArg(info, 0, "xfrm.state.encode")));
   });
 }
 
-Napi::Value EncodeStatesDumpJs(const Napi::CallbackInfo& info) {
-  std::vector<MsgBuilder> msgs;
-  msgs.push_back(EncodeDump(XFRM_MSG_GETSA));
-  return MessagesToJs(info.Env(), msgs);
-}
+Napi::Value EncodePoliciesFlushJs(const Napi::CallbackInfo& info) { return OneMessageJs(info.Env(), EncodePoliciesFlush()); }
 
-Napi::Value ParseStatesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.state.parse";
-    if (info.Length() < 1) throw InvalidArg(op, "Expected a Buffer");
-    std::vector<ParsedState> out;
-    ForEachMessageInBuffer(info[0], op, [&](const nlmsghdr* r) {
-      if (r->nlmsg_type == XFRM_MSG_NEWSA || r->nlmsg_type == XFRM_MSG_UPDSA) out.push_back(ParseState(r, op));
-    });
-    Out k(info.Env());
-    Napi::Array arr = Napi::Array::New(info.Env(), out.size());
-    for (size_t i = 0; i < out.size(); i++) arr.Set(i, StateToJs(k, info.Env(), out[i]));
-    return arr;
-  });
-}
-
-Napi::Value EncodePoliciesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.encode";
-    auto specs = PackedPoliciesArg(info, 0, op);
-    bool update = BoolArg(info, 2);
-    std::vector<MsgBuilder> msgs;
-    for (auto& p : *specs) msgs.push_back(EncodePolicy(p, update));
-    return MessagesToJs(info.Env(), msgs);
-  });
-}
-
-Napi::Value EncodePolicyIdsJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.encode";
-    auto ids = SpecsArg<PolicyIdSpec>(info, 0, op, GetPolicyId);
-    uint16_t type = IdType(info, 1, XFRM_MSG_GETPOLICY, XFRM_MSG_DELPOLICY, op);
-    std::vector<MsgBuilder> msgs;
-    for (auto& id : *ids) msgs.push_back(EncodePolicyId(type, id));
-    return MessagesToJs(info.Env(), msgs);
-  });
-}
-
-Napi::Value EncodePoliciesFlushJs(const Napi::CallbackInfo& info) {
-  std::vector<MsgBuilder> msgs;
-  msgs.push_back(EncodePoliciesFlush());
-  return MessagesToJs(info.Env(), msgs);
-}
-
-Napi::Value EncodePoliciesDumpJs(const Napi::CallbackInfo& info) {
-  std::vector<MsgBuilder> msgs;
-  msgs.push_back(EncodeDump(XFRM_MSG_GETPOLICY));
-  return MessagesToJs(info.Env(), msgs);
-}
-
-Napi::Value ParsePoliciesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    std::string op = "xfrm.policy.parse";
-    if (info.Length() < 1) throw InvalidArg(op, "Expected a Buffer");
-    std::vector<ParsedPolicy> out;
-    ForEachMessageInBuffer(info[0], op, [&](const nlmsghdr* r) {
-      if (r->nlmsg_type == XFRM_MSG_NEWPOLICY || r->nlmsg_type == XFRM_MSG_UPDPOLICY) {
-        out.push_back(ParsePolicy(r, op));
-      }
-    });
-    Out k(info.Env());
-    Napi::Array arr = Napi::Array::New(info.Env(), out.size());
-    for (size_t i = 0; i < out.size(); i++) arr.Set(i, PolicyToJs(k, info.Env(), out[i]));
-    return arr;
-  });
+// parseXfrmStates / parseXfrmPolicies(buffer): the NEW and UPD messages of the Buffer.
+template <typename K>
+Napi::Value ParseJs(const Napi::CallbackInfo& info) {
+  const std::string op = OpName<K>("parse");
+  Out k(info.Env());
+  return ParseExport<typename K::Parsed>(
+      info, op,
+      [&op](const nlmsghdr* r, typename K::Parsed* out) {
+        if (r->nlmsg_type != K::kNew && r->nlmsg_type != K::kUpd) return false;
+        *out = K::Parse(r, op);
+        return true;
+      },
+      [&k](Napi::Env env, const typename K::Parsed& p) { return K::ToJs(k, env, p); });
 }
 
 }  // namespace
 
 void RegisterXfrm(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "xfrmStatesApply", StatesApply);
-  Export(env, exports, "xfrmStatesDelete", StatesDelete);
-  Export(env, exports, "xfrmStateGet", StateGet);
-  Export(env, exports, "xfrmStatesList", StatesList);
-  Export(env, exports, "xfrmStatesFlush", StatesFlush);
-  Export(env, exports, "xfrmPoliciesApply", PoliciesApply);
-  Export(env, exports, "xfrmPoliciesDelete", PoliciesDelete);
-  Export(env, exports, "xfrmPolicyGet", PolicyGet);
-  Export(env, exports, "xfrmPoliciesList", PoliciesList);
-  Export(env, exports, "xfrmPoliciesFlush", PoliciesFlush);
-  Export(env, exports, "encodeXfrmStates", EncodeStatesJs);
-  Export(env, exports, "encodeXfrmStateIds", EncodeStateIdsJs);
-  Export(env, exports, "encodeXfrmStatesFlush", EncodeStatesFlushJs);
-  Export(env, exports, "encodeXfrmStatesDump", EncodeStatesDumpJs);
-  Export(env, exports, "parseXfrmStates", ParseStatesJs);
-  Export(env, exports, "encodeXfrmPolicies", EncodePoliciesJs);
-  Export(env, exports, "encodeXfrmPolicyIds", EncodePolicyIdsJs);
-  Export(env, exports, "encodeXfrmPoliciesFlush", EncodePoliciesFlushJs);
-  Export(env, exports, "encodeXfrmPoliciesDump", EncodePoliciesDumpJs);
-  Export(env, exports, "parseXfrmPolicies", ParsePoliciesJs);
+  ExportAll(env, exports,
+            {{"xfrmStatesApply", Apply<StateKind>},
+             {"xfrmStatesDelete", Delete<StateKind>},
+             {"xfrmStateGet", Get<StateKind>},
+             {"xfrmStatesList", List<StateKind>},
+             {"xfrmStatesFlush", StatesFlush},
+             {"xfrmPoliciesApply", Apply<PolicyKind>},
+             {"xfrmPoliciesDelete", Delete<PolicyKind>},
+             {"xfrmPolicyGet", Get<PolicyKind>},
+             {"xfrmPoliciesList", List<PolicyKind>},
+             {"xfrmPoliciesFlush", PoliciesFlush},
+             {"encodeXfrmStates", EncodeJs<StateKind>},
+             {"encodeXfrmStateIds", EncodeIdsJs<StateKind>},
+             {"encodeXfrmStatesFlush", EncodeStatesFlushJs},
+             {"encodeXfrmStatesDump", EncodeDumpJs<StateKind>},
+             {"parseXfrmStates", ParseJs<StateKind>},
+             {"encodeXfrmPolicies", EncodeJs<PolicyKind>},
+             {"encodeXfrmPolicyIds", EncodeIdsJs<PolicyKind>},
+             {"encodeXfrmPoliciesFlush", EncodePoliciesFlushJs},
+             {"encodeXfrmPoliciesDump", EncodeDumpJs<PolicyKind>},
+             {"parseXfrmPolicies", ParseJs<PolicyKind>}});
 }
 
 }  // namespace veil
