@@ -303,56 +303,81 @@ describe('kernel WireGuard through the addon (VM)', () => {
     }
   });
 
-  it('replaces a peer\'s allowed IPs under a continuous ping without losing a packet', async () => {
+  /**
+   * Pings B's tunnel address from A every 10 ms while the replace scenario changes the allowed
+   * IPs of A's peer ROUNDS times in `mode`; returns the scenario's result and what the ping saw.
+   */
+  async function pingDuringReplace(mode: 'replace' | 'handover') {
     const { a, b } = state;
-    // Ping every 50 ms; start replacing after 10 replies, stop pinging 10 replies after the last
-    // replacement. Every wait has a wall-clock bound well inside the command's timeout.
+    const run = `${dir}/${mode}`;
+    // Start changing after 20 replies, stop pinging 20 replies after the last change. Every wait
+    // has a wall-clock bound well inside the command's timeout and ends if ping has exited.
     const script = `
-      cd ${dir}
+      mkdir -p ${run} && cd ${run}
       log() { echo "$(date +%s.%N) $*" >> progress.log; }
-      replies() { grep -c 'bytes from' cping.log || true; }
-      wait_replies() { end=$(( $(date +%s) + $2 )); until [ "$(replies)" -ge "$1" ]; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.1; done; }
-      ${inNs(a.ns, `ping -D -n -i 0.05 -w 120 ${b.tunnel4}`)} > cping.log 2>&1 & pp=$!
+      replies() { grep -c 'bytes from' ping.log || true; }
+      wait_replies() { end=$(( $(date +%s) + $2 )); until [ "$(replies)" -ge "$1" ]; do kill -0 $pp 2>/dev/null && [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.1; done; }
+      ${inNs(a.ns, `ping -D -n -i 0.01 -w 120 ${b.tunnel4}`)} > ping.log 2>&1 & pp=$!
       log "ping started"
-      wait_replies 10 30 || log "ping got fewer than 10 replies in 30 s"
-      log "replacing after $(replies) replies"
-      timeout 60 node ${v.checkout}/tests/vm/scenarios/wireguard-replace-allowed-ips.mjs ${stateFile} 40 > replace.json; rc=$?
-      log "replaced (exit code $rc) after $(replies) replies"
-      wait_replies $(( $(replies) + 10 )) 30 || log "ping got fewer than 10 more replies in 30 s"
-      kill -INT $pp; wait $pp
+      wait_replies 20 30 || log "ping got fewer than 20 replies in 30 s or exited"
+      log "changing allowed IPs after $(replies) replies"
+      timeout 60 node ${v.checkout}/tests/vm/scenarios/wireguard-replace-allowed-ips.mjs ${stateFile} 20 500 ${mode} > result.json; rc=$?
+      log "changed (exit code $rc) after $(replies) replies"
+      wait_replies $(( $(replies) + 20 )) 30 || log "ping got fewer than 20 more replies in 30 s or exited"
+      kill -INT $pp 2>/dev/null; wait $pp
       log "ping stopped after $(replies) replies"
       exit $rc
     `;
     const r = await v.exec(script, { timeoutMs: 150_000 });
-    const log = await v.check(`cat ${dir}/cping.log`);
-    const progress = await v.check(`cat ${dir}/progress.log`);
-    const replaceOut = await v.check(`cat ${dir}/replace.json`);
-    const context = `progress:\n${progress}\nping:\n${log.split('\n').slice(-40).join('\n')}`;
-    expect(r.code, `replace scenario failed:\n${replaceOut}\n${r.stderr}\n${context}`).toBe(0);
-    const rep = JSON.parse(replaceOut.trim()) as { startMs: number; endMs: number; rounds: number; expected: string[]; peer: ReadPeer };
+    const log = await v.check(`cat ${run}/ping.log`);
+    const progress = await v.check(`cat ${run}/progress.log`);
+    const resultOut = await v.check(`cat ${run}/result.json`);
+    const failures = log.split('\n').filter((l) => /Unreachable|Required key|sendmsg|errors/.test(l));
+    const context = `progress:\n${progress}ping failures:\n${failures.join('\n')}\nping tail:\n${log.split('\n').slice(-6).join('\n')}`;
+    expect(r.code, `replace scenario failed:\n${resultOut}\n${r.stderr}\n${context}`).toBe(0);
+    const result = JSON.parse(resultOut.trim()) as { startMs: number; endMs: number; expected: string[]; peerCount: number; peer: ReadPeer };
 
     const lines = [...log.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from \S+ icmp_seq=(\d+)/gm)];
     const seqs = new Set(lines.map((m) => Number(m[2])));
     const times = lines.map((m) => Number(m[1]) * 1000);
-    const maxSeq = Math.max(...seqs);
-    const missing = Array.from({ length: maxSeq }, (_, i) => i + 1).filter((s) => !seqs.has(s));
-    expect(missing, `lost echo replies (icmp_seq)\n${context}`).toEqual([]);
-    expect(log, context).not.toMatch(/Required key not available|Destination|sendmsg/);
-    // The replacements happened while the ping ran, with replies on both sides of the window.
-    expect(Math.min(...times)).toBeLessThan(rep.startMs);
-    expect(Math.max(...times)).toBeGreaterThan(rep.endMs);
-    expect(lines.filter((m) => {
-      const t = Number(m[1]) * 1000;
-      return t >= rep.startMs && t <= rep.endMs;
-    }).length, 'no ping reply fell inside the replacement window').toBeGreaterThan(0);
+    const transmitted = Number(/(\d+) packets transmitted/.exec(log)?.[1] ?? NaN);
+    const lost = Array.from({ length: transmitted }, (_, i) => i + 1).filter((s) => !seqs.has(s));
+    const inWindow = times.filter((t) => t >= result.startMs && t <= result.endMs).length;
+    return { result, lost, transmitted, failures, context, times, inWindow };
+  }
 
-    // The last set is in place, and nothing else of the peer changed.
-    expect(sorted(rep.peer.allowedIps)).toEqual(sorted(rep.expected));
-    expect(rep.peer.endpoint).toBe(a.peer.endpoint);
-    expect(rep.peer.persistentKeepalive).toBe(a.peer.persistentKeepalive);
-    expect(rep.peer.hasPresharedKey).toBe(true);
-    const dp = (await dump(a.ns, 'wg0')).peers[0]!;
-    expect(sorted(dp.allowedIps)).toEqual(sorted(rep.expected));
+  async function expectGapless(mode: 'replace' | 'handover') {
+    const { result, lost, transmitted, failures, context, times, inWindow } = await pingDuringReplace(mode);
+    expect(failures, context).toEqual([]);
+    // Only the last request may still be in flight when ping is stopped; every other one was answered.
+    expect(transmitted).toBeGreaterThan(40);
+    expect(lost.filter((seq) => seq !== transmitted), `lost echo replies (icmp_seq ${lost.join(', ')})\n${context}`).toEqual([]);
+    // The changes happened while the ping ran, with replies before, during and after them.
+    expect(Math.min(...times)).toBeLessThan(result.startMs);
+    expect(Math.max(...times)).toBeGreaterThan(result.endMs);
+    expect(inWindow, `no reply fell inside the change window\n${context}`).toBeGreaterThan(0);
+    // The last set is in place, no helper peer is left, nothing else of the peer changed.
+    const a = state.a;
+    expect(result.peerCount).toBe(1);
+    expect(sorted(result.peer.allowedIps)).toEqual(sorted(result.expected));
+    expect(result.peer.endpoint).toBe(a.peer.endpoint);
+    expect(result.peer.persistentKeepalive).toBe(a.peer.persistentKeepalive);
+    expect(result.peer.hasPresharedKey).toBe(true);
+    const d = await dump(a.ns, 'wg0');
+    expect(d.peers).toHaveLength(1);
+    expect(sorted(d.peers[0]!.allowedIps)).toEqual(sorted(result.expected));
+  }
+
+  // Fails on 6.1: the kernel implements WGPEER_F_REPLACE_ALLOWEDIPS as "remove all of the peer's
+  // allowed IPs, then insert the new ones", and packets in between get ENOKEY ("Required key not
+  // available", "Destination Host Unreachable"). The control below shows the ping check passes
+  // when the change never removes the addresses in use.
+  it('replaceAllowedIps swaps a peer\'s allowed IPs under a continuous ping without losing a packet', async () => {
+    await expectGapless('replace');
+  });
+
+  it('control: handing stale allowed IPs to a throwaway peer changes them without losing a packet', async () => {
+    await expectGapless('handover');
   });
 
   it('sets 1,000 peers in one call, split across messages, and reads them back complete', async () => {
