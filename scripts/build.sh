@@ -22,3 +22,8 @@ fi
 echo "build: TypeScript"
 node_modules/.bin/tsc -p tsconfig.json
 chmod +x dist/agent/cli/main.js
+
+# `npx veil ...` from the checkout: npm links dependencies' bins, not the project's own, so link
+# ours next to them.
+mkdir -p node_modules/.bin
+ln -sfn ../../dist/agent/cli/main.js node_modules/.bin/veil

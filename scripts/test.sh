@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The one command that runs every test tier (unit, privileged, vm) on this machine. It installs
 # what it needs first: Debian packages (scripts/setup.sh) and npm dependencies, which build the
-# addon. Must run as root. The last line printed is the runner's summary: "N passed, N failed".
+# addon and the TypeScript. Must run as root. The last line printed is the total over all tiers:
+# "N passed, N failed".
+#
+# The host tiers and the VM tier run as two vitest runs, so a VM that cannot boot fails the VM
+# tier without hiding the results of the others. Arguments are passed to one vitest run instead
+# (e.g. `bash scripts/test.sh --project unit tests/unit/netlink`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +17,13 @@ else
   npm install --no-audit --no-fund --loglevel=error
 fi
 
-exec node_modules/.bin/vitest run "$@"
+if (($#)); then
+  exec node_modules/.bin/vitest run "$@"
+fi
+
+summaries=$(mktemp -d)
+trap 'rm -rf "$summaries"' EXIT
+VEIL_SUMMARY_FILE=$summaries/host.json node_modules/.bin/vitest run --project unit --project privileged || true
+VEIL_SUMMARY_FILE=$summaries/vm.json node_modules/.bin/vitest run --project vm || true
+echo
+node scripts/summary.mjs "$summaries/host.json" "$summaries/vm.json"

@@ -3,7 +3,8 @@ import { ValidationError } from '../errors.js';
 import { callNativeSync } from '../native/addon.js';
 import { callRtnl, rtnl, where, withDumpRetry } from './call.js';
 import type { NetnsOption } from './types.js';
-import { checkArray, checkBool, checkCidr, checkIfName, checkInt, checkIp, checkKnownKeys, checkObject, nativeOpts, quote } from './validate.js';
+import { checkCidr, checkIp } from '../net/ip.js';
+import { checkArray, checkBool, checkIfName, checkInt, checkKnownKeys, checkObject, nativeOpts, quote } from './validate.js';
 
 /** IFA_F_* flags (linux/if_addr.h). */
 export const IFA_F_NODAD = 0x02;

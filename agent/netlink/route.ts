@@ -7,7 +7,9 @@ import { ValidationError } from '../errors.js';
 import { callNativeSync } from '../native/addon.js';
 import { callRtnl, rtnl, where, withDumpRetry } from './call.js';
 import type { DeleteOptions, NetnsOption } from './types.js';
-import { checkArray, checkCidr, checkIfName, checkInt, checkIp, checkKnownKeys, checkMtu, checkObject, nativeOpts, quote, U32_MAX } from './validate.js';
+import { PackedBatch } from './pack.js';
+import { checkCidr, checkIp, hostBitsZero, parseIpInto, parsePrefixLen } from '../net/ip.js';
+import { checkArray, checkIfName, checkInt, checkKnownKeys, checkMtu, checkObject, nativeOpts, quote, U32_MAX } from './validate.js';
 
 export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
 export const ROUTE_TYPES: Record<RouteType, number> = { unicast: 1, blackhole: 6, unreachable: 7, prohibit: 8, throw: 9 };
@@ -72,28 +74,13 @@ export interface RouteFilter {
   dev?: string;
 }
 
-interface NativeRoute {
-  family: 4 | 6;
-  dst?: string;
-  dstLen: number;
-  table?: number;
-  dev?: string;
-  ifindex?: number;
-  gateway?: string;
-  src?: string;
-  metric?: number;
-  type?: number;
-  scope?: number;
-  protocol?: number;
-  mtu?: number;
-}
-
 const KNOWN = ['dst', 'family', 'table', 'dev', 'gateway', 'src', 'metric', 'type', 'scope', 'protocol', 'mtu'] as const;
+const KNOWN_SET: ReadonlySet<string> = new Set(KNOWN);
 
 function named<K extends string>(field: string, v: unknown, names: Record<K, number>): number {
   if (typeof v === 'string') {
-    const n = (names as Record<string, number>)[v];
-    if (n === undefined) throw new ValidationError(field, `Invalid ${field} ${quote(v)}: use one of ${Object.keys(names).join(', ')} or a number 0..255`);
+    const n: unknown = Object.hasOwn(names, v) ? (names as Record<string, number>)[v] : undefined;
+    if (typeof n !== 'number') throw new ValidationError(field, `Invalid ${field} ${quote(v)}: use one of ${Object.keys(names).join(', ')} or a number 0..255`);
     return n;
   }
   return checkInt(field, v, 0, 255);
@@ -103,57 +90,120 @@ export function checkTable(field: string, v: unknown): number {
   return checkInt(field, v, 1, U32_MAX, ` (main is ${RT_TABLE_MAIN})`);
 }
 
-/** Validates routes and converts them to what the addon takes. `verb` shapes the checks. */
-function toNative(routes: RouteSpec[], verb: 'add' | 'replace' | 'delete'): NativeRoute[] {
+/*
+ * Packed route record (read by native/src/route.cc, DecodeRoutes), 72 bytes, host byte order:
+ *   0 family (4|6)   1 dstLen   2 flags (HAS_*)   3 type   4 scope   5 protocol   6..7 zero
+ *   8 table (u32)   12 dev (1 + index into the device names; 0 = none)   16 metric   20 mtu (0 = none)
+ *   24 dst[16]   40 gateway[16]   56 src[16]   (IPv4 addresses use the first 4 bytes)
+ */
+const RECORD = 72;
+const HAS_TYPE = 1;
+const HAS_SCOPE = 2;
+const HAS_PROTOCOL = 4;
+const HAS_METRIC = 8;
+const HAS_GATEWAY = 16;
+const HAS_SRC = 32;
+
+/** Reached only when a fast check failed: the general checker throws the precise error. */
+function unreachable(field: string, v: unknown): never {
+  throw new ValidationError(field, `Invalid ${field} ${quote(v)}`);
+}
+
+/**
+ * Validates routes and packs them into one Buffer for the addon. `verb` shapes the checks. Each
+ * field has a fast check; when it fails, the general checker (checkCidr, checkIp, ...) runs to
+ * throw the same ValidationError as always, so the fast path never changes what is accepted.
+ */
+function packRoutes(routes: RouteSpec[], verb: 'add' | 'replace' | 'delete'): PackedBatch {
   checkArray('routes', routes);
-  const out = new Array<NativeRoute>(routes.length);
+  const p = new PackedBatch(routes.length, RECORD);
+  const { bytes, words } = p;
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
-    const f = `routes[${i}]`;
-    checkKnownKeys(f, checkObject(f, r), KNOWN);
+    const o = i * RECORD;
+    const w = o >> 2;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) checkObject(`routes[${i}]`, r);
+    // for-in walks the enum cache without allocating; inherited keys are skipped as Object.keys does.
+    for (const k in r) if (!KNOWN_SET.has(k) && Object.hasOwn(r, k)) checkKnownKeys(`routes[${i}]`, r as unknown as Record<string, unknown>, KNOWN);
     let family: 4 | 6 | undefined;
     if (r.family !== undefined) {
-      if (r.family !== 4 && r.family !== 6) throw new ValidationError(`${f}.family`, `Invalid ${f}.family ${quote(r.family)}: use 4 or 6`);
+      if (r.family !== 4 && r.family !== 6) throw new ValidationError(`routes[${i}].family`, `Invalid routes[${i}].family ${quote(r.family)}: use 4 or 6`);
       family = r.family;
     }
-    const n: NativeRoute = { family: 4, dstLen: 0 };
-    if (r.dst !== 'default') {
-      const c = checkCidr(`${f}.dst`, r.dst, { network: true, ...(family ? { family } : {}) });
-      family = c.family;
-      n.dst = c.addr;
-      n.dstLen = c.prefixLen;
+    const dst = r.dst;
+    let dstLen = 0;
+    if (dst !== 'default') {
+      let fam: 4 | 6 | 0 = 0;
+      if (typeof dst === 'string') {
+        const slash = dst.indexOf('/');
+        fam = parseIpInto(dst, bytes, o + 24, 0, slash < 0 ? dst.length : slash);
+        const max = fam === 4 ? 32 : 128;
+        dstLen = max;
+        if (fam !== 0 && slash >= 0) dstLen = parsePrefixLen(dst, slash + 1, dst.length, max);
+        if (fam !== 0 && (dstLen < 0 || (family !== undefined && fam !== family) || !hostBitsZero(bytes, o + 24, dstLen, max))) fam = 0;
+      }
+      if (fam === 0) {
+        checkCidr(`routes[${i}].dst`, dst, { network: true, ...(family ? { family } : {}) });
+        unreachable(`routes[${i}].dst`, dst);
+      }
+      family = fam;
     }
+    let flags = 0;
     if (r.gateway !== undefined) {
-      const g = checkIp(`${f}.gateway`, r.gateway, family);
-      family = g.family;
-      n.gateway = g.addr;
+      const g = typeof r.gateway === 'string' ? parseIpInto(r.gateway, bytes, o + 40) : 0;
+      if (g === 0 || (family !== undefined && g !== family)) {
+        checkIp(`routes[${i}].gateway`, r.gateway, family);
+        unreachable(`routes[${i}].gateway`, r.gateway);
+      }
+      family = g;
+      flags |= HAS_GATEWAY;
     }
     if (r.src !== undefined) {
-      const s = checkIp(`${f}.src`, r.src, family);
-      family = s.family;
-      n.src = s.addr;
+      const s = typeof r.src === 'string' ? parseIpInto(r.src, bytes, o + 56) : 0;
+      if (s === 0 || (family !== undefined && s !== family)) {
+        checkIp(`routes[${i}].src`, r.src, family);
+        unreachable(`routes[${i}].src`, r.src);
+      }
+      family = s;
+      flags |= HAS_SRC;
     }
     if (family === undefined) {
-      throw new ValidationError(`${f}.family`, `Route "default" in ${f} has no gateway or src to tell its family: set family to 4 or 6`);
+      throw new ValidationError(`routes[${i}].family`, `Route "default" in routes[${i}] has no gateway or src to tell its family: set family to 4 or 6`);
     }
-    n.family = family;
-    if (r.table !== undefined) n.table = checkTable(`${f}.table`, r.table);
-    if (r.dev !== undefined) n.dev = checkIfName(`${f}.dev`, r.dev);
-    if (r.metric !== undefined) n.metric = checkInt(`${f}.metric`, r.metric, 0, U32_MAX);
+    bytes[o] = family;
+    bytes[o + 1] = dstLen;
+    const t = r.table;
+    words[w + 2] = t === undefined ? RT_TABLE_MAIN : typeof t === 'number' && t >= 1 && t <= U32_MAX && Number.isInteger(t) ? t : checkTable(`routes[${i}].table`, t);
+    if (r.dev !== undefined) {
+      if (typeof r.dev !== 'string') checkIfName(`routes[${i}].dev`, r.dev);
+      words[w + 3] = p.intern(r.dev, i, (d) => checkIfName(`routes[${i}].dev`, d));
+    }
+    if (r.metric !== undefined) {
+      const m = r.metric;
+      words[w + 4] = typeof m === 'number' && m >= 0 && m <= U32_MAX && Number.isInteger(m) ? m : checkInt(`routes[${i}].metric`, m, 0, U32_MAX);
+      flags |= HAS_METRIC;
+    }
     if (r.type !== undefined) {
-      const t = ROUTE_TYPES[r.type];
-      if (t === undefined) throw new ValidationError(`${f}.type`, `Invalid ${f}.type ${quote(r.type)}: use one of ${Object.keys(ROUTE_TYPES).join(', ')}`);
-      n.type = t;
+      const tn: unknown = typeof r.type === 'string' && Object.hasOwn(ROUTE_TYPES, r.type) ? ROUTE_TYPES[r.type] : undefined;
+      if (typeof tn !== 'number') throw new ValidationError(`routes[${i}].type`, `Invalid routes[${i}].type ${quote(r.type)}: use one of ${Object.keys(ROUTE_TYPES).join(', ')}`);
+      bytes[o + 3] = tn;
+      flags |= HAS_TYPE;
     }
-    if (r.scope !== undefined) n.scope = named(`${f}.scope`, r.scope, ROUTE_SCOPES);
-    if (r.protocol !== undefined) n.protocol = named(`${f}.protocol`, r.protocol, ROUTE_PROTOCOLS);
-    if (r.mtu !== undefined) n.mtu = checkMtu(`${f}.mtu`, r.mtu);
-    if (verb !== 'delete' && (r.type === undefined || r.type === 'unicast') && n.dev === undefined && n.gateway === undefined) {
-      throw new ValidationError(`${f}.dev`, `Route ${quote(r.dst)} in ${f} goes nowhere: give dev or gateway, or a type such as "blackhole"`);
+    if (r.scope !== undefined) {
+      bytes[o + 4] = named(`routes[${i}].scope`, r.scope, ROUTE_SCOPES);
+      flags |= HAS_SCOPE;
     }
-    out[i] = n;
+    if (r.protocol !== undefined) {
+      bytes[o + 5] = named(`routes[${i}].protocol`, r.protocol, ROUTE_PROTOCOLS);
+      flags |= HAS_PROTOCOL;
+    }
+    if (r.mtu !== undefined) words[w + 5] = checkMtu(`routes[${i}].mtu`, r.mtu);
+    bytes[o + 2] = flags;
+    if (verb !== 'delete' && (r.type === undefined || r.type === 'unicast') && r.dev === undefined && r.gateway === undefined) {
+      throw new ValidationError(`routes[${i}].dev`, `Route ${quote(r.dst)} in routes[${i}] goes nowhere: give dev or gateway, or a type such as "blackhole"`);
+    }
   }
-  return out;
+  return p;
 }
 
 function describe(routes: RouteSpec[], verb: string, netns: string | undefined) {
@@ -173,10 +223,10 @@ function describe(routes: RouteSpec[], verb: string, netns: string | undefined) 
  * are deleted again and the NetlinkError carries `index` k and the kernel's message.
  */
 export async function addRoutes(routes: RouteSpec[], opts?: NetnsOption): Promise<void> {
-  const n = toNative(routes, 'add');
+  const p = packRoutes(routes, 'add');
   const o = nativeOpts(opts);
-  if (n.length === 0) return;
-  await callRtnl(describe(routes, 'add', opts?.netns), (a) => a.routeAdd(n, o));
+  if (p.count === 0) return;
+  await callRtnl(describe(routes, 'add', opts?.netns), (a) => a.routeAdd(p.buffer(), p.strings, o));
 }
 
 /**
@@ -186,10 +236,10 @@ export async function addRoutes(routes: RouteSpec[], opts?: NetnsOption): Promis
  * `index` says where to resume); devices are looked up first, so a missing one changes nothing.
  */
 export async function replaceRoutes(routes: RouteSpec[], opts?: NetnsOption): Promise<void> {
-  const n = toNative(routes, 'replace');
+  const p = packRoutes(routes, 'replace');
   const o = nativeOpts(opts);
-  if (n.length === 0) return;
-  await callRtnl(describe(routes, 'replace', opts?.netns), (a) => a.routeReplace(n, o));
+  if (p.count === 0) return;
+  await callRtnl(describe(routes, 'replace', opts?.netns), (a) => a.routeReplace(p.buffer(), p.strings, o));
 }
 
 /**
@@ -198,10 +248,10 @@ export async function replaceRoutes(routes: RouteSpec[], opts?: NetnsOption): Pr
  * `ignoreMissing`, which skips routes that do not exist (ESRCH).
  */
 export async function deleteRoutes(routes: RouteSpec[], opts?: DeleteOptions): Promise<void> {
-  const n = toNative(routes, 'delete');
+  const p = packRoutes(routes, 'delete');
   const o = nativeOpts(opts, opts?.ignoreMissing ? { ignoreMissing: true } : {});
-  if (n.length === 0) return;
-  await callRtnl(describe(routes, 'delete', opts?.netns), (a) => a.routeDelete(n, o));
+  if (p.count === 0) return;
+  await callRtnl(describe(routes, 'delete', opts?.netns), (a) => a.routeDelete(p.buffer(), p.strings, o));
 }
 
 function toNativeFilter(filter: RouteFilter): Record<string, unknown> {
@@ -227,21 +277,16 @@ export async function listRoutes(filter: RouteFilter = {}, opts?: NetnsOption): 
   return withDumpRetry(() => callRtnl(() => `Cannot list routes${where(opts?.netns)}`, (a) => a.routeList(f, o) as Promise<Route[]>));
 }
 
-function withIfindex(routes: NativeRoute[], ifindex: Record<string, number>): NativeRoute[] {
-  return routes.map((r, i) => {
-    if (r.dev === undefined) return r;
-    const idx = ifindex[r.dev];
-    if (idx === undefined) throw new ValidationError(`routes[${i}].dev`, `No ifindex given for device ${quote(r.dev)}: pass it in the ifindex map`);
-    const { dev: _dev, ...rest } = r;
-    return { ...rest, ifindex: idx };
-  });
-}
-
 /** The messages addRoutes()/replaceRoutes()/deleteRoutes() send; `ifindex` maps device names. */
 export function encodeRoutes(verb: 'add' | 'replace' | 'delete', routes: RouteSpec[], ifindex: Record<string, number> = {}): Buffer[] {
-  const n = withIfindex(toNative(routes, verb), ifindex);
+  const p = packRoutes(routes, verb);
+  const ifindexes = p.strings.map((dev, k) => {
+    const idx = Object.hasOwn(ifindex, dev) ? ifindex[dev] : undefined;
+    if (idx === undefined) throw new ValidationError(`routes[${p.firstUse[k]}].dev`, `No ifindex given for device ${quote(dev)}: pass it in the ifindex map`);
+    return idx;
+  });
   const fn = verb === 'add' ? 'encodeRouteAdd' : verb === 'replace' ? 'encodeRouteReplace' : 'encodeRouteDelete';
-  return callNativeSync('Cannot encode routes', () => rtnl()[fn](n) as Buffer[]);
+  return callNativeSync('Cannot encode routes', () => rtnl()[fn](p.buffer(), ifindexes) as Buffer[]);
 }
 
 /** The dump request listRoutes() sends (device given as ifindex). */

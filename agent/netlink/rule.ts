@@ -4,7 +4,8 @@ import { callNativeSync } from '../native/addon.js';
 import { callRtnl, rtnl, where, withDumpRetry } from './call.js';
 import { checkTable } from './route.js';
 import type { DeleteOptions, NetnsOption } from './types.js';
-import { checkBool, checkArray, checkCidr, checkIfName, checkInt, checkKnownKeys, checkObject, nativeOpts, quote, U32_MAX } from './validate.js';
+import { checkCidr } from '../net/ip.js';
+import { checkBool, checkArray, checkIfName, checkInt, checkKnownKeys, checkObject, nativeOpts, quote, U32_MAX } from './validate.js';
 
 export type RuleAction = 'table' | 'blackhole' | 'unreachable' | 'prohibit';
 /** FR_ACT_* (linux/fib_rules.h). */

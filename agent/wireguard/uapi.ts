@@ -18,7 +18,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { UapiError } from '../errors.js';
 import { WG_KEY_LEN, type WgDeviceConfig, type WgPeer } from './backend.js';
-import { canonicalCidr } from './userspace-validate.js';
+import { normalizeCidr } from './keys.js';
 
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
 const NL = 0x0a;
@@ -81,7 +81,7 @@ export interface UapiRetirement {
  * uses it to implement replaceAllowedIps without a gap: the new set is added to the peer first,
  * then only the addresses that leave it are moved away, so no packet sees an empty set.
  *
- * The input must have passed checkDeviceConfig(); the returned Buffer holds key material and
+ * The input must have passed validateWgDeviceConfig() (keys.ts); the returned Buffer holds key material and
  * must be zeroed by the caller (`buf.fill(0)`) as soon as it has been written.
  */
 export function encodeUapiSet(config: WgDeviceConfig, retire?: UapiRetirement): Buffer {
@@ -102,7 +102,7 @@ export function encodeUapiSet(config: WgDeviceConfig, retire?: UapiRetirement): 
     if (p.endpoint !== undefined) w.line('endpoint', p.endpoint);
     if (p.persistentKeepalive !== undefined) w.line('persistent_keepalive_interval', p.persistentKeepalive);
     if (p.replaceAllowedIps) w.line('replace_allowed_ips', 'true');
-    for (const a of p.allowedIps ?? []) w.line('allowed_ip', canonicalCidr('allowedIps', a));
+    for (const a of p.allowedIps ?? []) w.line('allowed_ip', normalizeCidr(a, 'allowedIps'));
   }
   if (retire && retire.allowedIps.length > 0) {
     w.keyLine('public_key', retire.dummyPublicKey);
@@ -324,7 +324,7 @@ export function parseUapiGet(response: Buffer, context = 'Cannot read WireGuard 
         break;
       case 'allowed_ip':
         try {
-          peer.allowedIps.push(canonicalCidr('allowed_ip', value));
+          peer.allowedIps.push(normalizeCidr(value, 'allowed_ip'));
         } catch {
           throw protocolError(`allowed_ip ${JSON.stringify(value.slice(0, 50))} is not a CIDR`);
         }

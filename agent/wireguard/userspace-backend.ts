@@ -41,7 +41,7 @@ import type { WgBackendKind, WgDevice, WgDeviceConfig, WgLinkOps, WireGuardBacke
 import { encodeUapiGet, encodeUapiSet, parseUapiGet, parseUapiSetResponse, uapiErrnoError, type UapiRetirement } from './uapi.js';
 import { missingWireGuardGo, WireGuardGoDaemon } from './userspace-daemon.js';
 import { uapiExchange, UapiSocketError } from './userspace-socket.js';
-import { canonicalCidr, checkDeviceConfig, checkDeviceName } from './userspace-validate.js';
+import { checkDeviceName, validateWgDeviceConfig } from './keys.js';
 
 const SUN_PATH_MAX = 107; // sizeof(sockaddr_un.sun_path) - 1
 const GET_TIMEOUT_MS = 10_000;
@@ -263,9 +263,10 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
   /** `wg set NAME ...` / `wg setconf NAME FILE` equivalent, as one UAPI transaction. */
   async setDevice(name: string, config: WgDeviceConfig): Promise<void> {
     checkDeviceName(name);
-    checkDeviceConfig(config);
+    // The same checks and normal form as the kernel backend: one configuration, one verdict.
+    const valid = validateWgDeviceConfig(config);
     await this.locked(name, async () => {
-      const { config: plan, retire } = await this.planGaplessReplace(name, config);
+      const { config: plan, retire } = await this.planGaplessReplace(name, valid);
       const request = encodeUapiSet(plan, retire);
       const timeoutMs = 30_000 + 10 * (config.peers?.length ?? 0);
       const response = await this.exchange(name, request, timeoutMs, 'configure');
@@ -292,7 +293,8 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
       response.fill(0);
     }
     const assigned = new Set<string>();
-    for (const p of peers) if (!p.remove) for (const a of p.allowedIps ?? []) assigned.add(canonicalCidr('allowedIps', a));
+    // validateWgDeviceConfig() made every CIDR canonical, as parseUapiGet() makes the current ones.
+    for (const p of peers) if (!p.remove) for (const a of p.allowedIps ?? []) assigned.add(a);
     const stale = new Set<string>();
     const rewritten = peers.map((p) => {
       if (!p.replaceAllowedIps || p.remove) return p;

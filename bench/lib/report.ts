@@ -16,6 +16,21 @@ export interface ComparisonCase {
   runs: { ours_s: number[]; baseline_s: number[] };
   /** The goal from the issue (ratio at least this). */
   goal_ratio?: number;
+  /** The 1-minute load average when the case finished (other work on a shared machine). */
+  load_1m?: number;
+  /**
+   * Kernel-only floor: median system CPU time of our call (the kernel's own work on the batch),
+   * and baseline_s / kernel_s, the ratio a program spending no time in user space would reach.
+   */
+  kernel_s?: number;
+  ratio_cap?: number;
+  /**
+   * Median baseline CPU time / median ours CPU time (user + system): less sensitive than wall
+   * clock to other work competing for the CPUs of a shared machine.
+   */
+  cpu_ratio?: number;
+  /** Anything else a benchmark records per case (per-run CPU times, environment). */
+  extra?: Record<string, unknown>;
   note?: string;
 }
 
@@ -60,7 +75,7 @@ export async function seconds(fn: () => Promise<unknown>): Promise<number> {
 }
 
 export function printTable(rows: ComparisonCase[]): void {
-  const header = ['case', 'count', 'ours_s', 'baseline', 'baseline_s', 'ratio', 'goal'];
+  const header = ['case', 'count', 'ours_s', 'baseline', 'baseline_s', 'ratio', 'goal', 'cpu_ratio', 'kernel_s', 'ratio_cap', 'load_1m'];
   const data = rows.map((r) => [
     r.case,
     String(r.count),
@@ -69,6 +84,10 @@ export function printTable(rows: ComparisonCase[]): void {
     r.baseline_s.toFixed(4),
     r.ratio.toFixed(2),
     r.goal_ratio !== undefined ? `>= ${r.goal_ratio}` : '',
+    r.cpu_ratio !== undefined ? r.cpu_ratio.toFixed(2) : '',
+    r.kernel_s !== undefined ? r.kernel_s.toFixed(4) : '',
+    r.ratio_cap !== undefined ? r.ratio_cap.toFixed(2) : '',
+    r.load_1m !== undefined ? r.load_1m.toFixed(2) : '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...data.map((d) => d[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');

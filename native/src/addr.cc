@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "family.h"
 #include "js.h"
 #include "link.h"
 
@@ -61,26 +62,11 @@ MsgBuilder EncodeAddr(const AddrC& a, uint16_t type, uint16_t flags) {
 MsgBuilder EncodeAddrAdd(const AddrC& a) { return EncodeAddr(a, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL); }
 MsgBuilder EncodeAddrDelete(const AddrC& a) { return EncodeAddr(a, RTM_DELADDR, 0); }
 
-[[noreturn]] void Malformed(const std::string& what) {
-  throw NlError(kErrMalformedReply, "addr.parse", what);
-}
-
-// Copies an address attribute of the message's family; false when its length is wrong.
-bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
-  size_t want = family == AF_INET6 ? 16 : 4;
-  if (a.len != want) return false;
-  out->family = family;
-  std::memcpy(out->bytes, a.data, want);
-  return true;
-}
+[[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("addr.parse", what); }
 
 bool ParseAddrMsg(const nlmsghdr* nlh, AddrInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWADDR) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifaddrmsg))) {
-    Malformed("Address message is shorter than struct ifaddrmsg");
-  }
   ifaddrmsg ifa;
-  std::memcpy(&ifa, NLMSG_DATA(nlh), sizeof(ifa));
+  if (!ReadHeader(nlh, RTM_NEWADDR, &ifa, "addr.parse", "Address message is shorter than struct ifaddrmsg")) return false;
   if (ifa.ifa_family != AF_INET && ifa.ifa_family != AF_INET6) return false;
   out->family = ifa.ifa_family;
   out->prefixLen = ifa.ifa_prefixlen;
@@ -95,8 +81,7 @@ bool ParseAddrMsg(const nlmsghdr* nlh, AddrInfoC* out) {
       case IFA_BROADCAST: attrs_ok = AddrAttr(a, out->family, &out->broadcast) && attrs_ok; break;
       case IFA_LABEL: out->label = a.Str(); break;
       case IFA_FLAGS:
-        if (a.len < 4) attrs_ok = false;
-        out->flags = a.U32();
+        out->flags = CheckedU32(a, &attrs_ok);
         break;
     }
   });
@@ -153,47 +138,37 @@ AddrC AddrFromJs(const Napi::Value& v, const std::string& op) {
   return a;
 }
 
-std::shared_ptr<std::vector<AddrC>> AddrsFromJs(const Napi::CallbackInfo& info, const std::string& op) {
-  if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of addresses");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto out = std::make_shared<std::vector<AddrC>>();
-  out->reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) out->push_back(AddrFromJs(arr.Get(i), op));
-  return out;
+std::vector<AddrC> AddrsFromJs(const Napi::CallbackInfo& info, const std::string& op) {
+  return ArrayFromJs<AddrC>(info.Length() ? info[0] : info.Env().Undefined(), op, "Expected an array of addresses",
+                            AddrFromJs);
 }
 
+// Sets the ifindex of every address named by device (each device resolved once).
 void Resolve(Socket& sock, std::vector<AddrC>& addrs, const std::string& op) {
-  std::map<std::string, uint32_t> cache;
+  std::vector<std::string> devs;
+  std::vector<int> indexes;
   for (size_t i = 0; i < addrs.size(); i++) {
-    AddrC& a = addrs[i];
-    if (a.ifindex || a.dev.empty()) continue;
-    auto it = cache.find(a.dev);
-    if (it == cache.end()) it = cache.emplace(a.dev, ResolveIfindex(sock, a.dev, op, static_cast<int>(i))).first;
-    a.ifindex = it->second;
+    devs.push_back(addrs[i].ifindex ? std::string() : addrs[i].dev);
+    indexes.push_back(static_cast<int>(i));
+  }
+  std::map<std::string, uint32_t> ifindexes = ResolveIfindexes(sock, devs, indexes, op);
+  for (size_t i = 0; i < addrs.size(); i++) {
+    if (!devs[i].empty()) addrs[i].ifindex = ifindexes[devs[i]];
   }
 }
 
 Napi::Value AddrModify(const Napi::CallbackInfo& info, bool add) {
   return RejectOnError(info, [add](const Napi::CallbackInfo& info) {
     const std::string op = add ? "addr.add" : "addr.delete";
-    auto addrs = AddrsFromJs(info, op);
+    auto addrs = std::make_shared<std::vector<AddrC>>(AddrsFromJs(info, op));
     std::string netns = GetNetns(info, 1, op);
-    return RunAsync(
-        info.Env(),
-        [addrs, netns, op, add]() {
-          Socket sock(NETLINK_ROUTE, netns);
-          // Every device is resolved before anything changes: a missing one fails the batch clean.
-          Resolve(sock, *addrs, op);
-          std::vector<MsgBuilder> msgs;
-          msgs.reserve(addrs->size());
-          for (auto& a : *addrs) msgs.push_back(add ? EncodeAddrAdd(a) : EncodeAddrDelete(a));
-          if (add) {
-            ApplyBatch(sock, msgs, op, [&](size_t i) { return EncodeAddrDelete((*addrs)[i]); });
-          } else {
-            ApplyBatch(sock, msgs, op, nullptr);
-          }
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    return RunAsync(info.Env(), [addrs, netns, op, add]() {
+      Socket sock(NETLINK_ROUTE, netns);
+      // Every device is resolved before anything changes: a missing one fails the batch clean.
+      Resolve(sock, *addrs, op);
+      std::vector<MsgBuilder> msgs = EncodeEach(*addrs, add ? EncodeAddrAdd : EncodeAddrDelete);
+      ApplyBatch(sock, msgs, op, add ? UndoBy(*addrs, EncodeAddrDelete) : nullptr);
+    });
   });
 }
 
@@ -208,16 +183,13 @@ Napi::Value AddrList(const Napi::CallbackInfo& info) {
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object f = info[0].As<Napi::Object>();
       dev = GetString(f, "dev", op, false);
-      uint32_t fam = GetU32(f, "family", op);
-      if (fam != 0 && fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
-      family = fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC;
+      family = GetFamilyFilter(f, op);
     }
     std::string netns = GetNetns(info, 1, op);
-    auto addrs = std::make_shared<std::vector<AddrInfoC>>();
     auto names = std::make_shared<std::map<uint32_t, std::string>>();
-    return RunAsync(
+    return ListAsync<AddrInfoC>(
         info.Env(),
-        [addrs, names, dev, family, netns, op]() {
+        [names, dev, family, netns, op](std::vector<AddrInfoC>& addrs) {
           Socket sock(NETLINK_ROUTE, netns);
           uint32_t ifindex = dev.empty() ? 0 : ResolveIfindex(sock, dev, op);
           *names = LinkNames(sock);
@@ -225,28 +197,17 @@ Napi::Value AddrList(const Napi::CallbackInfo& info) {
           ifaddrmsg ifa{};
           ifa.ifa_family = family;
           m.Header(ifa);
-          sock.Dump(m, op, [&](const nlmsghdr* r) {
-            AddrInfoC a;
-            if (!ParseAddrMsg(r, &a)) return;
-            if (family != AF_UNSPEC && a.family != family) return;
-            if (ifindex && a.ifindex != ifindex) return;
-            addrs->push_back(a);
-          });
+          DumpParsed(sock, m, op, ParseAddrMsg, [&](const AddrInfoC& a) {
+            return (family == AF_UNSPEC || a.family == family) && (!ifindex || a.ifindex == ifindex);
+          }, &addrs);
         },
-        [addrs, names](Napi::Env env) -> Napi::Value {
-          Napi::Array a = Napi::Array::New(env, addrs->size());
-          for (size_t i = 0; i < addrs->size(); i++) a.Set(i, AddrToJs(env, (*addrs)[i], names.get()));
-          return a;
-        });
+        [names](Napi::Env env, const AddrInfoC& a) { return AddrToJs(env, a, names.get()); });
   });
 }
 
 Napi::Value EncodeAddrJs(const Napi::CallbackInfo& info, bool add) {
   return ThrowOnError(info, [add](const Napi::CallbackInfo& info) {
-    const std::string op = "addr.encode";
-    auto addrs = AddrsFromJs(info, op);
-    std::vector<MsgBuilder> msgs;
-    for (auto& a : *addrs) msgs.push_back(add ? EncodeAddrAdd(a) : EncodeAddrDelete(a));
+    std::vector<MsgBuilder> msgs = EncodeEach(AddrsFromJs(info, "addr.encode"), add ? EncodeAddrAdd : EncodeAddrDelete);
     return MessagesToJs(info.Env(), msgs);
   });
 }
@@ -255,29 +216,20 @@ Napi::Value EncodeAddrAddJs(const Napi::CallbackInfo& info) { return EncodeAddrJ
 Napi::Value EncodeAddrDeleteJs(const Napi::CallbackInfo& info) { return EncodeAddrJs(info, false); }
 
 Napi::Value ParseAddrsJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "addr.parse";
-    std::vector<AddrInfoC> addrs;
-    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
-      AddrInfoC a;
-      if (ParseAddrMsg(r, &a)) addrs.push_back(a);
-    });
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, addrs.size());
-    for (size_t i = 0; i < addrs.size(); i++) a.Set(i, AddrToJs(env, addrs[i], nullptr));
-    return a;
-  });
+  return ParseExport<AddrInfoC>(info, "addr.parse", ParseAddrMsg,
+                                [](Napi::Env env, const AddrInfoC& a) { return AddrToJs(env, a, nullptr); });
 }
 
 }  // namespace
 
 void RegisterAddrs(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "addrAdd", AddrAdd);
-  Export(env, exports, "addrDelete", AddrDelete);
-  Export(env, exports, "addrList", AddrList);
-  Export(env, exports, "encodeAddrAdd", EncodeAddrAddJs);
-  Export(env, exports, "encodeAddrDelete", EncodeAddrDeleteJs);
-  Export(env, exports, "parseAddrs", ParseAddrsJs);
+  ExportAll(env, exports,
+            {{"addrAdd", AddrAdd},
+             {"addrDelete", AddrDelete},
+             {"addrList", AddrList},
+             {"encodeAddrAdd", EncodeAddrAddJs},
+             {"encodeAddrDelete", EncodeAddrDeleteJs},
+             {"parseAddrs", ParseAddrsJs}});
 }
 
 }  // namespace veil

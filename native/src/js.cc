@@ -208,6 +208,10 @@ Napi::Value RunAsync(Napi::Env env, std::function<void()> work, std::function<Na
   return p;
 }
 
+Napi::Value RunAsync(Napi::Env env, std::function<void()> work) {
+  return RunAsync(env, std::move(work), [](Napi::Env env) { return env.Undefined(); });
+}
+
 Napi::Value RejectOnError(const Napi::CallbackInfo& info,
                           const std::function<Napi::Value(const Napi::CallbackInfo&)>& fn) {
   Napi::Env env = info.Env();

@@ -80,6 +80,8 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 // Queues work and returns its promise.
 Napi::Value RunAsync(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done);
+// The same for work that resolves undefined (kernel-changing verbs).
+Napi::Value RunAsync(Napi::Env env, std::function<void()> work);
 
 // Wraps an export so that an NlError thrown while converting arguments becomes a rejected
 // promise (async exports) instead of a synchronous throw.

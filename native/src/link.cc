@@ -10,6 +10,7 @@
 #include <numeric>
 #include <optional>
 
+#include "family.h"
 #include "js.h"
 
 namespace veil {
@@ -84,16 +85,24 @@ struct LinkC {
   uint32_t master = 0;
 };
 
-// `ip link add NAME [mtu M] [master B] [up] type KIND [peer name P [netns NS]]`
-MsgBuilder EncodeLinkAdd(const LinkSpecC& s) {
-  MsgBuilder m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+// A link request with its ifinfomsg (family AF_UNSPEC): the link `ifindex` (0 = named by
+// IFLA_IFNAME), set up or down when `up` is given.
+MsgBuilder LinkMsg(uint16_t type, uint16_t flags, uint32_t ifindex = 0, std::optional<bool> up = std::nullopt) {
+  MsgBuilder m(type, flags);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
-  if (s.up) {
-    ifi.ifi_flags = IFF_UP;
+  ifi.ifi_index = static_cast<int>(ifindex);
+  if (up) {
+    ifi.ifi_flags = *up ? IFF_UP : 0;
     ifi.ifi_change = IFF_UP;
   }
   m.Header(ifi);
+  return m;
+}
+
+// `ip link add NAME [mtu M] [master B] [up] type KIND [peer name P [netns NS]]`
+MsgBuilder EncodeLinkAdd(const LinkSpecC& s) {
+  MsgBuilder m = LinkMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, s.up ? std::optional<bool>(true) : std::nullopt);
   m.PutStr(IFLA_IFNAME, s.name);
   if (s.mtu) m.PutU32(IFLA_MTU, s.mtu);
   if (s.masterIndex) m.PutU32(IFLA_MASTER, s.masterIndex);
@@ -117,15 +126,7 @@ MsgBuilder EncodeLinkAdd(const LinkSpecC& s) {
 
 // `ip link set dev NAME [up|down] [mtu M] [name N] [master B | nomaster] [netns NS]`
 MsgBuilder EncodeLinkSet(const LinkChangeC& c) {
-  MsgBuilder m(RTM_NEWLINK, 0);
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  ifi.ifi_index = static_cast<int>(c.ifindex);
-  if (c.hasUp) {
-    ifi.ifi_flags = c.up ? IFF_UP : 0;
-    ifi.ifi_change = IFF_UP;
-  }
-  m.Header(ifi);
+  MsgBuilder m = LinkMsg(RTM_NEWLINK, 0, c.ifindex, c.hasUp ? std::optional<bool>(c.up) : std::nullopt);
   if (!c.name.empty()) m.PutStr(IFLA_IFNAME, c.name);
   if (c.mtu) m.PutU32(IFLA_MTU, c.mtu);
   if (c.hasMaster) m.PutU32(IFLA_MASTER, c.masterIndex);
@@ -135,46 +136,31 @@ MsgBuilder EncodeLinkSet(const LinkChangeC& c) {
 
 // `ip link del NAME`
 MsgBuilder EncodeLinkDelete(const std::string& name) {
-  MsgBuilder m(RTM_DELLINK, 0);
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  m.Header(ifi);
+  MsgBuilder m = LinkMsg(RTM_DELLINK, 0);
   m.PutStr(IFLA_IFNAME, name);
   return m;
 }
 
 MsgBuilder EncodeLinkGet(const std::string& name) {
-  MsgBuilder m(RTM_GETLINK, 0);
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  m.Header(ifi);
+  MsgBuilder m = LinkMsg(RTM_GETLINK, 0);
   m.PutStr(IFLA_IFNAME, name);
   m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
   return m;
 }
 
 MsgBuilder EncodeLinkDump() {
-  MsgBuilder m(RTM_GETLINK, 0);
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  m.Header(ifi);
+  MsgBuilder m = LinkMsg(RTM_GETLINK, 0);
   m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
   return m;
 }
 
-[[noreturn]] void Malformed(const std::string& what) {
-  throw NlError(kErrMalformedReply, "link.parse", what);
-}
+[[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("link.parse", what); }
 
 // Parses one RTM_NEWLINK message. Returns false for other message types; throws
 // NlError(EMALFORMED) on a truncated header or attribute.
 bool ParseLink(const nlmsghdr* nlh, LinkC* out) {
-  if (nlh->nlmsg_type != RTM_NEWLINK) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg))) {
-    Malformed("Link message is shorter than struct ifinfomsg");
-  }
   ifinfomsg ifi;
-  std::memcpy(&ifi, NLMSG_DATA(nlh), sizeof(ifi));
+  if (!ReadHeader(nlh, RTM_NEWLINK, &ifi, "link.parse", "Link message is shorter than struct ifinfomsg")) return false;
   out->ifindex = static_cast<uint32_t>(ifi.ifi_index);
   out->flags = ifi.ifi_flags;
   bool nested_ok = true;
@@ -182,15 +168,13 @@ bool ParseLink(const nlmsghdr* nlh, LinkC* out) {
     switch (a.type) {
       case IFLA_IFNAME: out->name = a.Str(); break;
       case IFLA_MTU:
-        if (a.len < 4) nested_ok = false;
-        out->mtu = a.U32();
+        out->mtu = CheckedU32(a, &nested_ok);
         break;
       case IFLA_OPERSTATE: out->operstate = a.U8(); break;
       case IFLA_ADDRESS: out->mac.assign(a.data, a.data + a.len); break;
       case IFLA_MASTER:
-        if (a.len < 4) nested_ok = false;
         out->hasMaster = true;
-        out->master = a.U32();
+        out->master = CheckedU32(a, &nested_ok);
         break;
       case IFLA_LINKINFO:
         nested_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {
@@ -279,6 +263,11 @@ LinkChangeC LinkChangeFromJs(const Napi::Value& v, const std::string& op) {
   return c;
 }
 
+std::vector<LinkSpecC> LinkSpecsFromJs(const Napi::CallbackInfo& info, const std::string& op) {
+  return ArrayFromJs<LinkSpecC>(info.Length() ? info[0] : info.Env().Undefined(), op, "Expected an array of links",
+                                LinkSpecFromJs);
+}
+
 std::vector<std::string> NamesFromJs(const Napi::Value& v, const std::string& op) {
   if (!v.IsArray()) throw InvalidArg(op, "Expected an array of link names");
   Napi::Array a = v.As<Napi::Array>();
@@ -295,10 +284,7 @@ std::vector<std::string> NamesFromJs(const Napi::Value& v, const std::string& op
 Napi::Value LinkAdd(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "link.add";
-    if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of links");
-    Napi::Array arr = info[0].As<Napi::Array>();
-    auto specs = std::make_shared<std::vector<LinkSpecC>>();
-    for (uint32_t i = 0; i < arr.Length(); i++) specs->push_back(LinkSpecFromJs(arr.Get(i), op));
+    auto specs = std::make_shared<std::vector<LinkSpecC>>(LinkSpecsFromJs(info, op));
     std::string netns = GetNetns(info, 1, op);
     return RunAsync(
         info.Env(),
@@ -331,8 +317,7 @@ Napi::Value LinkAdd(const Napi::CallbackInfo& info) {
               throw;
             }
           }
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+        });
   });
 }
 
@@ -341,15 +326,11 @@ Napi::Value LinkDelete(const Napi::CallbackInfo& info) {
     const std::string op = "link.delete";
     auto names = std::make_shared<std::vector<std::string>>(NamesFromJs(info.Length() ? info[0] : info.Env().Undefined(), op));
     std::string netns = GetNetns(info, 1, op);
-    return RunAsync(
-        info.Env(),
-        [names, netns, op]() {
-          Socket sock(NETLINK_ROUTE, netns);
-          std::vector<MsgBuilder> msgs;
-          for (auto& n : *names) msgs.push_back(EncodeLinkDelete(n));
-          ApplyBatch(sock, msgs, op, nullptr);
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    return RunAsync(info.Env(), [names, netns, op]() {
+      Socket sock(NETLINK_ROUTE, netns);
+      std::vector<MsgBuilder> msgs = EncodeEach(*names, EncodeLinkDelete);
+      ApplyBatch(sock, msgs, op, nullptr);
+    });
   });
 }
 
@@ -384,22 +365,14 @@ Napi::Value LinkList(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "link.list";
     std::string netns = GetNetns(info, 0, op);
-    auto links = std::make_shared<std::vector<LinkC>>();
-    return RunAsync(
+    return ListAsync<LinkC>(
         info.Env(),
-        [links, netns, op]() {
+        [netns, op](std::vector<LinkC>& links) {
           Socket sock(NETLINK_ROUTE, netns);
           MsgBuilder m = EncodeLinkDump();
-          sock.Dump(m, op, [&](const nlmsghdr* r) {
-            LinkC l;
-            if (ParseLink(r, &l)) links->push_back(std::move(l));
-          });
+          DumpParsed(sock, m, op, ParseLink, [](const LinkC&) { return true; }, &links);
         },
-        [links](Napi::Env env) -> Napi::Value {
-          Napi::Array a = Napi::Array::New(env, links->size());
-          for (size_t i = 0; i < links->size(); i++) a.Set(i, LinkToJs(env, (*links)[i]));
-          return a;
-        });
+        LinkToJs);
   });
 }
 
@@ -422,18 +395,13 @@ Napi::Value LinkSet(const Napi::CallbackInfo& info) {
           change->netnsFd = ns.get();
           MsgBuilder m = EncodeLinkSet(*change);
           sock.Request(m, op);
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+        });
   });
 }
 
 Napi::Value EncodeLinkAddJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "link.encode";
-    if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of links");
-    Napi::Array arr = info[0].As<Napi::Array>();
-    std::vector<MsgBuilder> msgs;
-    for (uint32_t i = 0; i < arr.Length(); i++) msgs.push_back(EncodeLinkAdd(LinkSpecFromJs(arr.Get(i), op)));
+    std::vector<MsgBuilder> msgs = EncodeEach(LinkSpecsFromJs(info, "link.encode"), EncodeLinkAdd);
     return MessagesToJs(info.Env(), msgs);
   });
 }
@@ -450,27 +418,13 @@ Napi::Value EncodeLinkSetJs(const Napi::CallbackInfo& info) {
 
 Napi::Value EncodeLinkDeleteJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "link.encode";
-    std::vector<MsgBuilder> msgs;
-    for (auto& n : NamesFromJs(info.Length() ? info[0] : info.Env().Undefined(), op)) msgs.push_back(EncodeLinkDelete(n));
+    std::vector<MsgBuilder> msgs =
+        EncodeEach(NamesFromJs(info.Length() ? info[0] : info.Env().Undefined(), "link.encode"), EncodeLinkDelete);
     return MessagesToJs(info.Env(), msgs);
   });
 }
 
-Napi::Value ParseLinksJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "link.parse";
-    std::vector<LinkC> links;
-    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
-      LinkC l;
-      if (ParseLink(r, &l)) links.push_back(std::move(l));
-    });
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, links.size());
-    for (size_t i = 0; i < links.size(); i++) a.Set(i, LinkToJs(env, links[i]));
-    return a;
-  });
-}
+Napi::Value ParseLinksJs(const Napi::CallbackInfo& info) { return ParseExport<LinkC>(info, "link.parse", ParseLink, LinkToJs); }
 
 }  // namespace
 
@@ -564,15 +518,16 @@ void ApplyBatch(Socket& sock, std::vector<MsgBuilder>& msgs, const std::string& 
 }
 
 void RegisterLinks(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "linkAdd", LinkAdd);
-  Export(env, exports, "linkDelete", LinkDelete);
-  Export(env, exports, "linkGet", LinkGet);
-  Export(env, exports, "linkList", LinkList);
-  Export(env, exports, "linkSet", LinkSet);
-  Export(env, exports, "encodeLinkAdd", EncodeLinkAddJs);
-  Export(env, exports, "encodeLinkSet", EncodeLinkSetJs);
-  Export(env, exports, "encodeLinkDelete", EncodeLinkDeleteJs);
-  Export(env, exports, "parseLinks", ParseLinksJs);
+  ExportAll(env, exports,
+            {{"linkAdd", LinkAdd},
+             {"linkDelete", LinkDelete},
+             {"linkGet", LinkGet},
+             {"linkList", LinkList},
+             {"linkSet", LinkSet},
+             {"encodeLinkAdd", EncodeLinkAddJs},
+             {"encodeLinkSet", EncodeLinkSetJs},
+             {"encodeLinkDelete", EncodeLinkDeleteJs},
+             {"parseLinks", ParseLinksJs}});
 }
 
 }  // namespace veil

@@ -285,19 +285,24 @@ NlError Socket::ErrorFromAck(const nlmsghdr* nlh, const std::string& op, int ind
   return NlError(err, op, detail, extack, index);
 }
 
+uint32_t Socket::SendOne(MsgBuilder& msg, uint16_t flags, const std::string& op) {
+  auto& bytes = msg.Finish();
+  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
+  nlh->nlmsg_flags |= NLM_F_REQUEST | flags;
+  nlh->nlmsg_seq = NextSeq();
+  nlh->nlmsg_pid = 0;
+  uint32_t seq = nlh->nlmsg_seq;
+  Send(bytes.data(), bytes.size(), op);
+  return seq;
+}
+
 void Socket::Request(MsgBuilder& msg, const std::string& op) {
   RequestReplies(msg, op, [](const nlmsghdr*) {});
 }
 
 void Socket::RequestReplies(MsgBuilder& msg, const std::string& op,
                             const std::function<void(const nlmsghdr*)>& on_reply) {
-  auto& bytes = msg.Finish();
-  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
-  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-  nlh->nlmsg_seq = NextSeq();
-  nlh->nlmsg_pid = 0;
-  uint32_t seq = nlh->nlmsg_seq;
-  Send(bytes.data(), bytes.size(), op);
+  uint32_t seq = SendOne(msg, NLM_F_ACK, op);
   for (;;) {
     int n = static_cast<int>(Recv(op));
     for (auto* r = reinterpret_cast<nlmsghdr*>(rbuf_.data()); NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
@@ -315,12 +320,7 @@ void Socket::RequestReplies(MsgBuilder& msg, const std::string& op,
 
 void Socket::Dump(MsgBuilder& msg, const std::string& op,
                   const std::function<void(const nlmsghdr*)>& fn) {
-  auto& bytes = msg.Finish();
-  auto* nlh = reinterpret_cast<nlmsghdr*>(bytes.data());
-  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = NextSeq();
-  uint32_t seq = nlh->nlmsg_seq;
-  Send(bytes.data(), bytes.size(), op);
+  uint32_t seq = SendOne(msg, NLM_F_DUMP, op);
   bool interrupted = false;
   for (;;) {
     int n = static_cast<int>(Recv(op));
@@ -367,31 +367,37 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
     hdrs[i].msg_hdr.msg_iov = &iovs[i];
     hdrs[i].msg_hdr.msg_iovlen = 1;
   }
+  std::vector<uint8_t> failed;
   size_t next = 0;
-  // Requests may carry key material (WireGuard preshared keys): zero the staging copy before
-  // it is reused and when leaving, also on a throw.
-  auto scrub = [&]() { if (!out.empty()) explicit_bzero(out.data(), out.size()); };
-  struct ScrubOnExit {
-    std::function<void()> fn;
-    ~ScrubOnExit() { fn(); }
-  } scrub_on_exit{scrub};
+  // Requests may carry key material (XFRM states): wipe every window's copy once it is sent.
+  struct WipeOnExit {
+    std::vector<uint8_t>& v;
+    ~WipeOnExit() { explicit_bzero(v.data(), v.size()); }
+  } wipe_out{out};
   while (next < msgs.size()) {
-    scrub();
+    explicit_bzero(out.data(), out.size());
     out.clear();
     size_t begin = next;
-    while (next < msgs.size() && (out.empty() || out.size() + msgs[next].Size() <= kWindowBytes)) {
+    size_t end = begin;
+    for (size_t bytes = 0; end < msgs.size() && (end == begin || bytes + msgs[end].Size() <= kWindowBytes); end++) {
+      bytes += msgs[end].Size();
+    }
+    for (; next < end; next++) {
       auto& b = msgs[next].Finish();
       auto* nlh = reinterpret_cast<nlmsghdr*>(b.data());
-      nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+      // Only the window's last request asks for an ack (flags may remain from an earlier send).
+      nlh->nlmsg_flags = static_cast<uint16_t>((nlh->nlmsg_flags & ~NLM_F_ACK) | NLM_F_REQUEST |
+                                               (next + 1 == end ? NLM_F_ACK : 0));
       nlh->nlmsg_seq = base + static_cast<uint32_t>(next);
       out.insert(out.end(), b.begin(), b.end());
-      next++;
     }
     Send(out.data(), out.size(), op);
-    size_t pending = next - begin;
-    while (pending > 0) {
-      // Acks arrive one datagram each: take up to kSlots per system call (recvmmsg) instead of
-      // two recv() calls per ack, which dominated the cost of large batches.
+    failed.assign(end - begin, 0);
+    const uint32_t fence = base + static_cast<uint32_t>(end - 1);
+    bool fenced = false;
+    while (!fenced) {
+      // Error messages and the fence's ack arrive one datagram each: take up to kSlots per
+      // system call (recvmmsg).
       int got = recvmmsg(fd_, hdrs.data(), kSlots, MSG_WAITFORONE, nullptr);
       if (got < 0) {
         if (errno == EINTR) continue;
@@ -404,24 +410,24 @@ int Socket::Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool sto
         for (auto* r = start; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
           if (r->nlmsg_type != NLMSG_ERROR) continue;
           uint32_t s = r->nlmsg_seq;
-          if (s < base + begin || s >= base + next) continue;
+          if (s < base + begin || s >= base + end) continue;
           size_t idx = s - base;
-          pending--;
+          if (s == fence) fenced = true;
           if (r->nlmsg_len >= NLMSG_HDRLEN + sizeof(nlmsgerr) &&
               reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(r))->error == 0) {
-            (*applied)[idx] = true;
             continue;
           }
           NlError e = ErrorFromAck(r, op, static_cast<int>(idx));
-          if (e.err == 0) {
-            (*applied)[idx] = true;
-          } else if (first_failed < 0 || static_cast<int>(idx) < first_failed) {
+          if (e.err == 0) continue;
+          failed[idx - begin] = 1;
+          if (first_failed < 0 || static_cast<int>(idx) < first_failed) {
             first_failed = static_cast<int>(idx);
             *error = e;
           }
         }
       }
     }
+    for (size_t i = begin; i < end; i++) (*applied)[i] = !failed[i - begin];
     if (first_failed >= 0 && stop_on_error) break;
   }
   return first_failed;

@@ -33,6 +33,11 @@ class NlError : public std::runtime_error {
 constexpr int kErrDumpInterrupted = 100001;
 constexpr int kErrMalformedReply = 100002;
 
+// A kernel reply that does not parse: NlError(kErrMalformedReply) for operation `op`.
+inline NlError MalformedReply(const std::string& op, const std::string& what) {
+  return NlError(kErrMalformedReply, op, what);
+}
+
 // Name of an errno ("EEXIST"), or of a synthetic error ("EDUMPINTR").
 const char* ErrnoName(int err);
 
@@ -145,11 +150,15 @@ class Socket {
   // NlError(kErrDumpInterrupted) when the kernel flags NLM_F_DUMP_INTR (the caller retries).
   void Dump(MsgBuilder& msg, const std::string& op, const std::function<void(const nlmsghdr*)>& fn);
 
-  // Sends many independent requests pipelined (many per sendmsg) with NLM_F_ACK each, and
-  // collects their acks. Returns the index of the first failed request and fills `error`, or -1
-  // when all succeeded. With stop_on_error, no request after the first failure's window is sent;
-  // requests already in flight still complete and are reported through `applied`.
-  // `applied[i]` is set true for every request the kernel acknowledged without error.
+  // Sends many independent requests pipelined (many per sendmsg) and collects their outcome.
+  // The kernel reports an error for every failing request whether or not it asked for an ack,
+  // and handles a socket's requests in order; so only the last request of each window carries
+  // NLM_F_ACK, and its ack proves every earlier request of the window without an error message
+  // succeeded (one ack per window instead of one per request, the bulk of the cost).
+  // Returns the index of the first failed request and fills `error`, or -1 when all succeeded.
+  // With stop_on_error, no request after the first failure's window is sent; requests already
+  // in flight still complete and are reported through `applied`.
+  // `applied[i]` is set true for every request the kernel processed without error.
   int Batch(std::vector<MsgBuilder>& msgs, const std::string& op, bool stop_on_error,
             std::vector<bool>* applied, NlError* error);
 
@@ -159,6 +168,9 @@ class Socket {
 
  private:
   uint32_t NextSeq() { return ++seq_; }
+  // Finishes one request, flags it NLM_F_REQUEST | flags with the next sequence number (port id
+  // 0), sends it and returns that sequence number.
+  uint32_t SendOne(MsgBuilder& msg, uint16_t flags, const std::string& op);
   void Send(const uint8_t* data, size_t len, const std::string& op);
   // Receives one datagram into rbuf_; returns its length.
   size_t Recv(const std::string& op);

@@ -1,12 +1,15 @@
 #include "route.h"
 
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 
 #include <map>
 #include <memory>
 
+#include "family.h"
 #include "js.h"
 #include "link.h"
+#include "pack.h"
 
 namespace veil {
 
@@ -14,14 +17,14 @@ namespace {
 
 enum class RouteCmd { kAdd, kReplace, kDelete };
 
-// A route to add, replace or delete, converted from JS on the main thread. Optional numeric
-// fields use -1 for "not given" so each verb can apply `ip route`'s defaults.
+// A route to add, replace or delete, decoded from a packed batch on the main thread. Optional
+// numeric fields use -1 for "not given" so each verb can apply `ip route`'s defaults.
 struct RouteC {
   uint8_t family = AF_INET;
   Addr dst;
   uint8_t dstLen = 0;
   uint32_t table = RT_TABLE_MAIN;
-  std::string dev;
+  uint32_t dev = 0;      // 1 + index into the batch's device names; 0 = none
   uint32_t ifindex = 0;  // resolved by the worker from dev (or given to the encode export)
   Addr gateway;
   Addr src;
@@ -104,25 +107,11 @@ MsgBuilder EncodeRouteDump(uint8_t family, uint32_t table, uint32_t ifindex) {
   return m;
 }
 
-[[noreturn]] void Malformed(const std::string& what) {
-  throw NlError(kErrMalformedReply, "route.parse", what);
-}
-
-bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
-  size_t want = family == AF_INET6 ? 16 : 4;
-  if (a.len != want) return false;
-  out->family = family;
-  std::memcpy(out->bytes, a.data, want);
-  return true;
-}
+[[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("route.parse", what); }
 
 bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWROUTE) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(rtmsg))) {
-    Malformed("Route message is shorter than struct rtmsg");
-  }
   rtmsg rt;
-  std::memcpy(&rt, NLMSG_DATA(nlh), sizeof(rt));
+  if (!ReadHeader(nlh, RTM_NEWROUTE, &rt, "route.parse", "Route message is shorter than struct rtmsg")) return false;
   if (rt.rtm_family != AF_INET && rt.rtm_family != AF_INET6) return false;
   out->family = rt.rtm_family;
   out->dstLen = rt.rtm_dst_len;
@@ -136,26 +125,22 @@ bool ParseRouteMsg(const nlmsghdr* nlh, RouteInfoC* out) {
   bool ok = ForEachMsgAttr(nlh, sizeof(rtmsg), [&](const Attr& a) {
     switch (a.type) {
       case RTA_TABLE:
-        if (a.len < 4) attrs_ok = false;
-        out->table = a.U32();
+        out->table = CheckedU32(a, &attrs_ok);
         break;
       case RTA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
       case RTA_GATEWAY: attrs_ok = AddrAttr(a, out->family, &out->gateway) && attrs_ok; break;
       case RTA_PREFSRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
       case RTA_OIF:
-        if (a.len < 4) attrs_ok = false;
-        out->oif = a.U32();
+        out->oif = CheckedU32(a, &attrs_ok);
         break;
       case RTA_PRIORITY:
-        if (a.len < 4) attrs_ok = false;
         out->hasMetric = true;
-        out->metric = a.U32();
+        out->metric = CheckedU32(a, &attrs_ok);
         break;
       case RTA_METRICS:
         attrs_ok = ForEachAttr(a.data, a.len, [&](const Attr& b) {
                      if (b.type == RTAX_MTU) {
-                       if (b.len < 4) attrs_ok = false;
-                       out->mtu = b.U32();
+                       out->mtu = CheckedU32(b, &attrs_ok);
                      }
                    }) && attrs_ok;
         break;
@@ -196,117 +181,104 @@ Napi::Object RouteToJs(Napi::Env env, const RouteInfoC& r, const std::map<uint32
   return o;
 }
 
-uint32_t U32Value(const Napi::Value& v, const std::string& key, const std::string& op, uint32_t max = 0xffffffffu) {
-  if (!v.IsNumber()) throw InvalidArg(op, "Field \"" + key + "\" must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint64_t>(d))) {
-    throw InvalidArg(op, "Field \"" + key + "\" must be an integer between 0 and " + std::to_string(max));
-  }
-  return static_cast<uint32_t>(d);
-}
+// Packed route record (agent/netlink/route.ts, packRoutes): 72 bytes, host byte order.
+constexpr size_t kRouteRecord = 72;
+constexpr size_t kRecFamily = 0, kRecDstLen = 1, kRecFlags = 2, kRecType = 3, kRecScope = 4, kRecProtocol = 5,
+                 kRecPad = 6, kRecTable = 8, kRecDev = 12, kRecMetric = 16, kRecMtu = 20, kRecDst = 24,
+                 kRecGateway = 40, kRecSrc = 56;
+constexpr uint8_t kHasType = 1, kHasScope = 2, kHasProtocol = 4, kHasMetric = 8, kHasGateway = 16, kHasSrc = 32;
 
-std::string StrValue(const Napi::Value& v, const std::string& key, const std::string& op) {
-  if (!v.IsString()) throw InvalidArg(op, "Field \"" + key + "\" must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
-// Converts one route. Batches hold thousands of routes, so this walks only the properties the
-// object has (a handful) instead of probing every optional field by name.
-RouteC RouteFromJs(const Napi::Value& v, const std::string& op) {
-  if (!v.IsObject()) throw InvalidArg(op, "Each route must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  Napi::Array keys = o.GetPropertyNames();
-  RouteC r;
-  uint32_t fam = 0;
-  bool hasDstLen = false;
-  std::string dst, gateway, src;
-  for (uint32_t k = 0; k < keys.Length(); k++) {
-    Napi::Value kv = keys.Get(k);
-    Napi::Value val = o.Get(kv);
-    if (val.IsUndefined() || val.IsNull()) continue;
-    std::string key = kv.As<Napi::String>().Utf8Value();
-    if (key == "family") fam = U32Value(val, key, op);
-    else if (key == "dst") dst = StrValue(val, key, op);
-    else if (key == "dstLen") { r.dstLen = static_cast<uint8_t>(U32Value(val, key, op, 128)); hasDstLen = true; }
-    else if (key == "table") r.table = U32Value(val, key, op);
-    else if (key == "dev") r.dev = StrValue(val, key, op);
-    else if (key == "ifindex") r.ifindex = U32Value(val, key, op);
-    else if (key == "gateway") gateway = StrValue(val, key, op);
-    else if (key == "src") src = StrValue(val, key, op);
-    else if (key == "metric") { r.hasMetric = true; r.metric = U32Value(val, key, op); }
-    else if (key == "type") r.type = static_cast<int>(U32Value(val, key, op, 255));
-    else if (key == "scope") r.scope = static_cast<int>(U32Value(val, key, op, 255));
-    else if (key == "protocol") r.protocol = static_cast<int>(U32Value(val, key, op, 255));
-    else if (key == "mtu") r.mtu = U32Value(val, key, op);
-  }
-  if (fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
-  if (!hasDstLen) throw InvalidArg(op, "Missing required field \"dstLen\"");
-  r.family = fam == 4 ? AF_INET : AF_INET6;
-  if (r.dstLen > (fam == 4 ? 32u : 128u)) throw InvalidArg(op, "Field \"dstLen\" is out of range");
-  if (r.dstLen > 0) {
-    r.dst = ParseAddr(dst, op, "dst");
-    if (r.dst.family != r.family) throw InvalidArg(op, "Field \"dst\" is not of the route's family");
-  }
-  if (r.table == 0) throw InvalidArg(op, "Field \"table\" must not be 0");
-  if (!gateway.empty()) r.gateway = ParseAddr(gateway, op, "gateway");
-  if (!src.empty()) r.src = ParseAddr(src, op, "src");
-  if ((r.gateway.family && r.gateway.family != r.family) || (r.src.family && r.src.family != r.family)) {
-    throw InvalidArg(op, "Fields \"gateway\" and \"src\" must be of the route's family");
-  }
-  return r;
-}
-
-std::shared_ptr<std::vector<RouteC>> RoutesFromJs(const Napi::CallbackInfo& info, const std::string& op) {
-  if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of routes");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto out = std::make_shared<std::vector<RouteC>>();
-  uint32_t n = arr.Length();
-  out->reserve(n);
-  for (uint32_t i = 0; i < n; i++) {
-    try {
-      out->push_back(RouteFromJs(arr.Get(i), op));
-    } catch (NlError& e) {
-      e.index = static_cast<int>(i);
-      throw;
-    }
+// A packed batch of routes naming `ndevs` devices. Every field is range-checked; `firstUse[k]`
+// becomes the index of the first route naming device k (for the error when it does not exist).
+std::vector<RouteC> DecodeRoutes(const Napi::Value& v, size_t ndevs, std::vector<int>* firstUse, const std::string& op) {
+  RecordReader rec(v, kRouteRecord, op);
+  size_t n = rec.Count();
+  std::vector<RouteC> out(n);
+  firstUse->assign(ndevs, -1);
+  for (size_t i = 0; i < n; i++) {
+    AtIndex(i, [&] {
+      RouteC& r = out[i];
+      uint8_t fam = rec.U8(i, kRecFamily);
+      if (fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
+      r.family = fam == 4 ? AF_INET : AF_INET6;
+      size_t alen = fam == 4 ? 4 : 16;
+      r.dstLen = rec.U8(i, kRecDstLen);
+      if (r.dstLen > alen * 8) throw InvalidArg(op, "Field \"dstLen\" is out of range");
+      uint8_t flags = rec.U8(i, kRecFlags);
+      if ((flags & ~(kHasType | kHasScope | kHasProtocol | kHasMetric | kHasGateway | kHasSrc)) ||
+          rec.U8(i, kRecPad) || rec.U8(i, kRecPad + 1)) {
+        throw InvalidArg(op, "Packed route has unknown flags");
+      }
+      if (flags & kHasType) r.type = rec.U8(i, kRecType);
+      if (flags & kHasScope) r.scope = rec.U8(i, kRecScope);
+      if (flags & kHasProtocol) r.protocol = rec.U8(i, kRecProtocol);
+      r.table = rec.U32(i, kRecTable);
+      if (r.table == 0) throw InvalidArg(op, "Field \"table\" must not be 0");
+      r.dev = rec.U32(i, kRecDev);
+      if (r.dev > ndevs) throw InvalidArg(op, "Field \"dev\" refers to no device name");
+      if (r.dev && (*firstUse)[r.dev - 1] < 0) (*firstUse)[r.dev - 1] = static_cast<int>(i);
+      if (flags & kHasMetric) {
+        r.hasMetric = true;
+        r.metric = rec.U32(i, kRecMetric);
+      }
+      r.mtu = rec.U32(i, kRecMtu);
+      if (r.mtu > 0xffff) throw InvalidArg(op, "Field \"mtu\" is out of range");
+      if (r.dstLen > 0) {
+        r.dst.family = r.family;
+        std::memcpy(r.dst.bytes, rec.Field(i, kRecDst, alen), alen);
+      }
+      if (flags & kHasGateway) {
+        r.gateway.family = r.family;
+        std::memcpy(r.gateway.bytes, rec.Field(i, kRecGateway, alen), alen);
+      }
+      if (flags & kHasSrc) {
+        r.src.family = r.family;
+        std::memcpy(r.src.bytes, rec.Field(i, kRecSrc, alen), alen);
+      }
+    });
   }
   return out;
 }
 
-void Resolve(Socket& sock, std::vector<RouteC>& routes, const std::string& op) {
-  std::map<std::string, uint32_t> cache;
-  for (size_t i = 0; i < routes.size(); i++) {
-    RouteC& r = routes[i];
-    if (r.ifindex || r.dev.empty()) continue;
-    auto it = cache.find(r.dev);
-    if (it == cache.end()) it = cache.emplace(r.dev, ResolveIfindex(sock, r.dev, op, static_cast<int>(i))).first;
-    r.ifindex = it->second;
+// Sets each route's ifindex from its device's (ifindexes[k] for device k).
+void ApplyIfindexes(std::vector<RouteC>& routes, const std::vector<uint32_t>& ifindexes) {
+  for (auto& r : routes) {
+    if (r.dev) r.ifindex = ifindexes[r.dev - 1];
   }
+}
+
+// Encodes `routes` for `cmd`.
+std::vector<MsgBuilder> EncodeRoutes(const std::vector<RouteC>& routes, RouteCmd cmd) {
+  return EncodeEach(routes, [cmd](const RouteC& r) { return EncodeRoute(r, cmd); });
 }
 
 Napi::Value RouteModify(const Napi::CallbackInfo& info, RouteCmd cmd) {
   return RejectOnError(info, [cmd](const Napi::CallbackInfo& info) {
     const std::string op = cmd == RouteCmd::kAdd ? "route.add" : cmd == RouteCmd::kReplace ? "route.replace" : "route.delete";
-    auto routes = RoutesFromJs(info, op);
-    std::string netns = GetNetns(info, 1, op);
-    bool ignoreMissing = info.Length() > 1 && info[1].IsObject() &&
-                         GetBool(info[1].As<Napi::Object>(), "ignoreMissing", op);
-    return RunAsync(
-        info.Env(),
-        [routes, netns, op, cmd, ignoreMissing]() {
-          Socket sock(NETLINK_ROUTE, netns);
-          // Every device is resolved before anything changes: a missing one fails the batch clean.
-          Resolve(sock, *routes, op);
-          std::vector<MsgBuilder> msgs;
-          msgs.reserve(routes->size());
-          for (auto& r : *routes) msgs.push_back(EncodeRoute(r, cmd));
-          if (cmd == RouteCmd::kAdd) {
-            ApplyBatch(sock, msgs, op, [&](size_t i) { return EncodeRoute((*routes)[i], RouteCmd::kDelete); });
-          } else {
-            ApplyBatch(sock, msgs, op, nullptr, cmd == RouteCmd::kDelete && ignoreMissing ? ESRCH : 0);
-          }
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    // (packed routes, device names, options)
+    auto devs = std::make_shared<std::vector<std::string>>(
+        GetStringList(info.Length() > 1 ? info[1] : info.Env().Undefined(), op, "device names", IFNAMSIZ - 1));
+    auto firstUse = std::make_shared<std::vector<int>>();
+    auto routes = std::make_shared<std::vector<RouteC>>(
+        DecodeRoutes(info.Length() > 0 ? info[0] : info.Env().Undefined(), devs->size(), firstUse.get(), op));
+    std::string netns = GetNetns(info, 2, op);
+    bool ignoreMissing = info.Length() > 2 && info[2].IsObject() &&
+                         GetBool(info[2].As<Napi::Object>(), "ignoreMissing", op);
+    return RunAsync(info.Env(), [routes, devs, firstUse, netns, op, cmd, ignoreMissing]() {
+      Socket sock(NETLINK_ROUTE, netns);
+      // Every device is resolved (once per name) before anything changes: a missing one
+      // fails the batch clean, reported at the first route naming it.
+      std::map<std::string, uint32_t> byName = ResolveIfindexes(sock, *devs, *firstUse, op);
+      std::vector<uint32_t> ifindexes;
+      for (const std::string& d : *devs) ifindexes.push_back(byName[d]);
+      ApplyIfindexes(*routes, ifindexes);
+      std::vector<MsgBuilder> msgs = EncodeRoutes(*routes, cmd);
+      ApplyBatch(sock, msgs, op,
+                 cmd == RouteCmd::kAdd
+                     ? UndoBy(*routes, [](const RouteC& r) { return EncodeRoute(r, RouteCmd::kDelete); })
+                     : nullptr,
+                 cmd == RouteCmd::kDelete && ignoreMissing ? ESRCH : 0);
+    });
   });
 }
 
@@ -322,18 +294,15 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
     std::string dev;
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object f = info[0].As<Napi::Object>();
-      uint32_t fam = GetU32(f, "family", op);
-      if (fam != 0 && fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
-      family = fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC;
+      family = GetFamilyFilter(f, op);
       table = GetU32(f, "table", op, false, RT_TABLE_MAIN);
       dev = GetString(f, "dev", op, false);
     }
     std::string netns = GetNetns(info, 1, op);
-    auto routes = std::make_shared<std::vector<RouteInfoC>>();
     auto names = std::make_shared<std::map<uint32_t, std::string>>();
-    return RunAsync(
+    return ListAsync<RouteInfoC>(
         info.Env(),
-        [routes, names, family, table, dev, netns, op]() {
+        [names, family, table, dev, netns, op](std::vector<RouteInfoC>& routes) {
           Socket sock(NETLINK_ROUTE, netns);
           uint32_t ifindex = dev.empty() ? 0 : ResolveIfindex(sock, dev, op);
           *names = LinkNames(sock);
@@ -343,35 +312,29 @@ Napi::Value RouteList(const Napi::CallbackInfo& info) {
           setsockopt(sock.fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
           MsgBuilder m = EncodeRouteDump(family, table, ifindex);
           try {
-            sock.Dump(m, op, [&](const nlmsghdr* r) {
-              RouteInfoC ri;
-              if (!ParseRouteMsg(r, &ri)) return;
-              if (family != AF_UNSPEC && ri.family != family) return;
-              if (table && ri.table != table) return;
-              if (ifindex && ri.oif != ifindex) return;
-              if (ri.flags & RTM_F_CLONED) return;
-              routes->push_back(ri);
-            });
+            DumpParsed(sock, m, op, ParseRouteMsg, [&](const RouteInfoC& r) {
+              return (family == AF_UNSPEC || r.family == family) && (!table || r.table == table) &&
+                     (!ifindex || r.oif == ifindex) && !(r.flags & RTM_F_CLONED);
+            }, &routes);
           } catch (NlError& e) {
             // A table that holds no route does not exist yet: an empty list, not an error.
             if (e.err == ENOENT && table) return;
             throw;
           }
         },
-        [routes, names](Napi::Env env) -> Napi::Value {
-          Napi::Array a = Napi::Array::New(env, routes->size());
-          for (size_t i = 0; i < routes->size(); i++) a.Set(i, RouteToJs(env, (*routes)[i], names.get()));
-          return a;
-        });
+        [names](Napi::Env env, const RouteInfoC& r) { return RouteToJs(env, r, names.get()); });
   });
 }
 
 Napi::Value EncodeRouteJs(const Napi::CallbackInfo& info, RouteCmd cmd) {
   return ThrowOnError(info, [cmd](const Napi::CallbackInfo& info) {
     const std::string op = "route.encode";
-    auto routes = RoutesFromJs(info, op);
-    std::vector<MsgBuilder> msgs;
-    for (auto& r : *routes) msgs.push_back(EncodeRoute(r, cmd));
+    // (packed routes, ifindex of each device name): the same decoding as the real operation.
+    std::vector<uint32_t> ifindexes = GetU32List(info.Length() > 1 ? info[1] : info.Env().Undefined(), op, "ifindexes");
+    std::vector<int> firstUse;
+    std::vector<RouteC> routes = DecodeRoutes(info.Length() > 0 ? info[0] : info.Env().Undefined(), ifindexes.size(), &firstUse, op);
+    ApplyIfindexes(routes, ifindexes);
+    std::vector<MsgBuilder> msgs = EncodeRoutes(routes, cmd);
     return MessagesToJs(info.Env(), msgs);
   });
 }
@@ -394,32 +357,23 @@ Napi::Value EncodeRouteDumpJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ParseRoutesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "route.parse";
-    std::vector<RouteInfoC> routes;
-    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
-      RouteInfoC ri;
-      if (ParseRouteMsg(r, &ri)) routes.push_back(ri);
-    });
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, routes.size());
-    for (size_t i = 0; i < routes.size(); i++) a.Set(i, RouteToJs(env, routes[i], nullptr));
-    return a;
-  });
+  return ParseExport<RouteInfoC>(info, "route.parse", ParseRouteMsg,
+                                 [](Napi::Env env, const RouteInfoC& r) { return RouteToJs(env, r, nullptr); });
 }
 
 }  // namespace
 
 void RegisterRoutes(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "routeAdd", RouteAdd);
-  Export(env, exports, "routeReplace", RouteReplace);
-  Export(env, exports, "routeDelete", RouteDelete);
-  Export(env, exports, "routeList", RouteList);
-  Export(env, exports, "encodeRouteAdd", EncodeRouteAddJs);
-  Export(env, exports, "encodeRouteReplace", EncodeRouteReplaceJs);
-  Export(env, exports, "encodeRouteDelete", EncodeRouteDeleteJs);
-  Export(env, exports, "encodeRouteDump", EncodeRouteDumpJs);
-  Export(env, exports, "parseRoutes", ParseRoutesJs);
+  ExportAll(env, exports,
+            {{"routeAdd", RouteAdd},
+             {"routeReplace", RouteReplace},
+             {"routeDelete", RouteDelete},
+             {"routeList", RouteList},
+             {"encodeRouteAdd", EncodeRouteAddJs},
+             {"encodeRouteReplace", EncodeRouteReplaceJs},
+             {"encodeRouteDelete", EncodeRouteDeleteJs},
+             {"encodeRouteDump", EncodeRouteDumpJs},
+             {"parseRoutes", ParseRoutesJs}});
 }
 
 }  // namespace veil

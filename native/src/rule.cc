@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "family.h"
 #include "js.h"
 #include "link.h"
 
@@ -12,9 +13,10 @@ namespace veil {
 
 namespace {
 
-// A policy routing rule to add or delete, converted from JS on the main thread.
-struct RuleC {
-  uint8_t family = AF_INET;
+// What a rule matches and which table it points to: the part a rule to add or delete and a
+// rule read from the kernel share.
+struct RuleMatchC {
+  uint8_t family = 0;
   bool hasPriority = false;
   uint32_t priority = 0;
   uint32_t table = 0;
@@ -28,29 +30,19 @@ struct RuleC {
   uint8_t dstLen = 0;
   std::string iif;
   std::string oif;
+};
+
+// A policy routing rule to add or delete, converted from JS on the main thread.
+struct RuleC : RuleMatchC {
   uint8_t action = FR_ACT_TO_TBL;
   bool invert = false;
   int protocol = -1;
 };
 
 // A rule as read from the kernel.
-struct RuleInfoC {
-  uint8_t family = 0;
+struct RuleInfoC : RuleMatchC {
   uint8_t action = 0;
   uint32_t flags = 0;
-  uint32_t table = 0;
-  bool hasPriority = false;
-  uint32_t priority = 0;
-  bool hasFwmark = false;
-  uint32_t fwmark = 0;
-  bool hasFwmask = false;
-  uint32_t fwmask = 0;
-  Addr src;
-  uint8_t srcLen = 0;
-  Addr dst;
-  uint8_t dstLen = 0;
-  std::string iif;
-  std::string oif;
   uint8_t protocol = 0;
 };
 
@@ -86,25 +78,11 @@ MsgBuilder EncodeRuleDump(uint8_t family) {
   return m;
 }
 
-[[noreturn]] void Malformed(const std::string& what) {
-  throw NlError(kErrMalformedReply, "rule.parse", what);
-}
-
-bool AddrAttr(const Attr& a, uint8_t family, Addr* out) {
-  size_t want = family == AF_INET6 ? 16 : 4;
-  if (a.len != want) return false;
-  out->family = family;
-  std::memcpy(out->bytes, a.data, want);
-  return true;
-}
+[[noreturn]] void Malformed(const std::string& what) { throw MalformedReply("rule.parse", what); }
 
 bool ParseRuleMsg(const nlmsghdr* nlh, RuleInfoC* out) {
-  if (nlh->nlmsg_type != RTM_NEWRULE) return false;
-  if (nlh->nlmsg_len < NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(fib_rule_hdr))) {
-    Malformed("Rule message is shorter than struct fib_rule_hdr");
-  }
   fib_rule_hdr h;
-  std::memcpy(&h, NLMSG_DATA(nlh), sizeof(h));
+  if (!ReadHeader(nlh, RTM_NEWRULE, &h, "rule.parse", "Rule message is shorter than struct fib_rule_hdr")) return false;
   if (h.family != AF_INET && h.family != AF_INET6) return false;
   out->family = h.family;
   out->action = h.action;
@@ -115,24 +93,20 @@ bool ParseRuleMsg(const nlmsghdr* nlh, RuleInfoC* out) {
   uint8_t maxLen = h.family == AF_INET6 ? 128 : 32;
   if (h.src_len > maxLen || h.dst_len > maxLen) Malformed("Rule prefix length is out of range");
   bool attrs_ok = true;
-  auto u32 = [&](const Attr& a) {
-    if (a.len < 4) attrs_ok = false;
-    return a.U32();
-  };
   bool ok = ForEachMsgAttr(nlh, sizeof(fib_rule_hdr), [&](const Attr& a) {
     switch (a.type) {
-      case FRA_TABLE: out->table = u32(a); break;
+      case FRA_TABLE: out->table = CheckedU32(a, &attrs_ok); break;
       case FRA_PRIORITY:
         out->hasPriority = true;
-        out->priority = u32(a);
+        out->priority = CheckedU32(a, &attrs_ok);
         break;
       case FRA_FWMARK:
         out->hasFwmark = true;
-        out->fwmark = u32(a);
+        out->fwmark = CheckedU32(a, &attrs_ok);
         break;
       case FRA_FWMASK:
         out->hasFwmask = true;
-        out->fwmask = u32(a);
+        out->fwmask = CheckedU32(a, &attrs_ok);
         break;
       case FRA_SRC: attrs_ok = AddrAttr(a, out->family, &out->src) && attrs_ok; break;
       case FRA_DST: attrs_ok = AddrAttr(a, out->family, &out->dst) && attrs_ok; break;
@@ -228,41 +202,27 @@ RuleC RuleFromJs(const Napi::Value& v, const std::string& op) {
   return r;
 }
 
-std::shared_ptr<std::vector<RuleC>> RulesFromJs(const Napi::CallbackInfo& info, const std::string& op) {
-  if (info.Length() < 1 || !info[0].IsArray()) throw InvalidArg(op, "Expected an array of rules");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto out = std::make_shared<std::vector<RuleC>>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    try {
-      out->push_back(RuleFromJs(arr.Get(i), op));
-    } catch (NlError& e) {
-      e.index = static_cast<int>(i);
-      throw;
-    }
-  }
-  return out;
+// Element errors carry the failing rule's position.
+std::vector<RuleC> RulesFromJs(const Napi::CallbackInfo& info, const std::string& op) {
+  return ArrayFromJs<RuleC>(info.Length() ? info[0] : info.Env().Undefined(), op, "Expected an array of rules",
+                            RuleFromJs, ElementIndex::kTag);
 }
+
+MsgBuilder EncodeRuleAdd(const RuleC& r) { return EncodeRule(r, true); }
+MsgBuilder EncodeRuleDelete(const RuleC& r) { return EncodeRule(r, false); }
 
 Napi::Value RuleModify(const Napi::CallbackInfo& info, bool add) {
   return RejectOnError(info, [add](const Napi::CallbackInfo& info) {
     const std::string op = add ? "rule.add" : "rule.delete";
-    auto rules = RulesFromJs(info, op);
+    auto rules = std::make_shared<std::vector<RuleC>>(RulesFromJs(info, op));
     std::string netns = GetNetns(info, 1, op);
     bool ignoreMissing = info.Length() > 1 && info[1].IsObject() &&
                          GetBool(info[1].As<Napi::Object>(), "ignoreMissing", op);
-    return RunAsync(
-        info.Env(),
-        [rules, netns, op, add, ignoreMissing]() {
-          Socket sock(NETLINK_ROUTE, netns);
-          std::vector<MsgBuilder> msgs;
-          for (auto& r : *rules) msgs.push_back(EncodeRule(r, add));
-          if (add) {
-            ApplyBatch(sock, msgs, op, [&](size_t i) { return EncodeRule((*rules)[i], false); });
-          } else {
-            ApplyBatch(sock, msgs, op, nullptr, ignoreMissing ? ENOENT : 0);
-          }
-        },
-        [](Napi::Env env) { return env.Undefined(); });
+    return RunAsync(info.Env(), [rules, netns, op, add, ignoreMissing]() {
+      Socket sock(NETLINK_ROUTE, netns);
+      std::vector<MsgBuilder> msgs = EncodeEach(*rules, add ? EncodeRuleAdd : EncodeRuleDelete);
+      ApplyBatch(sock, msgs, op, add ? UndoBy(*rules, EncodeRuleDelete) : nullptr, !add && ignoreMissing ? ENOENT : 0);
+    });
   });
 }
 
@@ -272,39 +232,24 @@ Napi::Value RuleDelete(const Napi::CallbackInfo& info) { return RuleModify(info,
 Napi::Value RuleList(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "rule.list";
-    uint8_t family = AF_UNSPEC;
-    if (info.Length() > 0 && info[0].IsObject()) {
-      uint32_t fam = GetU32(info[0].As<Napi::Object>(), "family", op);
-      if (fam != 0 && fam != 4 && fam != 6) throw InvalidArg(op, "Field \"family\" must be 4 or 6");
-      family = fam == 4 ? AF_INET : fam == 6 ? AF_INET6 : AF_UNSPEC;
-    }
+    uint8_t family = info.Length() > 0 && info[0].IsObject() ? GetFamilyFilter(info[0].As<Napi::Object>(), op)
+                                                             : static_cast<uint8_t>(AF_UNSPEC);
     std::string netns = GetNetns(info, 1, op);
-    auto rules = std::make_shared<std::vector<RuleInfoC>>();
-    return RunAsync(
+    return ListAsync<RuleInfoC>(
         info.Env(),
-        [rules, family, netns, op]() {
+        [family, netns, op](std::vector<RuleInfoC>& rules) {
           Socket sock(NETLINK_ROUTE, netns);
           MsgBuilder m = EncodeRuleDump(family);
-          sock.Dump(m, op, [&](const nlmsghdr* r) {
-            RuleInfoC ri;
-            if (!ParseRuleMsg(r, &ri)) return;
-            if (family != AF_UNSPEC && ri.family != family) return;
-            rules->push_back(ri);
-          });
+          DumpParsed(sock, m, op, ParseRuleMsg,
+                     [&](const RuleInfoC& r) { return family == AF_UNSPEC || r.family == family; }, &rules);
         },
-        [rules](Napi::Env env) -> Napi::Value {
-          Napi::Array a = Napi::Array::New(env, rules->size());
-          for (size_t i = 0; i < rules->size(); i++) a.Set(i, RuleToJs(env, (*rules)[i]));
-          return a;
-        });
+        RuleToJs);
   });
 }
 
 Napi::Value EncodeRuleJs(const Napi::CallbackInfo& info, bool add) {
   return ThrowOnError(info, [add](const Napi::CallbackInfo& info) {
-    auto rules = RulesFromJs(info, "rule.encode");
-    std::vector<MsgBuilder> msgs;
-    for (auto& r : *rules) msgs.push_back(EncodeRule(r, add));
+    std::vector<MsgBuilder> msgs = EncodeEach(RulesFromJs(info, "rule.encode"), add ? EncodeRuleAdd : EncodeRuleDelete);
     return MessagesToJs(info.Env(), msgs);
   });
 }
@@ -312,30 +257,18 @@ Napi::Value EncodeRuleJs(const Napi::CallbackInfo& info, bool add) {
 Napi::Value EncodeRuleAddJs(const Napi::CallbackInfo& info) { return EncodeRuleJs(info, true); }
 Napi::Value EncodeRuleDeleteJs(const Napi::CallbackInfo& info) { return EncodeRuleJs(info, false); }
 
-Napi::Value ParseRulesJs(const Napi::CallbackInfo& info) {
-  return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
-    const std::string op = "rule.parse";
-    std::vector<RuleInfoC> rules;
-    ForEachMessageInBuffer(info.Length() ? info[0] : info.Env().Undefined(), op, [&](const nlmsghdr* r) {
-      RuleInfoC ri;
-      if (ParseRuleMsg(r, &ri)) rules.push_back(ri);
-    });
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, rules.size());
-    for (size_t i = 0; i < rules.size(); i++) a.Set(i, RuleToJs(env, rules[i]));
-    return a;
-  });
-}
+Napi::Value ParseRulesJs(const Napi::CallbackInfo& info) { return ParseExport<RuleInfoC>(info, "rule.parse", ParseRuleMsg, RuleToJs); }
 
 }  // namespace
 
 void RegisterRules(Napi::Env env, Napi::Object exports) {
-  Export(env, exports, "ruleAdd", RuleAdd);
-  Export(env, exports, "ruleDelete", RuleDelete);
-  Export(env, exports, "ruleList", RuleList);
-  Export(env, exports, "encodeRuleAdd", EncodeRuleAddJs);
-  Export(env, exports, "encodeRuleDelete", EncodeRuleDeleteJs);
-  Export(env, exports, "parseRules", ParseRulesJs);
+  ExportAll(env, exports,
+            {{"ruleAdd", RuleAdd},
+             {"ruleDelete", RuleDelete},
+             {"ruleList", RuleList},
+             {"encodeRuleAdd", EncodeRuleAddJs},
+             {"encodeRuleDelete", EncodeRuleDeleteJs},
+             {"parseRules", ParseRulesJs}});
 }
 
 }  // namespace veil

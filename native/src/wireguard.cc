@@ -30,7 +30,17 @@ bool AllZero(const uint8_t* p, size_t n) {
 void ScrubAttr(const Attr& a) { explicit_bzero(const_cast<uint8_t*>(a.data), a.len); }
 
 NlError Malformed(const std::string& what) {
-  return NlError(kErrMalformedReply, "wireguard.parse", "Malformed WireGuard reply: " + what);
+  return MalformedReply("wireguard.parse", "Malformed WireGuard reply: " + what);
+}
+
+// An attribute of the wrong size: "<what> of N bytes".
+NlError BadSize(const Attr& a, const char* what) {
+  return Malformed(std::string(what) + " of " + std::to_string(a.len) + " bytes");
+}
+
+// Throws BadSize unless the attribute holds at least `min` bytes.
+void NeedLen(const Attr& a, size_t min, const char* what) {
+  if (a.len < min) throw BadSize(a, what);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +194,7 @@ class SetEncoder {
 
 std::string FormatEndpoint(const Attr& a) {
   sa_family_t fam = 0;
-  if (a.len < sizeof(sockaddr)) throw Malformed("endpoint of " + std::to_string(a.len) + " bytes");
+  NeedLen(a, sizeof(sockaddr), "endpoint");
   std::memcpy(&fam, a.data, sizeof(fam));
   if (fam == AF_INET) {
     sockaddr_in sa;
@@ -193,7 +203,7 @@ std::string FormatEndpoint(const Attr& a) {
   }
   if (fam == AF_INET6) {
     sockaddr_in6 sa;
-    if (!a.As(&sa)) throw Malformed("IPv6 endpoint of " + std::to_string(a.len) + " bytes");
+    if (!a.As(&sa)) throw BadSize(a, "IPv6 endpoint");
     return "[" + FormatAddr(AF_INET6, &sa.sin6_addr) + "]:" + std::to_string(ntohs(sa.sin6_port));
   }
   throw Malformed("endpoint of address family " + std::to_string(fam));
@@ -207,7 +217,7 @@ std::string ParseAllowedIp(const Attr& nest) {
   bool ok = ForEachAttr(nest.data, nest.len, [&](const Attr& a) {
     switch (a.type) {
       case WGALLOWEDIP_A_FAMILY:
-        if (a.len < 2) throw Malformed("allowed IP family attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 2, "allowed IP family attribute");
         family = a.U16();
         break;
       case WGALLOWEDIP_A_IPADDR:
@@ -262,7 +272,7 @@ void WgDeviceParser::AddPeer(const Attr& nest) {
   bool ok = ForEachAttr(nest.data, nest.len, [&](const Attr& a) {
     switch (a.type) {
       case WGPEER_A_PUBLIC_KEY:
-        if (a.len != kWgKeyLen) throw Malformed("peer public key of " + std::to_string(a.len) + " bytes");
+        if (a.len != kWgKeyLen) throw BadSize(a, "peer public key");
         std::memcpy(p.public_key.data(), a.data, kWgKeyLen);
         has_key = true;
         break;
@@ -274,26 +284,26 @@ void WgDeviceParser::AddPeer(const Attr& nest) {
         p.endpoint = FormatEndpoint(a);
         break;
       case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
-        if (a.len < 2) throw Malformed("keepalive attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 2, "keepalive attribute");
         p.keepalive = a.U16();
         break;
       case WGPEER_A_LAST_HANDSHAKE_TIME: {
         __kernel_timespec ts;
-        if (!a.As(&ts)) throw Malformed("handshake time of " + std::to_string(a.len) + " bytes");
+        if (!a.As(&ts)) throw BadSize(a, "handshake time");
         p.handshake_sec = ts.tv_sec;
         p.handshake_nsec = ts.tv_nsec;
         break;
       }
       case WGPEER_A_RX_BYTES:
-        if (a.len < 8) throw Malformed("rx bytes attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 8, "rx bytes attribute");
         p.rx_bytes = a.U64();
         break;
       case WGPEER_A_TX_BYTES:
-        if (a.len < 8) throw Malformed("tx bytes attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 8, "tx bytes attribute");
         p.tx_bytes = a.U64();
         break;
       case WGPEER_A_PROTOCOL_VERSION:
-        if (a.len < 4) throw Malformed("protocol version attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 4, "protocol version attribute");
         p.protocol_version = a.U32();
         break;
       case WGPEER_A_ALLOWEDIPS: {
@@ -325,7 +335,7 @@ void WgDeviceParser::Add(const nlmsghdr* nlh) {
   bool ok = ForEachMsgAttr(nlh, GENL_HDRLEN, [&](const Attr& a) {
     switch (a.type) {
       case WGDEVICE_A_IFINDEX:
-        if (a.len < 4) throw Malformed("ifindex attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 4, "ifindex attribute");
         if (!dev_.ifindex) dev_.ifindex = a.U32();
         dev_.seen = true;
         break;
@@ -338,16 +348,16 @@ void WgDeviceParser::Add(const nlmsghdr* nlh) {
         ScrubAttr(a);
         break;
       case WGDEVICE_A_PUBLIC_KEY:
-        if (a.len != kWgKeyLen) throw Malformed("device public key of " + std::to_string(a.len) + " bytes");
+        if (a.len != kWgKeyLen) throw BadSize(a, "device public key");
         std::memcpy(dev_.public_key.data(), a.data, kWgKeyLen);
         dev_.has_public_key = !AllZero(a.data, a.len);
         break;
       case WGDEVICE_A_LISTEN_PORT:
-        if (a.len < 2) throw Malformed("listen port attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 2, "listen port attribute");
         dev_.listen_port = a.U16();
         break;
       case WGDEVICE_A_FWMARK:
-        if (a.len < 4) throw Malformed("fwmark attribute of " + std::to_string(a.len) + " bytes");
+        NeedLen(a, 4, "fwmark attribute");
         dev_.fwmark = a.U32();
         break;
       case WGDEVICE_A_PEERS: {

@@ -235,7 +235,7 @@ describe('UserspaceWireGuardBackend', () => {
     const kC = keyPair();
     await expect(
       backendA.setDevice('wg0', { peers: [{ publicKey: kC.pub, allowedIps: ['10.97.0.0/24'] }, { publicKey: Buffer.alloc(31) }] }),
-    ).rejects.toThrow(expect.objectContaining({ name: 'ValidationError', field: 'peers[1].publicKey' }));
+    ).rejects.toThrow(expect.objectContaining({ name: 'ValidationError', field: 'config.peers[1].publicKey' }));
     await expect(
       backendA.setDevice('wg0', { peers: [{ publicKey: kC.pub, allowedIps: ['10.97.0.0/24'] }, { publicKey: kB.pub, endpoint: 'example.com:1' }] }),
     ).rejects.toBeInstanceOf(ValidationError);

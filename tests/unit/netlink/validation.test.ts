@@ -4,16 +4,7 @@ import { addAddresses, encodeAddressAdd } from '../../../agent/netlink/address.j
 import { addLinks, encodeLinkAdd, getLink, setLink } from '../../../agent/netlink/link.js';
 import { addRoutes, encodeRoutes, listRoutes } from '../../../agent/netlink/route.js';
 import { encodeRules } from '../../../agent/netlink/rule.js';
-
-function validationError(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  throw new Error('expected a ValidationError');
-}
+import { validationError } from '../../support/validation-error.js';
 
 async function rejectsValidation(p: Promise<unknown>): Promise<ValidationError> {
   const err = await p.then(

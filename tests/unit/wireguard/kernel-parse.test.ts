@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../../agent/errors.js';
 import { parseWgDevice } from '../../../agent/wireguard/kernel-netlink.js';
-import { formatIp } from '../../../agent/wireguard/keys.js';
+import { formatIp } from '../../../agent/net/ip.js';
 import { attr } from '../../support/nl-fixture.js';
 import {
   AF_INET,
@@ -190,7 +190,7 @@ describe('parseWgDevice()', () => {
     }
   });
 
-  it('formats allowed IPs exactly as keys.ts normalises them (inet_ntop agrees with formatIp)', () => {
+  it('formats allowed IPs exactly as keys.ts normalises them (inet_ntop agrees with net/ip formatIp)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), fc.integer({ min: 0, max: 128 }), (bytes, v6, p) => {
         const addr = v6 ? Buffer.from(bytes) : Buffer.from(bytes.subarray(0, 4));

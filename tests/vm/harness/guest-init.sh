@@ -35,6 +35,11 @@ done </lib/modules/load-order
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose host /host ||
   fail "cannot mount the host root over 9p (mount_tag \"host\")"
 
+# A second view of the host root, kept free of the tmpfs mounts below, so a checkout that lives
+# under /tmp or /run on the host (CI clones often do) can be shown again at its own path.
+mkdir -p /orig
+mount -o bind /host /orig || fail "cannot bind-mount the host root"
+
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
@@ -44,6 +49,14 @@ mount -t tmpfs tmpfs /host/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp
 mount -t tmpfs -o mode=755 tmpfs /host/run
 mkdir -p /host/run/netns /host/run/lock
+case $checkout in
+  /tmp/* | /run/* | /var/run/*)
+    real=$checkout
+    case $real in /var/run/*) real=/run/${real#/var/run/} ;; esac
+    mkdir -p "/host$real"
+    mount -o bind "/orig$real" "/host$real" || fail "cannot show the checkout \"$checkout\" inside the guest"
+    ;;
+esac
 mount -t bpf bpf /host/sys/fs/bpf || fail "cannot mount bpffs"
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
 mount -t debugfs debugfs /host/sys/kernel/debug 2>/dev/null
