@@ -2,9 +2,9 @@
  * Bad input against the kernel backend:
  *  - missing: setDevice on a device that does not exist (in A);
  *  - clash: in B, an up device wg1 with one peer gets a call that sets B's wg0 listen port
- *    (in use), a new private key and, with replacePeers, COUNT new peers (several messages).
- *    The kernel refuses the port before it touches keys or peers; the addon sends the later
- *    messages only after the first succeeded, so the device must read back unchanged.
+ *    (in use), fwmark 0x99, a new private key and, with replacePeers, COUNT new peers (several
+ *    messages). The addon sends the listen port alone first and the rest only after it
+ *    succeeded, so the device must read back unchanged (the fwmark included).
  *
  * Usage: node wireguard-bad-input.mjs STATE_FILE COUNT
  * Prints { missing: error, clash: { error, messages, attemptedPublicKey, before, after } }.
@@ -50,8 +50,9 @@ await runScenario(async ([stateFile, countArg]) => {
     privateKey: attempted.privateKey,
     listenPort: b.listenPort, // wg0's, bound in this namespace
     replacePeers: true,
-    // No fwmark here: the kernel applies WGDEVICE_A_FWMARK before it binds the listen port, so
-    // today a clash leaves a new fwmark applied (a known gap of wgSetDevice, not covered here).
+    // The kernel applies WGDEVICE_A_FWMARK before it binds the listen port; the addon sends the
+    // port alone first, so the refused port must leave this fwmark unapplied too.
+    fwmark: 0x99,
     peers: Array.from({ length: count }, (_, i) => ({
       publicKey: randomBytes(32), // any 32 bytes are a valid peer key to the kernel; fast to make
       allowedIps: [`10.${120 + (i >> 8)}.${i & 255}.0/24`],
