@@ -368,10 +368,11 @@ describe('kernel WireGuard through the addon (VM)', () => {
     expect(sorted(d.peers[0]!.allowedIps)).toEqual(sorted(result.expected));
   }
 
-  // Fails on 6.1: the kernel implements WGPEER_F_REPLACE_ALLOWEDIPS as "remove all of the peer's
-  // allowed IPs, then insert the new ones", and packets in between get ENOKEY ("Required key not
-  // available", "Destination Host Unreachable"). The control below shows the ping check passes
-  // when the change never removes the addresses in use.
+  // The kernel (6.1) implements WGPEER_F_REPLACE_ALLOWEDIPS as "remove all of the peer's allowed
+  // IPs, then insert the new ones", and packets in between get ENOKEY ("Required key not
+  // available", "Destination Host Unreachable"); the backend therefore never sends that flag but
+  // hands the departing addresses over (agent/wireguard/allowed-ip-handover.ts). The control
+  // below does the same handover by hand, in three calls.
   it('replaceAllowedIps swaps a peer\'s allowed IPs under a continuous ping without losing a packet', async () => {
     await expectGapless('replace');
   });
@@ -406,7 +407,7 @@ describe('kernel WireGuard through the addon (VM)', () => {
     for (const p of out.set) expect(fromWg.get(p.publicKey), `peer ${p.publicKey} in wg show`).toEqual(norm(p));
   });
 
-  it('rejects bad input: ENODEV naming a missing device, and a listen-port clash that applies nothing', async () => {
+  it('rejects bad input: ENODEV naming a missing device, and a listen-port clash that applies nothing, not even the fwmark sent with it', async () => {
     const out = await scenario<{
       missing: ScenarioError | null;
       clash: { error: ScenarioError | null; messages: number; attemptedPublicKey: string; before: ReadDevice; after: ReadDevice };
@@ -419,13 +420,16 @@ describe('kernel WireGuard through the addon (VM)', () => {
     expect(messages).toBeGreaterThan(1); // the refused call spanned several messages
     expect(error).toMatchObject({ name: 'NetlinkError', code: 'EADDRINUSE', op: 'wireguard.set' });
     expect(error?.message).toContain('"wg1"');
-    // Nothing of the call was applied: not the key, not the port, not REPLACE_PEERS, no new peer.
+    // Nothing of the call was applied: not the key, not the port, not the fwmark, not
+    // REPLACE_PEERS, no new peer.
     expect(after).toEqual(before);
+    expect(after.fwmark).toBe(0);
     expect(after.publicKey).not.toBe(attemptedPublicKey);
     expect(after.listenPort).toBe(51830);
     expect(after.peers).toHaveLength(1);
     const d = await dump(state.b.ns, 'wg1');
     expect(d.listenPort).toBe(51830);
+    expect(d.fwmark).toBe(0);
     expect(d.publicKey).toBe(before.publicKey);
     expect(d.peers.map((p) => p.allowedIps)).toEqual([['10.90.0.0/24']]);
   });
