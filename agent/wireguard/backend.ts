@@ -27,8 +27,13 @@ export interface WgPeerConfig {
   /** CIDRs routed to this peer ("10.0.1.0/24", "fd00::/64"). */
   allowedIps?: string[];
   /**
-   * Replace the peer's allowed IPs with `allowedIps` atomically (the kernel swaps the set in one
-   * operation; no packet sees an empty set). Without it, `allowedIps` are added.
+   * Replace the peer's allowed IPs with `allowedIps`, without a gap, on both backends: an address
+   * in both the old and the new set stays routed to the peer throughout. Neither the kernel's
+   * WGPEER_F_REPLACE_ALLOWEDIPS nor wireguard-go's replace_allowed_ips does that (both empty the
+   * set before refilling it), so the backends hand over instead (allowed-ip-handover.ts): the new
+   * set is added, then the departing addresses are moved to a throwaway peer that is removed in
+   * the same call. Costs one read of the device per call that uses it. Without it, `allowedIps`
+   * are added.
    */
   replaceAllowedIps?: boolean;
 }

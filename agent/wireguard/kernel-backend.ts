@@ -2,13 +2,15 @@
  * WireGuard in the kernel, programmed over generic netlink (family "wireguard", resolved by name
  * on every call so a module loaded after start is found). Devices are created and removed
  * through the injected rtnetlink link operations; configuration goes through the addon's
- * wgGetDevice/wgSetDevice (native/src/wireguard.cc).
+ * wgGetDevice/wgSetDevice (native/src/wireguard.cc). replaceAllowedIps is a gapless handover
+ * (allowed-ip-handover.ts), as in the userspace backend.
  */
 import { MissingDependencyError, NetlinkError, ValidationError, VeilError, hasCode } from '../errors.js';
 import { callNative } from '../native/addon.js';
 import type { WgDevice, WgDeviceConfig, WgLinkOps, WireGuardBackend } from './backend.js';
 import { toNativeSetDevice, wgAddon } from './kernel-netlink.js';
-import { checkDeviceName } from './keys.js';
+import { needsAllowedIpHandover, planAllowedIpHandover } from './allowed-ip-handover.js';
+import { checkDeviceName, validateWgDeviceConfig } from './keys.js';
 
 const WG_LINK_KIND = 'wireguard';
 
@@ -48,6 +50,7 @@ export class KernelWireGuardBackend implements WireGuardBackend {
   readonly kind = 'kernel' as const;
   readonly netns: string;
   private readonly links: WgLinkOps;
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor({ netns, links }: { netns: string; links: WgLinkOps }) {
     this.netns = checkNetns(netns);
@@ -112,17 +115,56 @@ export class KernelWireGuardBackend implements WireGuardBackend {
   /**
    * `wg set NAME ...` (`wg setconf` with replacePeers). Validates everything before anything is
    * sent; large peer sets go out as several pipelined messages (see wgSetDevice in
-   * native/src/wireguard.cc for what a failure part-way leaves behind).
+   * native/src/wireguard.cc for the order and for what a failure part-way leaves behind: a
+   * refused listen port leaves the device unchanged).
+   *
+   * replaceAllowedIps is not sent as WGPEER_F_REPLACE_ALLOWEDIPS (the kernel empties the set
+   * before refilling it, dropping packets in between) but as the handover of
+   * allowed-ip-handover.ts, planned from a read of the device: the throwaway peer is added and
+   * removed in the same request sequence, after the real peers. If the sequence fails part-way,
+   * the throwaway peer is removed afterwards (best effort; removing an absent peer is a no-op).
+   * Calls on one device are serialised so no other call of this backend changes it between the
+   * read and the write.
    */
   async setDevice(name: string, config: WgDeviceConfig): Promise<void> {
-    const input = toNativeSetDevice(name, config);
-    await this.call(`Cannot configure WireGuard device "${name}" in network namespace ${nsLabel(this.netns)}`, () =>
-      wgAddon().wgSetDevice({ netns: this.netns }, input),
-    );
+    checkDeviceName(name);
+    const valid = validateWgDeviceConfig(config);
+    const context = `Cannot configure WireGuard device "${name}" in network namespace ${nsLabel(this.netns)}`;
+    await this.locked(name, async () => {
+      const { config: plan, retire } = needsAllowedIpHandover(valid)
+        ? planAllowedIpHandover(await this.getDevice(name), valid)
+        : { config: valid, retire: null };
+      const input = toNativeSetDevice(name, plan, retire);
+      try {
+        await this.call(context, () => wgAddon().wgSetDevice({ netns: this.netns }, input));
+      } catch (err) {
+        if (retire) {
+          const cleanup = toNativeSetDevice(name, { peers: [{ publicKey: retire.publicKey, remove: true }] });
+          await wgAddon()
+            .wgSetDevice({ netns: this.netns }, cleanup)
+            .catch(() => undefined); // the original error is the one to report
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Serialises calls on one device (a handover's read and write must not interleave). */
+  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
   }
 
   async close(): Promise<void> {
-    // Nothing held: every call opens and closes its own netlink socket.
+    // Nothing held: every call opens and closes its own netlink socket. Let calls in progress end.
+    await Promise.all([...this.locks.values()]);
   }
 
   private async adoptable(name: string): Promise<boolean> {

@@ -6,7 +6,9 @@
  */
 import { callNativeSync, native } from '../native/addon.js';
 import type { WgDevice, WgDeviceConfig } from './backend.js';
-import { checkDeviceName, validateWgDeviceConfig } from './keys.js';
+import { ValidationError } from '../errors.js';
+import type { AllowedIpRetirement } from './allowed-ip-handover.js';
+import { checkDeviceName, checkKey, normalizeCidr, validateWgDeviceConfig } from './keys.js';
 
 /**
  * Upper bound in bytes of one WG_CMD_SET_DEVICE message (kWgMaxMessageBytes in wireguard.h).
@@ -40,14 +42,38 @@ export function wgAddon(): WgAddon {
 /** The object the addon's wgSetDevice/encodeWgSetDevice take: a validated config plus the name. */
 export type NativeWgSetDevice = WgDeviceConfig & { name: string };
 
-/** Validates and normalises `config` for device `name` into the addon's input. */
-export function toNativeSetDevice(name: string, config: WgDeviceConfig): NativeWgSetDevice {
-  return { name: checkDeviceName(name), ...validateWgDeviceConfig(config) };
+/**
+ * Validates and normalises `config` for device `name` into the addon's input. A `retire`
+ * (planAllowedIpHandover(), allowed-ip-handover.ts) becomes two peer entries after every peer of
+ * `config`: the throwaway peer with the departing CIDRs, then its removal, so the kernel takes
+ * the CIDRs from their peers and drops them only after the new ones are in.
+ */
+export function toNativeSetDevice(name: string, config: WgDeviceConfig, retire?: AllowedIpRetirement | null): NativeWgSetDevice {
+  const input: NativeWgSetDevice = { name: checkDeviceName(name), ...validateWgDeviceConfig(config) };
+  if (!retire || retire.allowedIps.length === 0) return input;
+  // Not through validateWgDeviceConfig(): the throwaway peer is listed twice on purpose.
+  const publicKey = checkKey(retire.publicKey, 'retire.publicKey');
+  if ((input.peers ?? []).some((p) => p.publicKey.equals(publicKey))) {
+    throw new ValidationError('retire.publicKey', 'Invalid retirement: its throwaway public key is one of the configured peers; draw a fresh random key');
+  }
+  const allowedIps = retire.allowedIps.map((c, i) => normalizeCidr(c, `retire.allowedIps[${i}]`));
+  const kept = new Set((input.peers ?? []).flatMap((p) => p.allowedIps ?? []));
+  const both = allowedIps.find((c) => kept.has(c));
+  if (both !== undefined) {
+    throw new ValidationError('retire.allowedIps', `Invalid retirement: "${both}" is also given to a configured peer; retire only CIDRs that leave every peer`);
+  }
+  input.peers = [...(input.peers ?? []), { publicKey, allowedIps }, { publicKey, remove: true }];
+  return input;
 }
 
 /** The messages setDevice() would send for this configuration (seq and port id 0). */
-export function encodeWgSetDevice(name: string, config: WgDeviceConfig, opts: WgEncodeOptions = {}): Buffer[] {
-  const input = toNativeSetDevice(name, config);
+export function encodeWgSetDevice(
+  name: string,
+  config: WgDeviceConfig,
+  opts: WgEncodeOptions = {},
+  retire?: AllowedIpRetirement | null,
+): Buffer[] {
+  const input = toNativeSetDevice(name, config, retire);
   return callNativeSync('Cannot encode WireGuard configuration', () => wgAddon().encodeWgSetDevice(input, opts));
 }
 

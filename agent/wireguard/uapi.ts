@@ -17,6 +17,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { UapiError } from '../errors.js';
+import type { AllowedIpRetirement } from './allowed-ip-handover.js';
 import { WG_KEY_LEN, type WgDeviceConfig, type WgPeer } from './backend.js';
 import { normalizeCidr } from './keys.js';
 
@@ -62,29 +63,20 @@ class RequestWriter {
 }
 
 /**
- * Allowed IPs to take away from peers without ever leaving a covered address uncovered: the
- * CIDRs are moved onto a throw-away peer (a random public key nobody holds) which is then
- * removed, all at the end of the same transaction. See encodeUapiSet().
- */
-export interface UapiRetirement {
-  dummyPublicKey: Buffer;
-  allowedIps: string[];
-}
-
-/**
  * Encodes a `set=1` transaction (what `wg set` / `wg setconf` send). Line order: listen_port
  * first (the one device line that can fail at run time, EADDRINUSE, so a failure there changes
  * nothing), fwmark, private_key, replace_peers, then each peer: public_key, remove | update_only,
  * preshared_key, endpoint, persistent_keepalive_interval, replace_allowed_ips, allowed_ip...
  *
- * `retire` appends: public_key=<dummy>, allowed_ip=<each>, remove=true. The caller (the backend)
- * uses it to implement replaceAllowedIps without a gap: the new set is added to the peer first,
- * then only the addresses that leave it are moved away, so no packet sees an empty set.
+ * `retire` appends: public_key=<throwaway>, allowed_ip=<each>, remove=true — the handover planned
+ * by planAllowedIpHandover() (allowed-ip-handover.ts), which implements replaceAllowedIps without
+ * a gap: the new set is added to the peer first, then only the addresses that leave it are moved
+ * away, all in this one transaction.
  *
  * The input must have passed validateWgDeviceConfig() (keys.ts); the returned Buffer holds key material and
  * must be zeroed by the caller (`buf.fill(0)`) as soon as it has been written.
  */
-export function encodeUapiSet(config: WgDeviceConfig, retire?: UapiRetirement): Buffer {
+export function encodeUapiSet(config: WgDeviceConfig, retire?: AllowedIpRetirement | null): Buffer {
   const w = new RequestWriter();
   w.line('set', 1);
   if (config.listenPort !== undefined) w.line('listen_port', config.listenPort);
@@ -105,7 +97,7 @@ export function encodeUapiSet(config: WgDeviceConfig, retire?: UapiRetirement): 
     for (const a of p.allowedIps ?? []) w.line('allowed_ip', normalizeCidr(a, 'allowedIps'));
   }
   if (retire && retire.allowedIps.length > 0) {
-    w.keyLine('public_key', retire.dummyPublicKey);
+    w.keyLine('public_key', retire.publicKey);
     for (const a of retire.allowedIps) w.line('allowed_ip', a);
     w.line('remove', 'true');
   }

@@ -25,20 +25,22 @@
  * Atomicity: wireguard-go applies a `set` line by line and keeps what it applied before a bad
  * line, so every argument is validated before the first byte is sent; the only line that can fail
  * at run time (listen_port: EADDRINUSE) is sent first. replaceAllowedIps is implemented without a
- * gap (wireguard-go's own replace_allowed_ips empties the set before refilling it): the new CIDRs
- * are added to the peer, then only the CIDRs that leave it are moved to a throw-away peer that is
- * removed in the same transaction (see encodeUapiSet). replacePeers uses the protocol's
- * replace_peers, like `wg setconf`.
+ * gap (wireguard-go's own replace_allowed_ips empties the set before refilling it) by the handover
+ * of allowed-ip-handover.ts, shared with the kernel backend: the new CIDRs are added to the peer,
+ * then only the CIDRs that leave it are moved to a throw-away peer that is removed, all in the
+ * same transaction (see encodeUapiSet). replacePeers uses the protocol's replace_peers, like
+ * `wg setconf`.
  */
-import { randomBytes, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { accessSync, chmodSync, constants as fsConstants, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { UapiError, ValidationError, VeilError, MissingDependencyError } from '../errors.js';
 import { createRootLogger, moduleLogger, type Logger } from '../log/logger.js';
 import { projectRoot } from '../project-root.js';
+import { needsAllowedIpHandover, planAllowedIpHandover, type AllowedIpHandoverPlan } from './allowed-ip-handover.js';
 import type { WgBackendKind, WgDevice, WgDeviceConfig, WgLinkOps, WireGuardBackend } from './backend.js';
-import { encodeUapiGet, encodeUapiSet, parseUapiGet, parseUapiSetResponse, uapiErrnoError, type UapiRetirement } from './uapi.js';
+import { encodeUapiGet, encodeUapiSet, parseUapiGet, parseUapiSetResponse, uapiErrnoError } from './uapi.js';
 import { missingWireGuardGo, WireGuardGoDaemon } from './userspace-daemon.js';
 import { uapiExchange, UapiSocketError } from './userspace-socket.js';
 import { checkDeviceName, validateWgDeviceConfig } from './keys.js';
@@ -266,7 +268,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
     // The same checks and normal form as the kernel backend: one configuration, one verdict.
     const valid = validateWgDeviceConfig(config);
     await this.locked(name, async () => {
-      const { config: plan, retire } = await this.planGaplessReplace(name, valid);
+      const { config: plan, retire } = await this.planHandover(name, valid);
       const request = encodeUapiSet(plan, retire);
       const timeoutMs = 30_000 + 10 * (config.peers?.length ?? 0);
       const response = await this.exchange(name, request, timeoutMs, 'configure');
@@ -277,35 +279,17 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
   }
 
   /**
-   * Rewrites replaceAllowedIps (for peers that exist now) into "add the new CIDRs" plus a
-   * retirement of the CIDRs that leave the peer, so that an address in both the old and the new
-   * set is never uncovered. Not needed with replacePeers (replace_peers rebuilds every peer).
+   * The gapless handover for replaceAllowedIps (allowed-ip-handover.ts), planned from a read
+   * taken under the device lock; no read when nothing asks to replace allowed IPs.
    */
-  private async planGaplessReplace(name: string, config: WgDeviceConfig): Promise<{ config: WgDeviceConfig; retire?: UapiRetirement }> {
-    const peers = config.peers ?? [];
-    if (config.replacePeers || !peers.some((p) => p.replaceAllowedIps && !p.remove)) return { config };
+  private async planHandover(name: string, config: WgDeviceConfig): Promise<AllowedIpHandoverPlan> {
+    if (!needsAllowedIpHandover(config)) return { config, retire: null };
     const response = await this.exchange(name, encodeUapiGet(), GET_TIMEOUT_MS, 'configure');
-    let current: Map<string, string[]>;
     try {
-      const state = parseUapiGet(response, `Cannot configure ${this.where(name)}`);
-      current = new Map(state.peers.map((p) => [p.publicKey.toString('hex'), p.allowedIps]));
+      return planAllowedIpHandover(parseUapiGet(response, `Cannot configure ${this.where(name)}`), config);
     } finally {
       response.fill(0);
     }
-    const assigned = new Set<string>();
-    // validateWgDeviceConfig() made every CIDR canonical, as parseUapiGet() makes the current ones.
-    for (const p of peers) if (!p.remove) for (const a of p.allowedIps ?? []) assigned.add(a);
-    const stale = new Set<string>();
-    const rewritten = peers.map((p) => {
-      if (!p.replaceAllowedIps || p.remove) return p;
-      const now = current.get(p.publicKey.toString('hex'));
-      if (!now) return p; // a new peer: nothing to take away
-      for (const a of now) if (!assigned.has(a)) stale.add(a);
-      return { ...p, replaceAllowedIps: false, allowedIps: p.allowedIps ?? [] };
-    });
-    const plan = { ...config, peers: rewritten };
-    if (stale.size === 0) return { config: plan };
-    return { config: plan, retire: { dummyPublicKey: randomBytes(32), allowedIps: [...stale] } };
   }
 
   private async exchange(name: string, request: Buffer, timeoutMs: number, op: string): Promise<Buffer> {

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -80,6 +81,16 @@ class SetEncoder {
       : d_(d), family_(family), max_(max_bytes), out_(out) {}
 
   void Run() {
+    if (d_.has_listen_port) {
+      // The listen port goes alone, first: binding it is the one device setting the kernel can
+      // refuse at run time (EADDRINUSE), and it applies fwmark before it tries the port, so a
+      // port in the same message as anything else could leave that applied.
+      Start(false);
+      cur_->PutU16(WGDEVICE_A_LISTEN_PORT, d_.listen_port);
+      Flush();
+      bool more = d_.has_private_key || d_.has_fwmark || d_.replace_peers || !d_.peers.empty();
+      if (!more) return;
+    }
     Start(true);
     for (size_t i = 0; i < d_.peers.size(); i++) AddPeer(d_.peers[i], static_cast<int>(i));
     Flush();
@@ -100,7 +111,6 @@ class SetEncoder {
     if (!first) return;
     if (d_.replace_peers) cur_->PutU32(WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS);
     if (d_.has_private_key) cur_->Put(WGDEVICE_A_PRIVATE_KEY, d_.private_key.bytes.data(), kWgKeyLen);
-    if (d_.has_listen_port) cur_->PutU16(WGDEVICE_A_LISTEN_PORT, d_.listen_port);
     if (d_.has_fwmark) cur_->PutU32(WGDEVICE_A_FWMARK, d_.fwmark);
   }
 
@@ -621,12 +631,21 @@ Napi::Value WgGetDevice(const Napi::CallbackInfo& info) {
 // [remove] [preshared-key FILE] [endpoint IP:PORT] [persistent-keepalive S] [allowed-ips CIDRS]`
 // (`wg setconf NAME FILE` for replacePeers).
 //
-// The first message (device attributes, WGDEVICE_F_REPLACE_PEERS, the first peers) is sent
-// alone and must succeed before any other is sent, so a refused device setting (a listen port
-// in use, a missing device) never leaves later peers applied without it. The rest are
-// pipelined; the kernel applies each message on its own, so a failure there (after validation
-// in TypeScript, only resource exhaustion) leaves the earlier messages applied: the error says
-// which.
+// The kernel applies one message in order (fwmark, listen port, replace-peers, private key,
+// then peer by peer) and stops at the first error, keeping what it applied before it: a message
+// is not atomic. So the messages are sent in this order:
+//  1. the listen port alone, when set: the one setting the kernel can refuse after validation in
+//     TypeScript (EADDRINUSE; EPERM without CAP_NET_ADMIN over the creating namespace). Refused,
+//     nothing at all has changed.
+//  2. the other device attributes, WGDEVICE_F_REPLACE_PEERS and the first peers, alone: a missing
+//     device or a refused fwmark (EPERM) stops the call before any later peer is applied.
+//  3. the rest, pipelined.
+// Remaining limit: a failure after step 1 (after validation only resource exhaustion, the
+// device vanishing or the kernel's peer limit) leaves the new listen port and every request
+// before the failing one applied, plus what the kernel applied of the failing request before
+// its error (and, pipelined, requests already in flight after it). Nothing is rolled back: that
+// would need the old state, could fail itself, and could not restore removed peers' sessions.
+// The error says which request failed and how many were applied.
 Napi::Value WgSetDevice(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "wireguard.set";
@@ -652,21 +671,25 @@ Napi::Value WgSetDevice(const Napi::CallbackInfo& info) {
             e.detail += " failed, " + std::to_string(applied) + " earlier request(s) were applied";
             return e;
           };
-          try {
-            s.Request(m.msgs[0], op);
-          } catch (const NlError& e) {
-            throw describe(e, 0, 0);
+          // Steps 1 and 2 above: one request at a time, each acknowledged before the next.
+          const size_t alone = std::min(n, cfg->has_listen_port ? size_t{2} : size_t{1});
+          for (size_t i = 0; i < alone; i++) {
+            try {
+              s.Request(m.msgs[i], op);
+            } catch (const NlError& e) {
+              throw describe(e, i, i);
+            }
           }
-          if (n == 1) return;
+          if (n == alone) return;
           WgSetMessages rest;
-          for (size_t i = 1; i < n; i++) rest.msgs.push_back(std::move(m.msgs[i]));
+          for (size_t i = alone; i < n; i++) rest.msgs.push_back(std::move(m.msgs[i]));
           std::vector<bool> applied;
           NlError err(0, op, "");
           int failed = s.Batch(rest.msgs, op, true, &applied, &err);
           if (failed >= 0) {
-            size_t ok = 1;
+            size_t ok = alone;
             for (size_t i = 0; i < static_cast<size_t>(failed); i++) ok += applied[i] ? 1 : 0;
-            throw describe(err, static_cast<size_t>(failed) + 1, ok);
+            throw describe(err, static_cast<size_t>(failed) + alone, ok);
           }
         },
         [count](Napi::Env env) {

@@ -80,8 +80,9 @@ struct WgSetMessages {
   ~WgSetMessages() { Scrub(); }
 };
 
-// Encodes WG_CMD_SET_DEVICE. Device attributes and WGDEVICE_F_REPLACE_PEERS go in the first
-// message only; a peer split across messages carries WGPEER_F_REPLACE_ALLOWEDIPS, its preshared
+// Encodes WG_CMD_SET_DEVICE. A listen port goes alone in a message of its own, first (the one
+// device setting the kernel can refuse at run time; see WgSetDevice). The other device
+// attributes and WGDEVICE_F_REPLACE_PEERS go in the next message only; a peer split across messages carries WGPEER_F_REPLACE_ALLOWEDIPS, its preshared
 // key, endpoint and keepalive only in its first fragment (later fragments: public key, allowed
 // IPs and WGPEER_F_UPDATE_ONLY when the peer had it).
 void EncodeWgSetDevice(const WgDeviceSet& d, uint16_t family, size_t max_bytes, WgSetMessages* out);

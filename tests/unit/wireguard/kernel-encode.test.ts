@@ -22,16 +22,51 @@ const opts = { familyId: FAMILY };
 const hex = (bufs: Buffer[]) => bufs.map((b) => b.toString('hex'));
 
 describe('encodeWgSetDevice()', () => {
-  it('encodes device attributes in one message: replace-peers flag, private key, listen port, fwmark', () => {
+  it('sends the listen port alone first, then the other device attributes: replace-peers flag, private key, fwmark', () => {
     const got = encodeWgSetDevice('veil_wg0', { privateKey: key(0x11), listenPort: 51820, fwmark: 0xe00, replacePeers: true }, opts);
-    const want = setMsg([
+    const port = setMsg([attr.str(WGDEVICE_A.IFNAME, 'veil_wg0'), attr.u16(WGDEVICE_A.LISTEN_PORT, 51820)]);
+    const rest = setMsg([
       attr.str(WGDEVICE_A.IFNAME, 'veil_wg0'),
       attr.u32(WGDEVICE_A.FLAGS, WGDEVICE_F_REPLACE_PEERS),
       attr.bytes(WGDEVICE_A.PRIVATE_KEY, key(0x11)),
-      attr.u16(WGDEVICE_A.LISTEN_PORT, 51820),
       attr.u32(WGDEVICE_A.FWMARK, 0xe00),
     ]);
+    expect(hex(got)).toEqual(hex([port, rest]));
+  });
+
+  it('encodes a listen port with nothing else as that one message', () => {
+    const got = encodeWgSetDevice('wg0', { listenPort: 0 }, opts);
+    expect(hex(got)).toEqual(hex([setMsg([attr.str(WGDEVICE_A.IFNAME, 'wg0'), attr.u16(WGDEVICE_A.LISTEN_PORT, 0)])]));
+  });
+
+  it('encodes an empty configuration as one message naming the device', () => {
+    expect(hex(encodeWgSetDevice('wg0', {}, opts))).toEqual(hex([setMsg([attr.str(WGDEVICE_A.IFNAME, 'wg0')])]));
+  });
+
+  it('appends a retirement after every peer: the throwaway peer with the departing CIDRs, then its removal', () => {
+    const got = encodeWgSetDevice(
+      'wg0',
+      { peers: [{ publicKey: key(0x22), allowedIps: ['10.0.2.0/24'] }] },
+      opts,
+      { publicKey: key(0x99), allowedIps: ['10.0.1.7/24', 'fd00::/64'] },
+    );
+    const want = setMsg([
+      attr.str(WGDEVICE_A.IFNAME, 'wg0'),
+      attr.nest(WGDEVICE_A.PEERS, [
+        attr.nest(0, [attr.bytes(WGPEER_A.PUBLIC_KEY, key(0x22)), attr.nest(WGPEER_A.ALLOWEDIPS, [allowedIp('10.0.2.0/24')])]),
+        attr.nest(0, [attr.bytes(WGPEER_A.PUBLIC_KEY, key(0x99)), attr.nest(WGPEER_A.ALLOWEDIPS, [allowedIp('10.0.1.0/24'), allowedIp('fd00::/64')])]),
+        attr.nest(0, [attr.bytes(WGPEER_A.PUBLIC_KEY, key(0x99)), attr.u32(WGPEER_A.FLAGS, WGPEER_F.REMOVE_ME)]),
+      ]),
+    ]);
     expect(hex(got)).toEqual(hex([want]));
+  });
+
+  it('refuses a retirement that would take a CIDR from a configured peer or reuse a configured key', () => {
+    const config = { peers: [{ publicKey: key(0x22), allowedIps: ['10.0.2.0/24'] }] };
+    expect(() => encodeWgSetDevice('wg0', config, opts, { publicKey: key(0x99), allowedIps: ['10.0.2.0/24'] })).toThrow(
+      /"10.0.2.0\/24" is also given to a configured peer/,
+    );
+    expect(() => encodeWgSetDevice('wg0', config, opts, { publicKey: key(0x22), allowedIps: ['10.0.1.0/24'] })).toThrow(ValidationError);
   });
 
   it('sends 32 zero bytes to remove the private key and a preshared key given as null', () => {

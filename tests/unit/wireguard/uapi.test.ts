@@ -88,7 +88,7 @@ describe('encodeUapiSet', () => {
   it('appends a retirement as a throw-away peer that takes the CIDRs and is removed', () => {
     const buf = encodeUapiSet(
       { peers: [{ publicKey: hex(PEER1), allowedIps: ['10.0.2.0/24'] }] },
-      { dummyPublicKey: hex(PEER4), allowedIps: ['10.0.1.0/24', 'fd00::/64'] },
+      { publicKey: hex(PEER4), allowedIps: ['10.0.1.0/24', 'fd00::/64'] },
     );
     expect(buf.toString('latin1')).toBe(
       `set=1\npublic_key=${PEER1}\nallowed_ip=10.0.2.0/24\n` +
