@@ -38,14 +38,17 @@ export function describePolicy(p: WirePolicyId | { selector: WireSelector; dir: 
   return `dir ${DIR_NAMES[p.dir] ?? p.dir} ${where}${m}`;
 }
 
+type DescribedPolicy = { selector: WireSelector; dir: number; mark?: { value: number; mask: number } };
+
 export function policyBatchMessage(
   verb: 'add' | 'update',
   e: NetlinkError,
-  policies: readonly { selector: WireSelector; dir: number; mark?: { value: number; mask: number } }[],
+  count: number,
+  at: (i: number) => DescribedPolicy | undefined,
 ): string | undefined {
-  const p = e.index !== undefined ? policies[e.index] : undefined;
+  const p = e.index !== undefined && e.index < count ? at(e.index) : undefined;
   if (!p) return undefined;
-  const what = `Cannot ${verb} XFRM policy ${e.index} of ${policies.length}, ${describePolicy(p)}`;
+  const what = `Cannot ${verb} XFRM policy ${e.index} of ${count}, ${describePolicy(p)}`;
   const tail = `${kernelSays(e)}; ${verb === 'add' ? 'no policy of this batch was left installed' : `policies before index ${e.index} were updated`}${rollbackNote(e)}`;
   switch (e.code) {
     case 'EEXIST':
@@ -57,13 +60,29 @@ export function policyBatchMessage(
   }
 }
 
+/**
+ * The validated form of policies[i], for naming it in an error (the packed batch keeps no
+ * objects); undefined when the caller has since changed it into something invalid.
+ */
+function validatedAt(policies: readonly XfrmPolicyConfig[]): (i: number) => DescribedPolicy | undefined {
+  return (i) => {
+    try {
+      return policyConfig(policies[i], `policies[${i}]`);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 async function apply(verb: 'add' | 'update', policies: readonly XfrmPolicyConfig[], opts: XfrmOptions): Promise<void> {
-  const wire = list(policies, 'policies', policyConfig);
-  if (wire.length === 0) return;
+  const packed = packPolicies(policies);
+  if (packed.count === 0) return;
   try {
-    await callNative(`Cannot ${verb} XFRM policies`, () => xfrmNative().xfrmPoliciesApply(nsOpts(opts), packPolicies(wire), wire.length, verb === 'update'));
+    await callNative(`Cannot ${verb} XFRM policies`, () =>
+      xfrmNative().xfrmPoliciesApply(nsOpts(opts), packed.buffer, packed.count, verb === 'update'),
+    );
   } catch (err) {
-    throw reword(err, (e) => policyBatchMessage(verb, e, wire));
+    throw reword(err, (e) => policyBatchMessage(verb, e, packed.count, validatedAt(policies)));
   }
 }
 
@@ -184,8 +203,8 @@ export async function flushPolicies(opts: XfrmOptions = {}): Promise<void> {
 // Encode-only and parse-only twins (same validation and C++ encoders; for byte-exact tests).
 
 export function encodePolicies(policies: readonly XfrmPolicyConfig[], opts: { update?: boolean } = {}): Buffer[] {
-  const wire = list(policies, 'policies', policyConfig);
-  return callNativeSync('Cannot encode XFRM policies', () => xfrmNative().encodeXfrmPolicies(packPolicies(wire), wire.length, opts.update === true));
+  const packed = packPolicies(policies);
+  return callNativeSync('Cannot encode XFRM policies', () => xfrmNative().encodeXfrmPolicies(packed.buffer, packed.count, opts.update === true));
 }
 
 export function encodePolicyIds(ids: readonly XfrmPolicyId[], kind: 'get' | 'delete'): Buffer[] {

@@ -321,8 +321,8 @@ PolicyIdSpec GetPolicyId(Reader& r, const Napi::Object& o) {
   return p;
 }
 
-// Policies to add cross as one Buffer of fixed-layout records (agent/xfrm/pack.ts documents the
-// layout): 10,000 policies read field by field through N-API cost more than the kernel spent
+// Policies to add cross as one Buffer of fixed-layout records in host byte order (agent/xfrm/pack.ts
+// documents the layout): 10,000 policies read field by field through N-API cost more than the kernel spent
 // installing them. Every length is checked; a record that does not fit is an EINVAL.
 constexpr size_t kPolicyRecord = 60;
 constexpr size_t kTemplateRecord = 44;
@@ -545,9 +545,11 @@ MsgBuilder EncodePolicy(const PolicySpec& p, bool update) {
   info.dir = p.dir;
   info.action = p.action;
   m.Header(info);
+  if (p.tmpls.size() > kMaxTemplates) throw NlError(E2BIG, "xfrm.policy.encode", "A policy has at most 6 templates");
   if (!p.tmpls.empty()) {
-    std::vector<xfrm_user_tmpl> ts(p.tmpls.size());
-    std::memset(ts.data(), 0, ts.size() * sizeof(xfrm_user_tmpl));
+    // At most kMaxTemplates: no allocation per policy.
+    xfrm_user_tmpl ts[kMaxTemplates];
+    std::memset(ts, 0, sizeof(ts));
     for (size_t i = 0; i < p.tmpls.size(); i++) {
       const TmplSpec& t = p.tmpls[i];
       CopyAddr(&ts[i].id.daddr, t.dst);
@@ -563,7 +565,7 @@ MsgBuilder EncodePolicy(const PolicySpec& p, bool update) {
       ts[i].ealgos = ~0u;
       ts[i].calgos = ~0u;
     }
-    m.Put(XFRMA_TMPL, ts.data(), ts.size() * sizeof(xfrm_user_tmpl));
+    m.Put(XFRMA_TMPL, ts, p.tmpls.size() * sizeof(xfrm_user_tmpl));
   }
   PutMark(m, p.mark);
   if (p.has_if_id) m.PutU32(XFRMA_IF_ID, p.if_id);
