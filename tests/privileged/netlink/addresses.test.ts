@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NetlinkError } from '../../../agent/errors.js';
 import { addAddresses, deleteAddresses, listAddresses } from '../../../agent/netlink/address.js';
 import { addLinks } from '../../../agent/netlink/link.js';
 import { ipJson, NetnsSet } from '../../support/netns.js';
+import { rejection } from '../../support/netlink-error.js';
 
 interface IpAddr {
   ifname: string;
@@ -14,14 +14,6 @@ async function ipAddrs(ns: string, dev: string): Promise<string[]> {
   return shown.flatMap((i) => i.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`)).sort();
 }
 
-async function rejection(p: Promise<unknown>): Promise<NetlinkError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(NetlinkError);
-  return err as NetlinkError;
-}
 
 describe('addresses (privileged)', () => {
   const set = new NetnsSet();

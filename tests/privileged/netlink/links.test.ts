@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NetlinkError } from '../../../agent/errors.js';
 import { addLinks, deleteLinks, findLink, getLink, listLinks, setLink } from '../../../agent/netlink/link.js';
 import { eventually, ipJson, NetnsSet, run } from '../../support/netns.js';
+import { rejection } from '../../support/netlink-error.js';
 
 interface IpLink {
   ifindex: number;
@@ -18,14 +18,6 @@ async function ipLinks(ns: string): Promise<IpLink[]> {
   return ipJson<IpLink[]>(ns, ['-d', 'link', 'show']);
 }
 
-async function rejection(p: Promise<unknown>): Promise<NetlinkError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(NetlinkError);
-  return err as NetlinkError;
-}
 
 describe('links (privileged)', () => {
   const set = new NetnsSet();

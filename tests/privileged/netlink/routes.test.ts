@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NetlinkError } from '../../../agent/errors.js';
 import { addAddresses } from '../../../agent/netlink/address.js';
 import { addLinks, setLink } from '../../../agent/netlink/link.js';
 import { addRoutes, deleteRoutes, listRoutes, replaceRoutes, type Route } from '../../../agent/netlink/route.js';
 import { ipJson, NetnsSet } from '../../support/netns.js';
+import { rejection } from '../../support/netlink-error.js';
 
 interface IpRoute {
   type?: string;
@@ -38,14 +38,6 @@ function expectSame(o: Route, s: IpRoute): void {
   expect(o.mtu).toBe(s.metrics?.find((m) => m.mtu !== undefined)?.mtu ?? null);
 }
 
-async function rejection(p: Promise<unknown>): Promise<NetlinkError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(NetlinkError);
-  return err as NetlinkError;
-}
 
 describe('routes (privileged)', () => {
   const set = new NetnsSet();

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NetlinkError } from '../../../agent/errors.js';
 import { addRules, deleteRules, listRules, type Rule, type RuleSpec } from '../../../agent/netlink/rule.js';
 import { ipJson, NetnsSet } from '../../support/netns.js';
+import { rejection } from '../../support/netlink-error.js';
 
 interface IpRule {
   priority: number;
@@ -43,14 +43,6 @@ function expectSame(o: Rule, s: IpRule): void {
   }
 }
 
-async function rejection(p: Promise<unknown>): Promise<NetlinkError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(NetlinkError);
-  return err as NetlinkError;
-}
 
 describe('rules (privileged)', () => {
   const set = new NetnsSet();
