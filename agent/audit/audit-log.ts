@@ -261,7 +261,6 @@ export class AuditLog {
       node: this.node,
       prev: this.sink.chainHead,
       final,
-      covers: this.sinceCheckpoint,
       certFingerprint: s.fingerprint,
       sigAlg: s.alg,
     };
@@ -280,7 +279,6 @@ export class AuditLog {
       CHECKPOINT_EVENT,
       {
         final,
-        covers: fields.covers,
         certFingerprint: s.fingerprint,
         sigAlg: s.alg,
         ...(embed ? { certificate: s.signer.certificatePem } : {}),

@@ -57,8 +57,6 @@ export interface CheckpointFields {
   prev: string;
   /** True for the checkpoint written by close(): the writer stopped cleanly after it. */
   final: boolean;
-  /** Number of lines since the previous checkpoint (or the start of the file). */
-  covers: number;
   /** SHA-256 of the signing certificate's DER ("sha256:<hex>"). */
   certFingerprint: string;
   sigAlg: SignatureAlgorithm;
@@ -77,7 +75,6 @@ export function checkpointMessage(f: CheckpointFields): Buffer {
     f.node,
     f.prev,
     f.final,
-    f.covers,
     f.certFingerprint,
     f.sigAlg,
   ]);

@@ -227,15 +227,12 @@ export function verifyAuditLines(lines: Iterable<RawLine>, verifier: CheckpointV
         fragment = undefined;
         unsigned.push([n, p.node]);
       } else if (p.event === CHECKPOINT_EVENT) {
-        exactFields(n, 'the checkpoint', p.rest, ['final', 'covers', 'certFingerprint', 'sigAlg', 'certificate', 'signature']);
-        const { final, covers, certFingerprint, sigAlg, certificate, signature } = p.rest;
+        exactFields(n, 'the checkpoint', p.rest, ['final', 'certFingerprint', 'sigAlg', 'certificate', 'signature']);
+        const { final, certFingerprint, sigAlg, certificate, signature } = p.rest;
         if (typeof final !== 'boolean') throw new Bad(n, `line ${n}: checkpoint has no boolean "final"`);
         if (!isFingerprint(certFingerprint)) throw new Bad(n, `line ${n}: checkpoint has no valid "certFingerprint"`);
         if (typeof sigAlg !== 'string' || !SIG_ALGS.includes(sigAlg as SignatureAlgorithm)) throw new Bad(n, `line ${n}: checkpoint has unknown "sigAlg" ${JSON.stringify(sigAlg)}`);
         if (typeof signature !== 'string' || signature.length > 1024 || !BASE64.test(signature)) throw new Bad(n, `line ${n}: checkpoint has no valid base64 "signature"`);
-        if (covers !== unsigned.length) {
-          throw new Bad(n, `line ${n}: checkpoint says it covers ${JSON.stringify(covers)} lines but ${unsigned.length} follow the previous checkpoint: lines were removed or inserted`);
-        }
         let pem: string | undefined;
         if (certificate !== undefined) {
           if (typeof certificate !== 'string' || certificate.length > MAX_CERT_PEM) throw new Bad(n, `line ${n}: checkpoint "certificate" is not a PEM string`);
@@ -251,7 +248,7 @@ export function verifyAuditLines(lines: Iterable<RawLine>, verifier: CheckpointV
           pem = certs.get(certFingerprint);
           if (!pem) throw new Bad(n, `line ${n}: checkpoint refers to certificate ${certFingerprint} that no earlier checkpoint embeds`);
         }
-        const data = checkpointMessage({ seq: p.seq, time: p.time, node: p.node, prev: p.prev, final, covers, certFingerprint, sigAlg: sigAlg as SignatureAlgorithm });
+        const data = checkpointMessage({ seq: p.seq, time: p.time, node: p.node, prev: p.prev, final, certFingerprint, sigAlg: sigAlg as SignatureAlgorithm });
         let subject: string;
         try {
           subject = verifier.verify({ certificatePem: pem, node: p.node, time: new Date(p.time), sigAlg, data, signature: Buffer.from(signature, 'base64') }).subject;

@@ -34,7 +34,6 @@ describe('verifyAuditBuffer() on hostile input', () => {
       event: fc.constantFrom('key.generated', 'audit.checkpoint', 'audit.recovered', 'nope'),
       generation: fc.anything(),
       final: fc.anything(),
-      covers: fc.anything(),
       certFingerprint: fc.anything(),
       sigAlg: fc.constantFrom('ed25519', 'rsa'),
       signature: fc.constantFrom('AAAA', 1),
