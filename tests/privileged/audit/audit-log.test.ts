@@ -192,6 +192,44 @@ describe('AuditLog', () => {
     }
   });
 
+  it('no key material of any form reaches the file across a whole key lifecycle, the signing key included', async () => {
+    const path = newPath();
+    const mirrored: string[] = [];
+    const log = open(path, { checkpointEvery: 4, mirror: { write: (s: string) => mirrored.push(s) } });
+    const keys = [0, 1].map(() => generateKeyPairSync('x25519'));
+    const fps = keys.map((k) => publicKeyFingerprint(k.publicKey));
+    for (const [generation, fingerprint] of fps.entries()) {
+      for (const event of ['key.generated', 'key.published', 'key.activated'] as const) {
+        const e = { event, keyKind: 'identity', identity: 300, generation, fingerprint, ...(event === 'key.generated' ? { algorithm: 'x25519' } : {}) };
+        await log.record(e as AuditEvent);
+      }
+    }
+    await log.record({ event: 'key.retired', keyKind: 'identity', identity: 300, generation: 0, fingerprint: fps[0]!, reason: 'rotation' });
+    await log.record({ event: 'key.destroyed', keyKind: 'identity', identity: 300, generation: 0, fingerprint: fps[0]! });
+    await log.record({ event: 'rotation.completed', keyKind: 'identity', identity: 300, fromGeneration: 0, toGeneration: 1, fingerprint: fps[1]!, previousFingerprint: fps[0]! });
+    await log.record({ event: 'record.rejected', peerNode: 'node-b', reason: 'stale-generation', detail: 'Generation 0 is older than 1', generation: 0 });
+    await log.close();
+    const file = readFileSync(path);
+    const text = file.toString('utf8');
+    expect(mirrored.join('')).toBe(text);
+    const secrets: Buffer[] = [];
+    for (const k of keys) {
+      secrets.push(Buffer.from(k.privateKey.export({ format: 'jwk' }).d!, 'base64url'), Buffer.from(k.publicKey.export({ format: 'jwk' }).x!, 'base64url'));
+      secrets.push(k.privateKey.export({ format: 'der', type: 'pkcs8' }));
+    }
+    secrets.push(node.key.export({ format: 'der', type: 'pkcs8' }));
+    for (const secret of secrets) {
+      expect(file.includes(secret)).toBe(false);
+      for (const form of [secret.toString('hex'), secret.toString('hex').toUpperCase(), secret.toString('base64'), secret.toString('base64url')]) {
+        expect(text).not.toContain(form);
+        expect(text).not.toContain(form.slice(0, 24));
+      }
+    }
+    expect(text).not.toMatch(/PRIVATE KEY/);
+    for (const pemLine of node.keyPem.split('\n').filter((l) => l && !l.startsWith('-----'))) expect(text).not.toContain(pemLine);
+    expect(verify(path).status).toBe('intact');
+  });
+
   it('refuses events carrying key material and writes nothing for them', async () => {
     const path = newPath();
     const log = open(path);
