@@ -6,31 +6,36 @@
  */
 import { VeilError } from '../agent/errors.js';
 
+/** Messages often start with a certificate's name ("certificate \"a.pem\" ..."); house style wants a capital. */
+function capitalise(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
 /** Input is not well-formed PEM (missing armour, bad base64, wrong label, too large). */
 export class PemError extends VeilError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('VEIL_PEM', message, options);
+    super('VEIL_PEM', capitalise(message), options);
   }
 }
 
 /** A certificate or CSR does not parse as DER X.509 / PKCS#10 (truncated, trailing bytes, bad ASN.1). */
 export class CertificateParseError extends VeilError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('VEIL_CERT_PARSE', message, options);
+    super('VEIL_CERT_PARSE', capitalise(message), options);
   }
 }
 
 /** A key is unreadable, of an unsupported type or size, or does not match its certificate. */
 export class KeyError extends VeilError {
   constructor(message: string) {
-    super('VEIL_KEY', message);
+    super('VEIL_KEY', capitalise(message));
   }
 }
 
 /** A certificate signing request was refused (bad signature, wrong name, unsupported key). */
 export class CsrRejectedError extends VeilError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('VEIL_CSR_REJECTED', message, options);
+    super('VEIL_CSR_REJECTED', capitalise(message), options);
   }
 }
 
@@ -38,7 +43,7 @@ export class CsrRejectedError extends VeilError {
 export class CertificateExpiredError extends VeilError {
   readonly notAfter: Date;
   constructor(notAfter: Date, message: string) {
-    super('VEIL_CERT_EXPIRED', message);
+    super('VEIL_CERT_EXPIRED', capitalise(message));
     this.notAfter = notAfter;
   }
 }
@@ -47,7 +52,7 @@ export class CertificateExpiredError extends VeilError {
 export class CertificateNotYetValidError extends VeilError {
   readonly notBefore: Date;
   constructor(notBefore: Date, message: string) {
-    super('VEIL_CERT_NOT_YET_VALID', message);
+    super('VEIL_CERT_NOT_YET_VALID', capitalise(message));
     this.notBefore = notBefore;
   }
 }
@@ -55,28 +60,28 @@ export class CertificateNotYetValidError extends VeilError {
 /** No valid path from a certificate to the trust bundle (unknown issuer, bad signature, depth, path length). */
 export class ChainError extends VeilError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('VEIL_CERT_CHAIN', message, options);
+    super('VEIL_CERT_CHAIN', capitalise(message), options);
   }
 }
 
 /** A certificate's profile is wrong for its role: basic constraints, key usage, extended key usage, critical extensions. */
 export class CertificateProfileError extends VeilError {
   constructor(message: string) {
-    super('VEIL_CERT_PROFILE', message);
+    super('VEIL_CERT_PROFILE', capitalise(message));
   }
 }
 
 /** A SPIFFE ID or the certificate's SAN set breaks the SPIFFE rules Veil enforces. */
 export class SpiffeIdError extends VeilError {
   constructor(message: string) {
-    super('VEIL_SPIFFE_ID', message);
+    super('VEIL_SPIFFE_ID', capitalise(message));
   }
 }
 
 /** A certificate violates a name constraint of a CA above it. */
 export class NameConstraintError extends VeilError {
   constructor(message: string) {
-    super('VEIL_NAME_CONSTRAINT', message);
+    super('VEIL_NAME_CONSTRAINT', capitalise(message));
   }
 }
 
@@ -97,6 +102,6 @@ export class IdentityNotHostedError extends VeilError {
 /** A trust bundle is empty, too large, or holds something that is not a CA certificate. */
 export class TrustBundleError extends VeilError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('VEIL_TRUST_BUNDLE', message, options);
+    super('VEIL_TRUST_BUNDLE', capitalise(message), options);
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
+import { certsCommand } from './certs-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -20,4 +21,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version];
+export const commands: Command[] = [version, certsCommand];
