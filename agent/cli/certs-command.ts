@@ -22,7 +22,7 @@ import { signingTrustDomain } from '../../certs/profile.js';
 import { issueSvid, loadNodeCredentials, nodeCredentials } from '../../certs/svid.js';
 import { TrustBundle } from '../../certs/trust-bundle.js';
 import { validateTrustDomain } from '../../certs/spiffe-id.js';
-import { parseDuration, validateClockSkew } from '../../certs/validity.js';
+import { DEFAULT_CLOCK_SKEW_MS, parseDuration, validateClockSkew } from '../../certs/validity.js';
 import { verifyNodeCertificate, verifySvid } from '../../certs/verify.js';
 import { validatePath } from '../../certs/chain.js';
 import type { Command } from './commands.js';
@@ -217,8 +217,9 @@ async function verify(args: string[]): Promise<number> {
     const v = await verifyNodeCertificate(cert, opts);
     out(`OK: node certificate for "${v.nodeName}" in trust domain "${v.trustDomain}", valid until ${v.notAfter.toISOString()}`);
   } else if (cert.basicConstraints?.ca) {
-    const path = await validatePath(cert, intermediates, bundle, { now: new Date(), clockSkewMs: clockSkewMs ?? 60_000 });
-    out(`OK: CA certificate "${cert.subject}"${path.length === 1 ? ' (in the trust bundle)' : ''}, valid until ${cert.notAfter.toISOString()}`);
+    await validatePath(cert, intermediates, bundle, { now: new Date(), clockSkewMs: clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS });
+    const inBundle = bundle.cas.some((c) => c.fingerprint === cert.fingerprint);
+    out(`OK: CA certificate "${cert.subject}"${inBundle ? ' (in the trust bundle)' : ''}, valid until ${cert.notAfter.toISOString()}`);
   } else {
     const v = await verifySvid(cert, { ...opts, issuingNodeHostsIdentity: () => true });
     out(`OK: SVID "${v.spiffeId}" issued by node "${v.nodeName}", valid until ${v.notAfter.toISOString()}`);
