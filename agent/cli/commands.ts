@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
 import { auditCommand } from './audit-command.js';
+import { certsCommand } from './certs-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -21,4 +22,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, auditCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand];

@@ -1,0 +1,251 @@
+/**
+ * `veil certs`: the cluster CA, node certificates and SVIDs as files (layout in
+ * certs/directory.ts). The commands only parse flags, read and write files; all certificate
+ * logic lives in certs/.
+ *
+ *   veil certs init        --dir DIR --trust-domain TD [--ttl 3650d] [--ca-cert PEM --ca-key PEM]
+ *   veil certs issue-node  --dir DIR --node NAME [--ttl 7d] [--csr PEM]
+ *   veil certs issue-svid  --dir DIR --node NAME --namespace NS --service-account SA [--ttl 1h]
+ *   veil certs verify      --ca BUNDLE.pem CERT.pem [--chain PEM]... [--trust-domain TD] [--clock-skew 60s]
+ */
+import { existsSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../errors.js';
+import { readCertificatePem, readCertificatesPem, type Certificate } from '../../certs/certificate.js';
+import { createClusterCa, importClusterCa, type ClusterCa } from '../../certs/cluster-ca.js';
+import { caPaths, nodePaths, svidPaths } from '../../certs/directory.js';
+import { readInputFile, writePrivateKeyFile, writePublicFile } from '../../certs/files.js';
+import { privateKeyToPem } from '../../certs/keys.js';
+import { issueNodeCertificate } from '../../certs/node-certificate.js';
+import { createNodeCsr } from '../../certs/node-csr.js';
+import { signingTrustDomain } from '../../certs/profile.js';
+import { issueSvid, loadNodeCredentials, nodeCredentials } from '../../certs/svid.js';
+import { TrustBundle } from '../../certs/trust-bundle.js';
+import { validateTrustDomain } from '../../certs/spiffe-id.js';
+import { DEFAULT_CLOCK_SKEW_MS, parseDuration, validateClockSkew } from '../../certs/validity.js';
+import { verifyNodeCertificate, verifySvid } from '../../certs/verify.js';
+import { validatePath } from '../../certs/chain.js';
+import type { Command } from './commands.js';
+
+const USAGE = `Usage: veil certs <command> [options]
+
+Commands:
+  init        --dir DIR --trust-domain TD [--ttl 3650d] [--ca-cert PEM --ca-key PEM]
+              Create the cluster CA (ECDSA P-256), or import an existing one, and the trust bundle
+  issue-node  --dir DIR --node NAME [--ttl 7d] [--csr PEM]
+              Issue a node certificate on the node's certificate request (made here unless --csr)
+  issue-svid  --dir DIR --node NAME --namespace NS --service-account SA [--ttl 1h]
+              Issue an SVID spiffe://TD/ns/NS/sa/SA with the node's certificate key
+  verify      --ca BUNDLE.pem CERT.pem [--chain PEM]... [--trust-domain TD] [--clock-skew 60s]
+              Verify a CA, node certificate or SVID against the trust bundle
+`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse(sub: string, args: string[], options: Options, positionals = 0) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 });
+  } catch (err) {
+    const msg = (err as Error).message;
+    const name = /'([^']+)'/.exec(msg)?.[1];
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      throw new ConfigError(`Unknown option "${name ?? msg}" for "veil certs ${sub}": run "veil certs --help"`);
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      throw new ConfigError(`Unexpected argument "${name ?? msg}" for "veil certs ${sub}": run "veil certs --help"`);
+    }
+    throw new ConfigError(`Invalid options for "veil certs ${sub}": ${msg.split('.')[0]}`, { cause: err });
+  }
+  if (parsed.positionals.length > positionals) {
+    throw new ConfigError(`Unexpected argument "${parsed.positionals[positionals]}" for "veil certs ${sub}": run "veil certs --help"`);
+  }
+  return parsed;
+}
+
+function required(values: Record<string, unknown>, name: string, sub: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') {
+    throw new ConfigError(`"veil certs ${sub}" needs --${name}: run "veil certs --help"`);
+  }
+  return v;
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function loadCa(dir: string): Promise<ClusterCa> {
+  const p = caPaths(dir);
+  const hint = `run "veil certs init --dir ${dir} --trust-domain TD" first`;
+  const trustDomain = (await readInputFile(p.trustDomain, 'trust domain file', hint)).toString('utf8').trim();
+  return importClusterCa({
+    certificatePem: await readInputFile(p.caCert, 'CA certificate', hint),
+    privateKeyPem: await readInputFile(p.caKey, 'CA private key', hint),
+    trustDomain,
+    certificateWhat: `CA certificate "${p.caCert}"`,
+    keyWhat: `CA private key "${p.caKey}"`,
+  });
+}
+
+async function init(args: string[]): Promise<number> {
+  const { values } = parse('init', args, {
+    dir: { type: 'string' },
+    'trust-domain': { type: 'string' },
+    ttl: { type: 'string' },
+    'ca-cert': { type: 'string' },
+    'ca-key': { type: 'string' },
+  });
+  const dir = required(values, 'dir', 'init');
+  const trustDomain = validateTrustDomain(required(values, 'trust-domain', 'init'), '--trust-domain');
+  const p = caPaths(dir);
+  if (existsSync(p.caCert) || existsSync(p.caKey)) {
+    throw new ConfigError(`A cluster CA already exists in "${dir}": choose another --dir, or remove ca.pem and ca-key.pem to replace it`);
+  }
+  let ca: ClusterCa;
+  if (values['ca-cert'] !== undefined || values['ca-key'] !== undefined) {
+    const certPath = required(values, 'ca-cert', 'init');
+    const keyPath = required(values, 'ca-key', 'init');
+    if (values.ttl !== undefined) throw new ConfigError('--ttl applies to a created CA, not an imported one: drop it');
+    ca = await importClusterCa({
+      certificatePem: await readInputFile(certPath, 'CA certificate', 'pass the PEM of the CA to import'),
+      privateKeyPem: await readInputFile(keyPath, 'CA private key', 'pass the PEM of the CA key to import'),
+      trustDomain,
+      certificateWhat: `CA certificate "${certPath}"`,
+      keyWhat: `CA private key "${keyPath}"`,
+    });
+  } else {
+    const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+    ca = await createClusterCa({ trustDomain, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+  }
+  await writePrivateKeyFile(p.caKey, privateKeyToPem(ca.privateKey));
+  await writePublicFile(p.caCert, ca.certificate.pem);
+  await writePublicFile(p.bundle, TrustBundle.of([ca.certificate]).toPem());
+  await writePublicFile(p.trustDomain, `${trustDomain}\n`);
+  out(`${values['ca-cert'] !== undefined ? 'Imported' : 'Created'} cluster CA for trust domain "${trustDomain}" (fingerprint sha256:${ca.certificate.fingerprint}, valid until ${ca.certificate.notAfter.toISOString()})`);
+  out(`  ${p.caCert}\n  ${p.caKey} (0600)\n  ${p.bundle}`);
+  return 0;
+}
+
+async function issueNode(args: string[]): Promise<number> {
+  const { values } = parse('issue-node', args, { dir: { type: 'string' }, node: { type: 'string' }, ttl: { type: 'string' }, csr: { type: 'string' } });
+  const dir = required(values, 'dir', 'issue-node');
+  const nodeName = required(values, 'node', 'issue-node');
+  const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+  const paths = nodePaths(dir, nodeName);
+  const ca = await loadCa(dir);
+  let csrPem: string | Buffer;
+  let nodeKey;
+  if (values.csr !== undefined) {
+    csrPem = await readInputFile(values.csr as string, 'certificate request', 'make it on the node: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=NODE');
+  } else {
+    const made = await createNodeCsr({ nodeName });
+    csrPem = made.csrPem;
+    nodeKey = made.privateKey;
+  }
+  const cert = await issueNodeCertificate(ca, { csrPem, nodeName, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+  if (nodeKey) {
+    nodeCredentials(cert, nodeKey); // the pair is usable for issue-svid
+    await writePrivateKeyFile(paths.key, privateKeyToPem(nodeKey));
+  }
+  await writePublicFile(paths.csr, csrPem.toString());
+  await writePublicFile(paths.cert, cert.pem);
+  out(`Issued node certificate for "${nodeName}" (fingerprint sha256:${cert.fingerprint}, valid until ${cert.notAfter.toISOString()})`);
+  out(`  ${paths.cert}${nodeKey ? `\n  ${paths.key} (0600)` : ''}`);
+  return 0;
+}
+
+async function issueSvidCommand(args: string[]): Promise<number> {
+  const { values } = parse('issue-svid', args, {
+    dir: { type: 'string' },
+    node: { type: 'string' },
+    namespace: { type: 'string' },
+    'service-account': { type: 'string' },
+    ttl: { type: 'string' },
+  });
+  const dir = required(values, 'dir', 'issue-svid');
+  const nodeName = required(values, 'node', 'issue-svid');
+  const namespace = required(values, 'namespace', 'issue-svid');
+  const serviceAccount = required(values, 'service-account', 'issue-svid');
+  const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+  const np = nodePaths(dir, nodeName);
+  const sp = svidPaths(dir, nodeName, namespace, serviceAccount);
+  const hint = `run "veil certs issue-node --dir ${dir} --node ${nodeName}" first`;
+  const node = loadNodeCredentials({
+    certificatePem: await readInputFile(np.cert, 'node certificate', hint),
+    privateKeyPem: await readInputFile(np.key, 'node private key', hint),
+    certificateWhat: `node certificate "${np.cert}"`,
+    keyWhat: `node private key "${np.key}"`,
+  });
+  const svid = await issueSvid(node, { namespace, serviceAccount, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+  await writePrivateKeyFile(sp.key, privateKeyToPem(svid.privateKey));
+  await writePublicFile(sp.cert, svid.certificate.pem);
+  await writePublicFile(sp.chain, svid.chain.map((c) => c.pem).join(''));
+  out(`Issued SVID "${svid.spiffeId}" on node "${nodeName}" (valid until ${svid.notAfter.toISOString()}, renew at ${svid.renewAt.toISOString()})`);
+  out(`  ${sp.cert}\n  ${sp.key} (0600)\n  ${sp.chain}`);
+  return 0;
+}
+
+async function verify(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    'verify',
+    args,
+    { ca: { type: 'string' }, chain: { type: 'string', multiple: true }, 'trust-domain': { type: 'string' }, 'clock-skew': { type: 'string' } },
+    1,
+  );
+  const caPath = required(values, 'ca', 'verify');
+  const certPath = positionals[0];
+  if (certPath === undefined) throw new ConfigError('"veil certs verify" needs the certificate to verify: veil certs verify --ca BUNDLE.pem CERT.pem');
+  const bundle = TrustBundle.fromPem(await readInputFile(caPath, 'trust bundle', 'pass the CA or bundle PEM'), `trust bundle "${caPath}"`);
+  const cert = readCertificatePem(await readInputFile(certPath, 'certificate', 'pass the PEM to verify'), `certificate "${certPath}"`);
+  const intermediates: Certificate[] = [];
+  for (const p of (values.chain as string[] | undefined) ?? []) {
+    intermediates.push(...readCertificatesPem(await readInputFile(p, 'chain file', 'pass the issuing certificates'), `chain "${p}"`));
+  }
+  const clockSkewMs = values['clock-skew'] !== undefined ? validateClockSkew(parseDuration(values['clock-skew'] as string, '--clock-skew'), '--clock-skew') : undefined;
+  let trustDomain = values['trust-domain'] as string | undefined;
+  if (trustDomain === undefined) {
+    const tds = new Set(bundle.cas.map((c) => signingTrustDomain(c)).filter((t) => t !== undefined));
+    if (tds.size !== 1) {
+      throw new ConfigError(`Cannot tell the trust domain from the bundle "${caPath}" (its CAs name ${tds.size === 0 ? 'none' : 'several'}): pass --trust-domain`);
+    }
+    trustDomain = [...tds][0] as string;
+  }
+  const opts = { bundle, trustDomain, intermediates, ...(clockSkewMs !== undefined ? { clockSkewMs } : {}) };
+  if (cert.basicConstraints?.ca && cert.basicConstraints.pathLength === 0) {
+    const v = await verifyNodeCertificate(cert, opts);
+    out(`OK: node certificate for "${v.nodeName}" in trust domain "${v.trustDomain}", valid until ${v.notAfter.toISOString()}`);
+  } else if (cert.basicConstraints?.ca) {
+    await validatePath(cert, intermediates, bundle, { now: new Date(), clockSkewMs: clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS });
+    const inBundle = bundle.cas.some((c) => c.fingerprint === cert.fingerprint);
+    out(`OK: CA certificate "${cert.subject}"${inBundle ? ' (in the trust bundle)' : ''}, valid until ${cert.notAfter.toISOString()}`);
+  } else {
+    const v = await verifySvid(cert, { ...opts, issuingNodeHostsIdentity: () => true });
+    out(`OK: SVID "${v.spiffeId}" issued by node "${v.nodeName}", valid until ${v.notAfter.toISOString()}`);
+    out('  Not checked: whether node hosts the identity (needs the cluster store)');
+  }
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  init,
+  'issue-node': issueNode,
+  'issue-svid': issueSvidCommand,
+  verify,
+};
+
+export const certsCommand: Command = {
+  name: 'certs',
+  summary: 'Create the cluster CA, issue node certificates and SVIDs, verify certificates',
+  async run(args: string[]): Promise<number> {
+    const [sub, ...rest] = args;
+    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+      process.stdout.write(USAGE);
+      return sub === undefined ? 2 : 0;
+    }
+    const fn = SUBCOMMANDS[sub];
+    if (!fn) throw new ConfigError(`Unknown command "veil certs ${sub}": run "veil certs --help" for the list`);
+    return fn(rest);
+  },
+};
