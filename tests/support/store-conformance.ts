@@ -32,6 +32,8 @@ export interface StoreHarness {
   /** The store stops answering until resume() (etcd: SIGSTOP; memory: disconnected). */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /** Revokes a lease behind the store client's back (another client, an operator). */
+  revokeLease(id: string): Promise<void>;
   /** Compacts history before `revision`. */
   compact(revision: string): Promise<void>;
   /** The backing store's current revision. */
@@ -308,6 +310,20 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
         expect((await store.get(key))?.value.toString()).toBe('3');
         await b.revoke();
         expect(await store.get(key)).toBeNull();
+      });
+
+      it('a lease revoked behind the client\'s back is reported lost at the next keep-alive', async () => {
+        const key = `${uniquePrefix()}l`;
+        const lease = await store.grantLease(1);
+        const losses: Error[] = [];
+        lease.onLost((e) => losses.push(e));
+        await store.create(key, buf('x'), { lease });
+        await h.revokeLease(lease.id);
+        expect(await store.get(key)).toBeNull();
+        await eventually(() => losses.length === 1, { timeoutMs: 3_000, what: 'onLost' });
+        expect(losses[0]).toBeInstanceOf(StoreLeaseLostError);
+        expect(losses[0]!.message).toMatch(/expired/);
+        await lease.revoke(); // a no-op on a lost lease
       });
 
       it('a lease that cannot be refreshed is lost: onLost runs once with VEIL_STORE_LEASE_LOST and its keys are deleted', async () => {

@@ -20,6 +20,7 @@ storeConformance('etcd', async () => {
     },
     pause: async () => etcd.pause(),
     resume: async () => etcd.resume(),
+    revokeLease: (id) => etcd.withClient(async (c) => void (await c.leaseClient.leaseRevoke({ ID: id }))),
     compact: (revision) => etcd.compact(revision),
     revision: () => etcd.revision(),
     cleanup: async () => {

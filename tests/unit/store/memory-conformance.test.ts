@@ -15,6 +15,7 @@ storeConformance('memory', async () => {
     },
     pause: async () => backend.disconnect(),
     resume: async () => backend.reconnect(),
+    revokeLease: async (id) => backend.revokeLease(id),
     compact: async (revision) => backend.compact(revision),
     revision: async () => backend.currentRevision(),
     cleanup: () => store.close(),
