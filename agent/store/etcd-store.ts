@@ -62,8 +62,8 @@ export class EtcdStore implements Store {
   }
 
   /** Checks that etcd answers (StoreUnavailableError naming the endpoints if not). */
-  async ping(): Promise<string> {
-    const res = await this.call('ping', 'etcd', () => this.client.kv.range({ key: Buffer.from('/'), count_only: true }, this.deadline()));
+  async ping(op = 'ping'): Promise<string> {
+    const res = await this.call(op, 'etcd', () => this.client.kv.range({ key: Buffer.from('/'), count_only: true }, this.deadline()));
     return res.header.revision;
   }
 
@@ -227,7 +227,7 @@ export class EtcdStore implements Store {
     checkHandlers(handlers);
     let after: bigint;
     if (opts?.afterRevision !== undefined) after = checkRevision('afterRevision', opts.afterRevision, 0);
-    else after = BigInt(await this.ping());
+    else after = BigInt(await this.ping('watch'));
     this.ensureOpen('watch', `"${prefix}"`);
     const w = new EtcdWatch(
       {

@@ -594,6 +594,14 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
         });
       }
 
+      it('error messages never contain value bytes (values may be secret)', async () => {
+        const secret = Buffer.alloc(MAX_VALUE_BYTES + 1, 'SECRET-VALUE-');
+        const err = await store.create('/veil-test/secret', secret).catch((e: Error) => e);
+        expect(err).toBeInstanceOf(ValidationError);
+        expect(String((err as Error).message)).not.toContain('SECRET');
+        expect(String((err as Error).stack)).not.toContain('SECRET');
+      });
+
       it('an oversized key is quoted cut short in the message, not whole', async () => {
         const err = await store.get(`/${'k'.repeat(5000)}`).catch((e: Error) => e);
         expect((err as Error).message.length).toBeLessThan(400);
