@@ -9,7 +9,7 @@
  *   const store = new EtcdStore({ endpoints: [etcd.clientUrl] });
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,9 +81,23 @@ export class EtcdServer {
     await this.launch();
   }
 
-  /** Freezes etcd (SIGSTOP): connections stay open but nothing answers. */
-  pause(): void {
-    this.child?.kill('SIGSTOP');
+  /**
+   * Freezes etcd (SIGSTOP): connections stay open but nothing answers. Resolves once the kernel
+   * reports the process stopped (a signal is delivered asynchronously; until then etcd answers).
+   */
+  async pause(): Promise<void> {
+    const c = this.child;
+    if (!c?.pid) throw new Error('etcd is not running: cannot pause it');
+    c.kill('SIGSTOP');
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const stat = await readFile(`/proc/${c.pid}/stat`, 'utf8');
+      // Field 3, after the parenthesised command name: T (stopped) or t (traced).
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'T' || state === 't') return;
+      if (Date.now() > deadline) throw new Error(`etcd (pid ${c.pid}) did not stop after SIGSTOP (state "${state}")`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   resume(): void {

@@ -57,7 +57,7 @@ describe('etcd store failures', () => {
 
   it('a hung etcd (SIGSTOP) makes calls fail with VEIL_STORE_UNAVAILABLE within the request timeout, then work again', async () => {
     const key = `/veil-test/${randomBytes(4).toString('hex')}`;
-    etcd.pause();
+    await etcd.pause();
     try {
       for (const call of [() => store.get(key), () => store.create(key, Buffer.from('x')), () => store.list('/veil-test/')]) {
         const { ms, err } = await timed(call());
