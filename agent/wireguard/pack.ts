@@ -254,7 +254,7 @@ class Writer {
     return true;
   }
 
-  /** Appends the retirement (see toNativeSetDevice's contract in kernel-netlink.ts). */
+  /** Appends the retirement as packWgSetDevice() describes: the throwaway peer with its CIDRs, then its removal. */
   retire(retire: AllowedIpRetirement, at: number): void {
     // Not through the uniqueness checks of validateWgDeviceConfig(): the throwaway peer is listed twice on purpose.
     const publicKey = checkKey(retire.publicKey, 'retire.publicKey');
