@@ -40,8 +40,13 @@ export class PackedBatch {
     return this.strings.length;
   }
 
-  /** The records as a Buffer sharing the same memory. */
-  buffer(): Buffer {
-    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
+  /** The first `records` records (default all) as a Buffer sharing the same memory. */
+  buffer(records = this.count): Buffer {
+    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, Math.min(records, this.count) * this.recordSize);
+  }
+
+  /** Zeroes every record (for batches that carried key material, once the addon copied it). */
+  scrub(): void {
+    this.bytes.fill(0);
   }
 }

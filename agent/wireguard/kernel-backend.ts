@@ -8,7 +8,8 @@
 import { MissingDependencyError, NetlinkError, ValidationError, VeilError, hasCode } from '../errors.js';
 import { callNative } from '../native/addon.js';
 import type { WgDevice, WgDeviceConfig, WgLinkOps, WireGuardBackend } from './backend.js';
-import { toNativeSetDevice, wgAddon } from './kernel-netlink.js';
+import { wgAddon, wgSetDevicePacked } from './kernel-netlink.js';
+import { packWgSetDevice, type PackedWgSetDevice } from './pack.js';
 import { needsAllowedIpHandover, planAllowedIpHandover } from './allowed-ip-handover.js';
 import { checkDeviceName, validateWgDeviceConfig } from './keys.js';
 
@@ -127,26 +128,39 @@ export class KernelWireGuardBackend implements WireGuardBackend {
    * read and the write.
    */
   async setDevice(name: string, config: WgDeviceConfig): Promise<void> {
-    checkDeviceName(name);
-    const valid = validateWgDeviceConfig(config);
+    // Validates and packs in one pass; only a handover (rare) needs the normalised objects.
+    let packed: PackedWgSetDevice | null = packWgSetDevice(name, config);
+    let valid: WgDeviceConfig | null = null;
+    if (needsAllowedIpHandover(config)) {
+      packed.scrub();
+      packed = null;
+      valid = validateWgDeviceConfig(config);
+    }
     const context = `Cannot configure WireGuard device "${name}" in network namespace ${nsLabel(this.netns)}`;
-    await this.locked(name, async () => {
-      const { config: plan, retire } = needsAllowedIpHandover(valid)
-        ? planAllowedIpHandover(await this.getDevice(name), valid)
-        : { config: valid, retire: null };
-      const input = toNativeSetDevice(name, plan, retire);
-      try {
-        await this.call(context, () => wgAddon().wgSetDevice({ netns: this.netns }, input));
-      } catch (err) {
-        if (retire) {
-          const cleanup = toNativeSetDevice(name, { peers: [{ publicKey: retire.publicKey, remove: true }] });
-          await wgAddon()
-            .wgSetDevice({ netns: this.netns }, cleanup)
-            .catch(() => undefined); // the original error is the one to report
+    try {
+      await this.locked(name, async () => {
+        if (packed) {
+          const input = packed;
+          packed = null;
+          await this.call(context, () => wgSetDevicePacked(this.netns, input));
+          return;
         }
-        throw err;
-      }
-    });
+        const { config: plan, retire } = planAllowedIpHandover(await this.getDevice(name), valid!);
+        const input = packWgSetDevice(name, plan, retire);
+        try {
+          await this.call(context, () => wgSetDevicePacked(this.netns, input));
+        } catch (err) {
+          if (retire) {
+            const cleanup = packWgSetDevice(name, { peers: [{ publicKey: retire.publicKey, remove: true }] });
+            await wgSetDevicePacked(this.netns, cleanup).catch(() => undefined); // the original error is the one to report
+          }
+          throw err;
+        }
+      });
+    } finally {
+      // Still set only if the locked function never ran: the keys must not outlive the call.
+      (packed as PackedWgSetDevice | null)?.scrub();
+    }
   }
 
   /** Serialises calls on one device (a handover's read and write must not interleave). */

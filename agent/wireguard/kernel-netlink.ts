@@ -6,9 +6,9 @@
  */
 import { callNativeSync, native } from '../native/addon.js';
 import type { WgDevice, WgDeviceConfig } from './backend.js';
-import { ValidationError } from '../errors.js';
 import type { AllowedIpRetirement } from './allowed-ip-handover.js';
-import { checkDeviceName, checkKey, normalizeCidr, validateWgDeviceConfig } from './keys.js';
+import { checkDeviceName } from './keys.js';
+import { packWgSetDevice, type PackedWgSetDevice } from './pack.js';
 
 /**
  * Upper bound in bytes of one WG_CMD_SET_DEVICE message (kWgMaxMessageBytes in wireguard.h).
@@ -29,8 +29,9 @@ export interface WgEncodeOptions {
 export interface WgAddon {
   wgAvailable(opts: { netns: string }): Promise<boolean>;
   wgGetDevice(opts: { netns: string }, name: string): Promise<WgDevice>;
-  wgSetDevice(opts: { netns: string }, config: NativeWgSetDevice): Promise<{ messages: number }>;
-  encodeWgSetDevice(config: NativeWgSetDevice, opts: WgEncodeOptions): Buffer[];
+  /** Takes the records of packWgSetDevice() (pack.ts); copies them before it returns. */
+  wgSetDevice(opts: { netns: string }, name: string, device: Buffer, peers: Buffer, allowedIps: Buffer): Promise<{ messages: number }>;
+  encodeWgSetDevice(name: string, device: Buffer, peers: Buffer, allowedIps: Buffer, opts: WgEncodeOptions): Buffer[];
   encodeWgGetDevice(name: string, opts: WgEncodeOptions): Buffer[];
   parseWgDevice(messages: Buffer[]): WgDevice;
 }
@@ -39,42 +40,37 @@ export function wgAddon(): WgAddon {
   return native() as unknown as WgAddon;
 }
 
-/** The object the addon's wgSetDevice/encodeWgSetDevice take: a validated config plus the name. */
-export type NativeWgSetDevice = WgDeviceConfig & { name: string };
-
 /**
- * Validates and normalises `config` for device `name` into the addon's input. A `retire`
- * (planAllowedIpHandover(), allowed-ip-handover.ts) becomes two peer entries after every peer of
- * `config`: the throwaway peer with the departing CIDRs, then its removal, so the kernel takes
- * the CIDRs from their peers and drops them only after the new ones are in.
+ * Hands `packed` to the addon's wgSetDevice and scrubs it as soon as the addon has copied it
+ * (synchronously, before the promise settles), whatever the outcome.
  */
-export function toNativeSetDevice(name: string, config: WgDeviceConfig, retire?: AllowedIpRetirement | null): NativeWgSetDevice {
-  const input: NativeWgSetDevice = { name: checkDeviceName(name), ...validateWgDeviceConfig(config) };
-  if (!retire || retire.allowedIps.length === 0) return input;
-  // Not through validateWgDeviceConfig(): the throwaway peer is listed twice on purpose.
-  const publicKey = checkKey(retire.publicKey, 'retire.publicKey');
-  if ((input.peers ?? []).some((p) => p.publicKey.equals(publicKey))) {
-    throw new ValidationError('retire.publicKey', 'Invalid retirement: its throwaway public key is one of the configured peers; draw a fresh random key');
+export function wgSetDevicePacked(netns: string, packed: PackedWgSetDevice): Promise<{ messages: number }> {
+  try {
+    return wgAddon().wgSetDevice({ netns }, packed.name, packed.device, packed.peers, packed.allowedIps);
+  } finally {
+    packed.scrub();
   }
-  const allowedIps = retire.allowedIps.map((c, i) => normalizeCidr(c, `retire.allowedIps[${i}]`));
-  const kept = new Set((input.peers ?? []).flatMap((p) => p.allowedIps ?? []));
-  const both = allowedIps.find((c) => kept.has(c));
-  if (both !== undefined) {
-    throw new ValidationError('retire.allowedIps', `Invalid retirement: "${both}" is also given to a configured peer; retire only CIDRs that leave every peer`);
-  }
-  input.peers = [...(input.peers ?? []), { publicKey, allowedIps }, { publicKey, remove: true }];
-  return input;
 }
 
-/** The messages setDevice() would send for this configuration (seq and port id 0). */
+/**
+ * The messages setDevice() would send for this configuration (seq and port id 0). Validates and
+ * packs exactly as setDevice() does (packWgSetDevice(), pack.ts); `retire` is appended as
+ * described there.
+ */
 export function encodeWgSetDevice(
   name: string,
   config: WgDeviceConfig,
   opts: WgEncodeOptions = {},
   retire?: AllowedIpRetirement | null,
 ): Buffer[] {
-  const input = toNativeSetDevice(name, config, retire);
-  return callNativeSync('Cannot encode WireGuard configuration', () => wgAddon().encodeWgSetDevice(input, opts));
+  const p = packWgSetDevice(name, config, retire);
+  try {
+    return callNativeSync('Cannot encode WireGuard configuration', () =>
+      wgAddon().encodeWgSetDevice(p.name, p.device, p.peers, p.allowedIps, opts),
+    );
+  } finally {
+    p.scrub();
+  }
 }
 
 /** The dump request getDevice() sends. */

@@ -1,5 +1,7 @@
 #include "wireguard.h"
 
+#include "pack.h"
+
 #include <arpa/inet.h>
 #include <linux/genetlink.h>
 #include <linux/time_types.h>
@@ -392,122 +394,99 @@ WgDeviceOut WgDeviceParser::Finish() {
 
 namespace {
 
-bool IsNull(const Napi::Object& o, const char* key) { return o.Has(key) && o.Get(key).IsNull(); }
-
-void GetSecret(const Napi::Object& o, const char* key, const std::string& op, bool* has, WgSecret* out) {
-  if (IsNull(o, key)) {
-    *has = true;  // all zeros: remove the key
-    return;
+std::string GetName(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
+  if (info.Length() <= index || !info[index].IsString()) throw InvalidArg(op, "Device name must be a string");
+  std::string name = info[index].As<Napi::String>().Utf8Value();
+  if (name.empty() || name.size() >= 16) {
+    throw InvalidArg(op, "Device name must be 1 to 15 bytes: \"" + name.substr(0, 64) + "\"");
   }
-  if (!Has(o, key)) return;
-  std::vector<uint8_t> v = GetBytes(o, key, op, kWgKeyLen);
-  std::memcpy(out->bytes.data(), v.data(), kWgKeyLen);
-  explicit_bzero(v.data(), v.size());
-  *has = true;
+  return name;
 }
 
-uint16_t GetU16(const Napi::Object& o, const char* key, const std::string& op) {
-  uint32_t v = GetU32(o, key, op, true);
-  if (v > 0xffff) throw InvalidArg(op, std::string("Field \"") + key + "\" must be between 0 and 65535");
+// Packed records from agent/wireguard/pack.ts (layouts documented there). TypeScript validated
+// them; every count, flag and range is checked again here, and keys are copied straight into
+// their (self-zeroing) destinations.
+constexpr size_t kWgDeviceRecord = 44;
+constexpr size_t kWgPeerRecord = 96;
+constexpr size_t kWgAllowedIpRecord = 20;
+constexpr uint32_t kDevPrivateKey = 1, kDevListenPort = 2, kDevFwmark = 4, kDevReplacePeers = 8;
+constexpr uint32_t kPeerRemove = 1, kPeerUpdateOnly = 2, kPeerReplaceIps = 4, kPeerPresharedKey = 8,
+                   kPeerEndpoint = 16, kPeerEndpointV6 = 32, kPeerKeepalive = 64;
+
+uint16_t PackedU16(const RecordReader& r, size_t i, size_t off, const std::string& op, const char* what) {
+  uint32_t v = r.U32(i, off);
+  if (v > 0xffff) throw InvalidArg(op, std::string("Packed ") + what + " " + std::to_string(v) + " exceeds 65535");
   return static_cast<uint16_t>(v);
 }
 
-// "192.0.2.1:51820" or "[2001:db8::1]:51820".
-void ParseEndpoint(const std::string& s, const std::string& op, Addr* addr, uint16_t* port) {
-  std::string host, port_text;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      throw InvalidArg(op, "Field \"endpoint\" must be \"[IPv6]:port\": \"" + s.substr(0, 64) + "\"");
-    }
-    host = s.substr(1, close - 1);
-    port_text = s.substr(close + 2);
-    *addr = ParseAddr(host, op, "endpoint");
-    if (addr->family != AF_INET6) throw InvalidArg(op, "Field \"endpoint\" has an IPv4 address in brackets");
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string::npos) {
-      throw InvalidArg(op, "Field \"endpoint\" must be \"IPv4:port\": \"" + s.substr(0, 64) + "\"");
-    }
-    host = s.substr(0, colon);
-    port_text = s.substr(colon + 1);
-    *addr = ParseAddr(host, op, "endpoint");
-    if (addr->family != AF_INET) throw InvalidArg(op, "Field \"endpoint\" needs brackets around an IPv6 address");
-  }
-  uint32_t p = 0;
-  if (port_text.empty() || port_text.size() > 5) throw InvalidArg(op, "Field \"endpoint\" has no valid port");
-  for (char c : port_text) {
-    if (c < '0' || c > '9') throw InvalidArg(op, "Field \"endpoint\" has no valid port");
-    p = p * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (p == 0 || p > 65535) throw InvalidArg(op, "Field \"endpoint\" port must be between 1 and 65535");
-  *port = static_cast<uint16_t>(p);
-}
-
-WgAllowedIp ParseAllowedIpText(const std::string& s, const std::string& op) {
-  size_t slash = s.find('/');
-  if (slash == std::string::npos || slash + 1 >= s.size() || s.size() - slash > 4) {
-    throw InvalidArg(op, "Allowed IP must be \"address/prefix\": \"" + s.substr(0, 64) + "\"");
-  }
-  WgAllowedIp ip;
-  ip.addr = ParseAddr(s.substr(0, slash), op, "allowedIps");
-  unsigned v = 0;
-  for (char c : s.substr(slash + 1)) {
-    if (c < '0' || c > '9') throw InvalidArg(op, "Allowed IP prefix is not a number: \"" + s.substr(0, 64) + "\"");
-    v = v * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (v > (ip.addr.family == AF_INET ? 32u : 128u)) {
-    throw InvalidArg(op, "Allowed IP prefix is too long: \"" + s.substr(0, 64) + "\"");
-  }
-  ip.cidr = static_cast<uint8_t>(v);
-  return ip;
-}
-
-std::shared_ptr<WgDeviceSet> ToDeviceSet(const Napi::Object& o, const std::string& op) {
+// Arguments first..first+3 of wgSetDevice / encodeWgSetDevice: name, device, peers, allowed IPs.
+std::shared_ptr<WgDeviceSet> PackedDeviceSet(const Napi::CallbackInfo& info, size_t first, const std::string& op) {
   auto d = std::make_shared<WgDeviceSet>();
-  d->name = GetString(o, "name", op);
-  if (d->name.empty() || d->name.size() >= 16) {
-    throw InvalidArg(op, "Field \"name\" must be 1 to 15 bytes: \"" + d->name.substr(0, 64) + "\"");
+  d->name = GetName(info, first, op);
+  RecordReader dev(info[first + 1], kWgDeviceRecord, op);
+  if (dev.Count() != 1) throw InvalidArg(op, "Expected exactly one packed device record");
+  uint32_t df = dev.U32(0, 32);
+  if (df & ~(kDevPrivateKey | kDevListenPort | kDevFwmark | kDevReplacePeers)) {
+    throw InvalidArg(op, "Packed device record has unknown flags");
   }
-  GetSecret(o, "privateKey", op, &d->has_private_key, &d->private_key);
-  if (Has(o, "listenPort")) {
-    d->has_listen_port = true;
-    d->listen_port = GetU16(o, "listenPort", op);
-  }
-  if (Has(o, "fwmark")) {
-    d->has_fwmark = true;
-    d->fwmark = GetU32(o, "fwmark", op, true);
-  }
-  d->replace_peers = GetBool(o, "replacePeers", op);
-  Napi::Array peers = GetArray(o, "peers", op, false);
-  d->peers.resize(peers.Length());
-  for (uint32_t i = 0; i < peers.Length(); i++) {
-    Napi::Value pv = peers.Get(i);
-    if (!pv.IsObject()) throw InvalidArg(op, "Peer " + std::to_string(i) + " must be an object");
-    Napi::Object po = pv.As<Napi::Object>();
+  d->has_private_key = df & kDevPrivateKey;
+  if (d->has_private_key) std::memcpy(d->private_key.bytes.data(), dev.Field(0, 0, kWgKeyLen), kWgKeyLen);
+  d->has_listen_port = df & kDevListenPort;
+  if (d->has_listen_port) d->listen_port = PackedU16(dev, 0, 36, op, "listen port");
+  d->has_fwmark = df & kDevFwmark;
+  if (d->has_fwmark) d->fwmark = dev.U32(0, 40);
+  d->replace_peers = df & kDevReplacePeers;
+
+  RecordReader peers(info[first + 2], kWgPeerRecord, op);
+  RecordReader ips(info[first + 3], kWgAllowedIpRecord, op);
+  d->peers.resize(peers.Count());
+  size_t next = 0;  // the next allowed IP record
+  for (size_t i = 0; i < peers.Count(); i++) {
     WgPeerSet& p = d->peers[i];
-    std::vector<uint8_t> pk = GetBytes(po, "publicKey", op, kWgKeyLen);
-    std::memcpy(p.public_key.data(), pk.data(), kWgKeyLen);
-    p.remove = GetBool(po, "remove", op);
-    p.update_only = GetBool(po, "updateOnly", op);
-    p.replace_allowed_ips = GetBool(po, "replaceAllowedIps", op);
-    GetSecret(po, "presharedKey", op, &p.has_preshared_key, &p.preshared_key);
-    if (Has(po, "endpoint")) {
-      p.has_endpoint = true;
-      ParseEndpoint(GetString(po, "endpoint", op), op, &p.endpoint, &p.endpoint_port);
+    std::memcpy(p.public_key.data(), peers.Field(i, 0, kWgKeyLen), kWgKeyLen);
+    uint32_t f = peers.U32(i, 64);
+    if (f & ~(kPeerRemove | kPeerUpdateOnly | kPeerReplaceIps | kPeerPresharedKey | kPeerEndpoint | kPeerEndpointV6 |
+              kPeerKeepalive)) {
+      throw InvalidArg(op, "Packed peer " + std::to_string(i) + " has unknown flags");
     }
-    if (Has(po, "persistentKeepalive")) {
-      p.has_keepalive = true;
-      p.keepalive = GetU16(po, "persistentKeepalive", op);
+    uint32_t count = peers.U32(i, 76);
+    if (count > ips.Count() - next) {
+      throw InvalidArg(op, "Packed peer " + std::to_string(i) + " names more allowed IPs than were packed");
     }
-    Napi::Array ips = GetArray(po, "allowedIps", op, false);
-    p.allowed_ips.reserve(ips.Length());
-    for (uint32_t j = 0; j < ips.Length(); j++) {
-      Napi::Value v = ips.Get(j);
-      if (!v.IsString()) throw InvalidArg(op, "Allowed IPs must be strings");
-      p.allowed_ips.push_back(ParseAllowedIpText(v.As<Napi::String>().Utf8Value(), op));
+    p.remove = f & kPeerRemove;
+    if (p.remove && (f != kPeerRemove || count != 0)) {
+      throw InvalidArg(op, "Packed peer " + std::to_string(i) + " is removed but carries other settings");
+    }
+    p.update_only = f & kPeerUpdateOnly;
+    p.replace_allowed_ips = f & kPeerReplaceIps;
+    p.has_preshared_key = f & kPeerPresharedKey;
+    if (p.has_preshared_key) std::memcpy(p.preshared_key.bytes.data(), peers.Field(i, 32, kWgKeyLen), kWgKeyLen);
+    p.has_endpoint = f & kPeerEndpoint;
+    if (p.has_endpoint) {
+      p.endpoint.family = (f & kPeerEndpointV6) ? AF_INET6 : AF_INET;
+      std::memcpy(p.endpoint.bytes, peers.Field(i, 80, p.endpoint.Len()), p.endpoint.Len());
+      p.endpoint_port = PackedU16(peers, i, 72, op, "endpoint port");
+      if (p.endpoint_port == 0) throw InvalidArg(op, "Packed peer " + std::to_string(i) + " has endpoint port 0");
+    } else if (f & kPeerEndpointV6) {
+      throw InvalidArg(op, "Packed peer " + std::to_string(i) + " has an endpoint family but no endpoint");
+    }
+    p.has_keepalive = f & kPeerKeepalive;
+    if (p.has_keepalive) p.keepalive = PackedU16(peers, i, 68, op, "keepalive");
+    p.allowed_ips.resize(count);
+    for (uint32_t j = 0; j < count; j++, next++) {
+      WgAllowedIp& ip = p.allowed_ips[j];
+      uint8_t fam = ips.U8(next, 16);
+      uint8_t len = ips.U8(next, 17);
+      if ((fam != 4 && fam != 6) || len > (fam == 4 ? 32 : 128)) {
+        throw InvalidArg(op, "Packed allowed IP " + std::to_string(next) + " has family " + std::to_string(fam) +
+                                 " and prefix length " + std::to_string(len));
+      }
+      ip.addr.family = fam == 4 ? AF_INET : AF_INET6;
+      std::memcpy(ip.addr.bytes, ips.Field(next, 0, ip.addr.Len()), ip.addr.Len());
+      ip.cidr = len;
     }
   }
+  if (next != ips.Count()) throw InvalidArg(op, "Packed allowed IPs that no peer names");
   return d;
 }
 
@@ -568,15 +547,6 @@ Napi::Value DeviceToJs(Napi::Env env, const WgDeviceOut& d) {
   return o;
 }
 
-std::string GetName(const Napi::CallbackInfo& info, size_t index, const std::string& op) {
-  if (info.Length() <= index || !info[index].IsString()) throw InvalidArg(op, "Device name must be a string");
-  std::string name = info[index].As<Napi::String>().Utf8Value();
-  if (name.empty() || name.size() >= 16) {
-    throw InvalidArg(op, "Device name must be 1 to 15 bytes: \"" + name.substr(0, 64) + "\"");
-  }
-  return name;
-}
-
 // wgAvailable({netns}) -> Promise<boolean>: whether the "wireguard" genl family resolves.
 Napi::Value WgAvailable(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
@@ -626,7 +596,8 @@ Napi::Value WgGetDevice(const Napi::CallbackInfo& info) {
   });
 }
 
-// wgSetDevice({netns}, config) -> Promise<{ messages }>.
+// wgSetDevice({netns}, name, device, peers, allowedIps) -> Promise<{ messages }>, the records of
+// agent/wireguard/pack.ts (copied before this returns; the caller then zeroes them).
 // Command-line equivalent: `wg set NAME private-key FILE listen-port N fwmark M peer KEY
 // [remove] [preshared-key FILE] [endpoint IP:PORT] [persistent-keepalive S] [allowed-ips CIDRS]`
 // (`wg setconf NAME FILE` for replacePeers).
@@ -650,8 +621,7 @@ Napi::Value WgSetDevice(const Napi::CallbackInfo& info) {
   return RejectOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "wireguard.set";
     std::string netns = GetNetns(info, 0, op);
-    if (info.Length() < 2 || !info[1].IsObject()) throw InvalidArg(op, "Configuration must be an object");
-    std::shared_ptr<WgDeviceSet> cfg = ToDeviceSet(info[1].As<Napi::Object>(), op);
+    std::shared_ptr<WgDeviceSet> cfg = PackedDeviceSet(info, 1, op);
     auto count = std::make_shared<size_t>(0);
     return RunAsync(
         info.Env(),
@@ -700,16 +670,15 @@ Napi::Value WgSetDevice(const Napi::CallbackInfo& info) {
   });
 }
 
-// encodeWgSetDevice(config, { familyId?, maxMessageBytes? }) -> Buffer[]: the exact messages
-// wgSetDevice would send (seq/pid 0).
+// encodeWgSetDevice(name, device, peers, allowedIps, { familyId?, maxMessageBytes? }) -> Buffer[]:
+// the exact messages wgSetDevice would send (seq/pid 0).
 Napi::Value EncodeWgSetDeviceJs(const Napi::CallbackInfo& info) {
   return ThrowOnError(info, [](const Napi::CallbackInfo& info) {
     const std::string op = "wireguard.encode";
-    if (info.Length() < 1 || !info[0].IsObject()) throw InvalidArg(op, "Configuration must be an object");
     uint16_t family = 0;
     size_t max_bytes = kWgMaxMessageBytes;
-    GetEncodeOptions(info, 1, op, &family, &max_bytes);
-    auto cfg = ToDeviceSet(info[0].As<Napi::Object>(), op);
+    GetEncodeOptions(info, 4, op, &family, &max_bytes);
+    auto cfg = PackedDeviceSet(info, 0, op);
     WgSetMessages m;
     EncodeWgSetDevice(*cfg, family, max_bytes, &m);
     return MessagesToJs(info.Env(), m.msgs);
