@@ -216,7 +216,10 @@ std::string FormatEndpoint(const Attr& a) {
   if (fam == AF_INET6) {
     sockaddr_in6 sa;
     if (!a.As(&sa)) throw BadSize(a, "IPv6 endpoint");
-    return "[" + FormatAddr(AF_INET6, &sa.sin6_addr) + "]:" + std::to_string(ntohs(sa.sin6_port));
+    // Built with append rather than `"[" + ...`: GCC 12 reports a false -Wrestrict on that form.
+    std::string out = "[";
+    out.append(FormatAddr(AF_INET6, &sa.sin6_addr)).append("]:").append(std::to_string(ntohs(sa.sin6_port)));
+    return out;
   }
   throw Malformed("endpoint of address family " + std::to_string(fam));
 }
