@@ -44,13 +44,24 @@ export function publicKeyFingerprint(raw: Uint8Array): string {
 
 /** An X25519 public key: the raw 32 bytes, with its OpenSSL form made once on first use. */
 export class X25519PublicKey {
-  readonly raw: Buffer;
+  // The only own enumerable property is the base64 text, and toJSON() reads only it: pino's
+  // redaction clones logged objects member by member without private fields, and the clone
+  // must still serialise.
+  readonly #raw: Buffer;
   #object: KeyObject | undefined;
   #fingerprint: string | undefined;
+  /** The key in base64 (as `wg pubkey` prints it). */
+  readonly base64: string;
 
   private constructor(raw: Buffer, object?: KeyObject) {
-    this.raw = raw;
+    this.#raw = raw;
     this.#object = object;
+    this.base64 = raw.toString('base64');
+  }
+
+  /** The raw 32 bytes (do not modify). */
+  get raw(): Buffer {
+    return this.#raw;
   }
 
   static fromRaw(raw: unknown, field = 'publicKey'): X25519PublicKey {
@@ -84,7 +95,7 @@ export class X25519PublicKey {
   }
 
   toBase64(): string {
-    return this.raw.toString('base64');
+    return this.base64;
   }
 
   equals(other: X25519PublicKey): boolean {
@@ -92,7 +103,7 @@ export class X25519PublicKey {
   }
 
   toJSON(): string {
-    return this.toBase64();
+    return this.base64;
   }
 }
 
@@ -101,12 +112,21 @@ export class X25519PublicKey {
  * printing it shows `X25519PrivateKey(<public fingerprint>)` and nothing secret.
  */
 export class X25519PrivateKey {
+  // Own enumerable properties: only the public fingerprint, which toJSON()/toString() read (see
+  // X25519PublicKey on why: a logger's member-wise clone must serialise without private fields).
   readonly #key: KeyObject;
-  readonly publicKey: X25519PublicKey;
+  readonly #publicKey: X25519PublicKey;
+  /** The public key's fingerprint; safe to log. */
+  readonly fingerprint: string;
 
   private constructor(key: KeyObject, publicKey: X25519PublicKey) {
     this.#key = key;
-    this.publicKey = publicKey;
+    this.#publicKey = publicKey;
+    this.fingerprint = publicKey.fingerprint;
+  }
+
+  get publicKey(): X25519PublicKey {
+    return this.#publicKey;
   }
 
   /** A fresh key pair from OpenSSL's CSPRNG. */
@@ -131,10 +151,6 @@ export class X25519PrivateKey {
   /** The OpenSSL key object (for node:crypto calls); treat it as secret. */
   get keyObject(): KeyObject {
     return this.#key;
-  }
-
-  get fingerprint(): string {
-    return this.publicKey.fingerprint;
   }
 
   /** The raw 32 secret bytes: only for writing the key file. Zero the Buffer after use. */
