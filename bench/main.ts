@@ -5,6 +5,7 @@
  */
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   netlink: () => import('./netlink.js'),
+  identity: () => import('./identity.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
