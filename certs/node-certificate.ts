@@ -4,7 +4,8 @@
  * is ECDSA P-256; every extension is the CA's choice, requested extensions are not copied.
  *
  * The node certificate is an intermediate CA constrained so that a node can issue SVIDs and
- * nothing else: pathlen 0 (what it signs cannot sign), keyUsage keyCertSign only, and a critical
+ * nothing else: pathlen 0 (what it signs cannot sign), keyUsage keyCertSign plus digitalSignature
+ * (the node key also signs the node's published record and its audit-log checkpoints), and a critical
  * URI name constraint to the trust domain (what it signs can only name spiffe://<td>/...).
  * Which identities a node may issue is checked by verifiers (issuingNodeHostsIdentity).
  */
@@ -78,7 +79,7 @@ export async function issueNodeCertificate(ca: ClusterCa, opts: IssueNodeCertifi
       notAfter,
       extensions: [
         new BasicConstraintsExtension(true, 0, true),
-        new KeyUsagesExtension(KeyUsageFlags.keyCertSign, true),
+        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.digitalSignature, true),
         new SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(ca.trustDomain) }], false),
         trustDomainNameConstraint(ca.trustDomain),
       ],

@@ -2,7 +2,7 @@
  * The three certificate profiles Veil issues and the checks that recognise them.
  *
  *   cluster CA   CA:TRUE, pathlen 1, keyUsage keyCertSign+cRLSign, URI SAN spiffe://<td>
- *   node         CA:TRUE, pathlen 0, keyUsage keyCertSign, URI SAN spiffe://<td>,
+ *   node         CA:TRUE, pathlen 0, keyUsage keyCertSign+digitalSignature, URI SAN spiffe://<td>,
  *                nameConstraints permitted URI <td>, subject CN=<node name>
  *   SVID         CA:FALSE, keyUsage digitalSignature, EKU serverAuth+clientAuth,
  *                exactly one URI SAN spiffe://<td>/ns/<ns>/sa/<sa>

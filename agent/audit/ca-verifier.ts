@@ -81,7 +81,13 @@ export function createCaVerifier(caPems: string[]): CheckpointVerifier {
       }
       const subject = oneLine(cert.subject);
       const fp = certificateFingerprint(cert);
-      if (cert.ca) throw new AuditSignatureError(`Certificate "${subject}" (${fp}) is a CA: checkpoints must be signed with a node certificate`);
+      // Veil's node certificates are CA:TRUE with pathlen 0 (they issue SVIDs: certs/node-certificate.ts),
+      // so being a CA is no reason to refuse; a trust anchor itself (the cluster CA's key) or a
+      // self-issued certificate is. Below, the signer must also be issued directly by a trusted CA,
+      // which excludes SVIDs and anything a node issued.
+      if (cas.some((ca) => certificateFingerprint(ca) === fp) || cert.checkIssued(cert)) {
+        throw new AuditSignatureError(`Certificate "${subject}" (${fp}) is a trust anchor or self-issued: checkpoints must be signed with a node certificate`);
+      }
       const alg = signatureAlgorithmOf(cert.publicKey);
       if (!alg) throw new AuditSignatureError(`Certificate "${subject}" has an unsupported key type "${cert.publicKey.asymmetricKeyType}"`);
 

@@ -138,7 +138,13 @@ export function verifyNodeRecord(wire: string | Uint8Array, opts: VerifyNodeReco
   }
   const alg = signatureAlgorithmFor(cert.publicKey);
   if (!alg) return reject('certificate_invalid', `Rejected node record${who()}: the certificate's key type "${cert.publicKey.asymmetricKeyType}" is not ECDSA P-256 or Ed25519`);
-  if (cert.ca) return reject('certificate_invalid', `Rejected node record${who()}: it is signed by a CA certificate, not a node certificate`);
+  // Veil's node certificates are CA:TRUE with pathlen 0 (they issue SVIDs: certs/node-certificate.ts),
+  // so being a CA is no reason to refuse; a trust anchor itself or a self-issued certificate is.
+  // The chain check below also requires issuance directly by a trust anchor, which excludes
+  // SVIDs and anything else a node issued.
+  if (anchors.some((ca) => ca.fingerprint256 === cert.fingerprint256) || cert.checkIssued(cert)) {
+    return reject('certificate_invalid', `Rejected node record${who()}: it is signed by a trust anchor or a self-issued certificate, not a node certificate`);
+  }
 
   // 5. Chain to a trust anchor.
   const anchor = anchors.find((ca) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey));
