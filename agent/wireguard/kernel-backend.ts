@@ -5,6 +5,7 @@
  * wgGetDevice/wgSetDevice (native/src/wireguard.cc). replaceAllowedIps is a gapless handover
  * (allowed-ip-handover.ts), as in the userspace backend.
  */
+import { KeyedMutex } from '../util/keyed-mutex.js';
 import { MissingDependencyError, NetlinkError, ValidationError, VeilError, hasCode } from '../errors.js';
 import { callNative } from '../native/addon.js';
 import type { WgDevice, WgDeviceConfig, WgLinkOps, WireGuardBackend } from './backend.js';
@@ -51,7 +52,7 @@ export class KernelWireGuardBackend implements WireGuardBackend {
   readonly kind = 'kernel' as const;
   readonly netns: string;
   private readonly links: WgLinkOps;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
 
   constructor({ netns, links }: { netns: string; links: WgLinkOps }) {
     this.netns = checkNetns(netns);
@@ -138,7 +139,7 @@ export class KernelWireGuardBackend implements WireGuardBackend {
     }
     const context = `Cannot configure WireGuard device "${name}" in network namespace ${nsLabel(this.netns)}`;
     try {
-      await this.locked(name, async () => {
+      await this.locks.run(name, async () => {
         if (packed) {
           const input = packed;
           packed = null;
@@ -163,22 +164,10 @@ export class KernelWireGuardBackend implements WireGuardBackend {
     }
   }
 
-  /** Serialises calls on one device (a handover's read and write must not interleave). */
-  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(name) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(name, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === tail) this.locks.delete(name);
-    }
-  }
 
   async close(): Promise<void> {
     // Nothing held: every call opens and closes its own netlink socket. Let calls in progress end.
-    await Promise.all([...this.locks.values()]);
+    await this.locks.idle();
   }
 
   private async adoptable(name: string): Promise<boolean> {

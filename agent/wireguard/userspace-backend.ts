@@ -31,6 +31,7 @@
  * same transaction (see encodeUapiSet). replacePeers uses the protocol's replace_peers, like
  * `wg setconf`.
  */
+import { KeyedMutex } from '../util/keyed-mutex.js';
 import { createHash } from 'node:crypto';
 import { accessSync, chmodSync, constants as fsConstants, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -98,7 +99,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
   private readonly log: Logger;
   private readonly onRestart: ((name: string) => void) | undefined;
   private readonly devices = new Map<string, DeviceEntry>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
 
   constructor({ netns, links, stateDir, wireguardGo, log, onRestart }: UserspaceBackendOptions) {
     if (typeof netns !== 'string' || (netns !== '' && !isAbsolute(netns) && (netns.includes('/') || netns === '.' || netns === '..'))) {
@@ -144,18 +145,6 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
     );
   }
 
-  /** Serialises operations on one device (create/delete/set must not interleave). */
-  private async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(name) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(name, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === tail) this.locks.delete(name);
-    }
-  }
 
   /** True when a daemon answers on the device's socket. */
   private async answers(name: string): Promise<boolean> {
@@ -172,7 +161,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
   async createDevice(name: string): Promise<void> {
     checkDeviceName(name);
     const socketPath = this.socketPath(name);
-    await this.locked(name, async () => {
+    await this.locks.run(name, async () => {
       const known = this.devices.get(name);
       // A daemon we supervise is ours even while it is being restarted after a crash.
       if (known?.daemon) return;
@@ -215,7 +204,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
   async deleteDevice(name: string): Promise<void> {
     checkDeviceName(name);
     const socketPath = this.socketPath(name);
-    await this.locked(name, async () => {
+    await this.locks.run(name, async () => {
       const entry = this.devices.get(name);
       this.devices.delete(name);
       if (entry?.daemon) {
@@ -267,7 +256,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
     checkDeviceName(name);
     // The same checks and normal form as the kernel backend: one configuration, one verdict.
     const valid = validateWgDeviceConfig(config);
-    await this.locked(name, async () => {
+    await this.locks.run(name, async () => {
       const { config: plan, retire } = await this.planHandover(name, valid);
       const request = encodeUapiSet(plan, retire);
       const timeoutMs = 30_000 + 10 * (config.peers?.length ?? 0);
@@ -304,7 +293,7 @@ export class UserspaceWireGuardBackend implements WireGuardBackend {
 
   /** Stops supervising; every daemon keeps running for the next backend instance to adopt. */
   async close(): Promise<void> {
-    await Promise.all([...this.locks.values()]);
+    await this.locks.idle();
     for (const [name, entry] of this.devices) {
       entry.daemon?.detach();
       this.log.info({ device: name, netns: this.netns }, 'Left wireguard-go running for adoption');
