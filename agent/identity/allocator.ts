@@ -37,8 +37,23 @@ export interface Identity {
   labels: LabelSet;
 }
 
+/** What one allocator did (for metrics, benchmarks and tests). */
+export interface AllocatorStats {
+  /** Label sets this allocator mapped first (it created by-labels/<hash>). */
+  created: number;
+  /** Id claims lost to another allocator (by-id/<id> existed). */
+  claimsLost: number;
+  /** Mappings lost to another allocator (its claim was given back). */
+  mappingsLost: number;
+  /** Stale mappings to released ids that were removed. */
+  staleRemoved: number;
+  /** Records being released that allocate() revived. */
+  revived: number;
+}
+
 export class IdentityAllocator {
   readonly keys: IdentityKeys;
+  readonly stats: AllocatorStats = { created: 0, claimsLost: 0, mappingsLost: 0, staleRemoved: 0, revived: 0 };
   private readonly store: Store;
   private readonly minId: number;
   private readonly maxId: number;
@@ -77,12 +92,15 @@ export class IdentityAllocator {
           if (record.state === 'active') return { id, labels: record.labels };
           // Being released: revive it (the releaser's delete at its revision then fails).
           const revived = await this.store.update(this.keys.byId(id), encodeById(record.labels, 'active'), record.modRevision);
-          if (revived.updated) return { id, labels: record.labels };
+          if (revived.updated) {
+            this.stats.revived++;
+            return { id, labels: record.labels };
+          }
           lastConflict = `identity ${id} changed while reviving it`;
           continue;
         }
         // Stale: the id was released (and perhaps claimed again for other labels).
-        await this.store.delete(mappingKey, mapping.modRevision);
+        if (await this.store.delete(mappingKey, mapping.modRevision)) this.stats.staleRemoved++;
         lastConflict = `mapping to released identity ${id}`;
         continue;
       }
@@ -90,14 +108,19 @@ export class IdentityAllocator {
       const claim = await this.store.create(this.keys.byId(id), encodeById(labels, 'active'));
       this.taken.add(id);
       if (!claim.created) {
+        this.stats.claimsLost++;
         lastConflict = `identity ${id} already claimed`;
         continue;
       }
       const link = await this.store.create(mappingKey, encode({ id }));
-      if (link.created) return { id, labels };
+      if (link.created) {
+        this.stats.created++;
+        return { id, labels };
+      }
       // Another allocator mapped this label set first: give our claim back and use theirs.
       await this.store.delete(this.keys.byId(id), claim.kv.modRevision);
       this.taken.delete(id);
+      this.stats.mappingsLost++;
       lastConflict = `label set mapped concurrently`;
     }
     throw new IdentityConflictError(

@@ -114,6 +114,7 @@ describe('IdentityAllocator', () => {
     const alloc = new IdentityAllocator({ store: racing, random: () => 0 });
     const mine = await alloc.allocate(labels('mine'));
     expect(mine.id).toBe(257);
+    expect(alloc.stats).toMatchObject({ created: 1, claimsLost: 1 });
     expect((await alloc.lookupById(256))?.labels.hash).toBe(labels('other').hash);
   });
 
@@ -129,6 +130,7 @@ describe('IdentityAllocator', () => {
     const got = await alloc.allocate(set);
     expect(got.id).toBe(winner);
     expect(winner).not.toBe(256);
+    expect(alloc.stats).toMatchObject({ created: 0, mappingsLost: 1 });
     // Our claim on 256 was withdrawn.
     expect(await store.get(`${PREFIX}by-id/256`)).toBeNull();
     expect(await keysUnder(store, `${PREFIX}by-id/`)).toEqual([`${PREFIX}by-id/${winner}`]);
