@@ -172,8 +172,16 @@ export class IdentityAllocator {
   private async refreshTaken(): Promise<void> {
     this.taken.clear();
     const [ids, refs] = await Promise.all([this.store.list(this.keys.byIdPrefix()), this.store.list(this.keys.refsPrefix())]);
-    for (const kv of ids.items) this.taken.add(this.keys.idIn(this.keys.byIdPrefix(), kv.key));
-    for (const kv of refs.items) this.taken.add(this.keys.idIn(this.keys.refsPrefix(), kv.key));
+    // Stray keys that name no cluster id cannot block one; skip them.
+    const add = (base: string, key: string) => {
+      try {
+        this.taken.add(this.keys.idIn(base, key));
+      } catch (err) {
+        if (!(err instanceof IdentityCorruptError)) throw err;
+      }
+    };
+    for (const kv of ids.items) add(this.keys.byIdPrefix(), kv.key);
+    for (const kv of refs.items) add(this.keys.refsPrefix(), kv.key);
     for (const id of [...this.taken]) if (id < this.minId || id > this.maxId) this.taken.delete(id);
     this.listed = true;
   }

@@ -14,7 +14,7 @@
  *     tells the caller to allocate again.
  */
 import type { Lease, Store } from '../store/store.js';
-import { IdentityConflictError, IdentityReleasedError } from './errors.js';
+import { IdentityConflictError, IdentityCorruptError, IdentityReleasedError } from './errors.js';
 import type { LabelSet } from './labels.js';
 import { checkNodeName, encode, encodeById, IdentityKeys, parseById, type IdentityRecord } from './records.js';
 import { checkClusterId } from './reserved.js';
@@ -35,14 +35,7 @@ export class IdentityReferences {
     checkClusterId('id', id);
     checkNodeName(node);
     const refKey = this.keys.ref(id, node);
-    const created = await this.store.create(refKey, encode({ node }), { lease });
-    let refRevision = created.kv.modRevision;
-    if (!created.created && created.kv.lease !== lease.id) {
-      // A reference from this node's previous lease (an agent restart): move it to the new one.
-      const moved = await this.store.update(refKey, encode({ node }), created.kv.modRevision, { lease });
-      if (!moved.updated) return this.addReference(id, labels, node, lease);
-      refRevision = moved.kv!.modRevision;
-    }
+    const refRevision = await this.writeReference(refKey, id, node, lease);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const kv = await this.store.get(this.keys.byId(id));
       const record = kv ? parseById(this.keys, kv) : null;
@@ -57,6 +50,18 @@ export class IdentityReferences {
     throw new IdentityConflictError(MAX_ATTEMPTS, `Cannot reference identity ${id} from node "${node}": its record kept changing, retry later`);
   }
 
+  /** Creates the reference on `lease`, or moves an existing one (a previous lease) to it. */
+  private async writeReference(refKey: string, id: number, node: string, lease: Lease): Promise<string> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const created = await this.store.create(refKey, encode({ node }), { lease });
+      if (created.created || created.kv.lease === lease.id) return created.kv.modRevision;
+      // A reference from this node's previous lease (an agent restart): move it to the new one.
+      const moved = await this.store.update(refKey, encode({ node }), created.kv.modRevision, { lease });
+      if (moved.updated) return moved.kv!.modRevision;
+    }
+    throw new IdentityConflictError(MAX_ATTEMPTS, `Cannot reference identity ${id} from node "${node}": its reference kept changing, retry later`);
+  }
+
   /** Withdraws `node`'s reference to `id` (nothing happens if there is none). */
   async removeReference(id: number, node: string): Promise<boolean> {
     checkClusterId('id', id);
@@ -69,6 +74,12 @@ export class IdentityReferences {
     checkClusterId('id', id);
     const base = this.keys.refsOf(id);
     const list = await this.store.list(base);
-    return list.items.map((kv) => checkNodeName(kv.key.slice(base.length)));
+    return list.items.map((kv) => {
+      try {
+        return checkNodeName(kv.key.slice(base.length));
+      } catch (err) {
+        throw new IdentityCorruptError(kv.key, `Identity reference ${JSON.stringify(kv.key)} does not end in a node name: delete the key`, { cause: err });
+      }
+    });
   }
 }

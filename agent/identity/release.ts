@@ -14,7 +14,7 @@
  * The grace clock is the releaser's own (`now`); run one releaser per cluster.
  */
 import { ValidationError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { KeyValue, Store } from '../store/store.js';
 import { IdentityCorruptError } from './errors.js';
 import { encode, encodeById, IdentityKeys, parseById, parseByLabels, parseUnused } from './records.js';
 
@@ -54,8 +54,26 @@ export class IdentityReleaser {
       this.store.list(this.keys.refsPrefix()),
       this.store.list(this.keys.unusedPrefix()),
     ]);
-    const referenced = new Set(refs.items.map((kv) => this.keys.idIn(this.keys.refsPrefix(), kv.key)));
-    const marked = new Map(markers.items.map((kv) => [this.keys.idIn(this.keys.unusedPrefix(), kv.key), kv]));
+    // Keys that name no cluster id are reported, never acted on.
+    const idOf = (base: string, key: string): number | undefined => {
+      try {
+        return this.keys.idIn(base, key);
+      } catch (err) {
+        if (!(err instanceof IdentityCorruptError)) throw err;
+        report.corrupt.push(key);
+        return undefined;
+      }
+    };
+    const referenced = new Set<number>();
+    for (const kv of refs.items) {
+      const id = idOf(this.keys.refsPrefix(), kv.key);
+      if (id !== undefined) referenced.add(id);
+    }
+    const marked = new Map<number, KeyValue>();
+    for (const kv of markers.items) {
+      const id = idOf(this.keys.unusedPrefix(), kv.key);
+      if (id !== undefined) marked.set(id, kv);
+    }
 
     for (const kv of records.items) {
       let record;
@@ -79,7 +97,18 @@ export class IdentityReleaser {
         report.pending.push(id);
         continue;
       }
-      if (now - parseUnused(marker) < graceMs) {
+      let since: number;
+      try {
+        since = parseUnused(marker);
+      } catch (err) {
+        if (!(err instanceof IdentityCorruptError)) throw err;
+        // A damaged clock restarts the grace period rather than shortening it.
+        await this.store.update(marker.key, encode({ since: now }), marker.modRevision);
+        report.corrupt.push(marker.key);
+        report.pending.push(id);
+        continue;
+      }
+      if (now - since < graceMs) {
         report.pending.push(id);
         continue;
       }

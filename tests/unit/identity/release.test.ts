@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IdentityAllocator } from '../../../agent/identity/allocator.js';
-import { IdentityReleasedError } from '../../../agent/identity/errors.js';
+import { IdentityCorruptError, IdentityReleasedError } from '../../../agent/identity/errors.js';
 import { canonicalLabelSet, type LabelSet } from '../../../agent/identity/labels.js';
 import { encodeById } from '../../../agent/identity/records.js';
 import { IdentityReferences } from '../../../agent/identity/references.js';
@@ -180,6 +180,20 @@ describe('identity references and release', () => {
     expect(report.corrupt).toEqual([`${PREFIX}by-id/999`]);
     expect(report.pending).toEqual([a.id]);
     expect(await store.get(`${PREFIX}by-id/999`)).not.toBeNull();
+  });
+
+  it('reports stray reference keys and restarts the grace period on a damaged marker', async () => {
+    const { store, alloc, refs, releaser } = setup();
+    const a = await alloc.allocate(labels('a'));
+    await store.create(`${PREFIX}refs/not-an-id/worker-1`, Buffer.from('{}'));
+    await store.create(`${PREFIX}unused/${a.id}`, Buffer.from('{"v":1,"since":"yesterday"}'));
+    const first = await releaser.releaseUnused({ graceMs: GRACE, now: 5 * GRACE });
+    expect(first.corrupt.sort()).toEqual([`${PREFIX}refs/not-an-id/worker-1`, `${PREFIX}unused/${a.id}`].sort());
+    expect(first.pending).toEqual([a.id]);
+    expect((await releaser.releaseUnused({ graceMs: GRACE, now: 6 * GRACE - 1 })).released).toEqual([]);
+    expect((await releaser.releaseUnused({ graceMs: GRACE, now: 6 * GRACE })).released).toEqual([a.id]);
+    await store.create(`${PREFIX}refs/${a.id}/Bad_Node`, Buffer.from('{}'));
+    await expect(refs.nodesReferencing(a.id)).rejects.toBeInstanceOf(IdentityCorruptError);
   });
 
   it('validates its arguments', async () => {
