@@ -11,6 +11,7 @@
  */
 import { printTable, type ComparisonCase } from './lib/report.js';
 import { writeResults } from './lib/report.js';
+import { allocCases } from './identity-alloc.js';
 import { deriveCase, x25519Cases, type CryptoOptions } from './identity-crypto.js';
 
 interface Options extends CryptoOptions {
@@ -22,7 +23,7 @@ type CaseRunner = (o: Options) => Promise<ComparisonCase[]> | ComparisonCase[];
 const CASES: Record<string, CaseRunner> = {
   x25519: (o) => x25519Cases(o),
   derive: (o) => [deriveCase(o)],
-  // 'alloc': identity allocations per second against the real etcd (to be added).
+  alloc: (o) => allocCases(o),
   // 'svid': SVID issuance per second (to be added).
 };
 
