@@ -5,13 +5,13 @@
  * prints a table. Cases, each in its own file:
  *   - x25519: key generation and shared secret, node:crypto vs tweetnacl (bench/identity-crypto.ts)
  *   - derive: IPsec SA keys for 5,000 nodes × 20 identities (bench/identity-crypto.ts)
- *   - identity allocations per second against the real etcd, and SVID issuance per second:
- *     not written yet — add them as further entries of CASES below, each in a bench/identity-*.ts
- *     of its own (issue 4 §Benchmark).
+ *   - alloc: identity allocations per second against a real etcd (bench/identity-alloc.ts)
+ *   - svid: SVID issuance per second against openssl (bench/identity-svid.ts)
  */
 import { printTable, type ComparisonCase } from './lib/report.js';
 import { writeResults } from './lib/report.js';
 import { allocCases } from './identity-alloc.js';
+import { svidCase } from './identity-svid.js';
 import { deriveCase, x25519Cases, type CryptoOptions } from './identity-crypto.js';
 
 interface Options extends CryptoOptions {
@@ -24,7 +24,7 @@ const CASES: Record<string, CaseRunner> = {
   x25519: (o) => x25519Cases(o),
   derive: (o) => [deriveCase(o)],
   alloc: (o) => allocCases(o),
-  // 'svid': SVID issuance per second (to be added).
+  svid: async (o) => [await svidCase(o)],
 };
 
 function parseArgs(args: string[]): Options {
