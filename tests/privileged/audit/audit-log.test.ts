@@ -9,7 +9,7 @@ import type { AuditEvent } from '../../../agent/audit/events.js';
 import { publicKeyFingerprint } from '../../../agent/audit/fingerprint.js';
 import { keyObjectSigner } from '../../../agent/audit/signer.js';
 import { verifyAuditFile } from '../../../agent/audit/verify.js';
-import { OpensslPki, type Issued, type TestCa } from './openssl-pki.js';
+import { OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';
 
 let pki: OpensslPki;
 let ca: TestCa;

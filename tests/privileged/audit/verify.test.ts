@@ -12,7 +12,7 @@ import { checkpointMessage, lineHash, type CheckpointFields } from '../../../age
 import { keyObjectSigner, type CheckpointSigner } from '../../../agent/audit/signer.js';
 import { verifyAuditFile, type AuditVerifyResult } from '../../../agent/audit/verify.js';
 import { projectRoot } from '../../../agent/project-root.js';
-import { OpensslPki, type Issued, type KeyAlg, type TestCa } from './openssl-pki.js';
+import { OpensslPki, type Issued, type KeyAlg, type TestCa } from '../../support/openssl-pki.js';
 
 let pki: OpensslPki;
 let n = 0;

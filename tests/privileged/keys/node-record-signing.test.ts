@@ -7,12 +7,12 @@ import type { NodeRecord } from '../../../agent/keys/node-record.js';
 import { nodeRecordSigningBytes, serializeSignedNodeRecord, signNodeRecord, type SignedNodeRecord } from '../../../agent/keys/node-record-sign.js';
 import { NodeRecordVerifier, verifyNodeRecord, type VerifyNodeRecordOptions } from '../../../agent/keys/node-record-verify.js';
 import { sampleRecord } from '../../unit/keys/sample-record.js';
-import { openssl, TestPki, type Issued } from './openssl-pki.js';
+import { openssl, OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';
 
-let pki: TestPki;
-let ca: Issued;
-let ca2: Issued;
-let rogueCa: Issued;
+let pki: OpensslPki;
+let ca: TestCa;
+let ca2: TestCa;
+let rogueCa: TestCa;
 let nodeA: Issued;
 let nodeAEd: Issued;
 let nodeB: Issued;
@@ -21,15 +21,15 @@ let nodeAByRogue: Issued;
 
 
 beforeAll(() => {
-  pki = new TestPki();
-  ca = pki.ca('veil-ca');
-  ca2 = pki.ca('veil-ca-next', 'ed25519');
-  rogueCa = pki.ca('veil-ca'); // same name, different key
-  nodeA = pki.node(ca, 'node-a');
-  nodeAEd = pki.node(ca, 'node-a', 'ed25519');
-  nodeB = pki.node(ca, 'node-b');
-  nodeAUnderCa2 = pki.node(ca2, 'node-a');
-  nodeAByRogue = pki.node(rogueCa, 'node-a');
+  pki = new OpensslPki();
+  ca = pki.createCa('veil-ca', 'p256');
+  ca2 = pki.createCa('veil-ca-next', 'ed25519');
+  rogueCa = pki.createCa('veil-ca', 'p256'); // same name, different key
+  nodeA = pki.issueNode(ca, 'node-a', 'p256');
+  nodeAEd = pki.issueNode(ca, 'node-a', 'ed25519');
+  nodeB = pki.issueNode(ca, 'node-b', 'p256');
+  nodeAUnderCa2 = pki.issueNode(ca2, 'node-a', 'p256');
+  nodeAByRogue = pki.issueNode(rogueCa, 'node-a', 'p256');
 });
 afterAll(() => pki?.cleanup());
 
@@ -77,7 +77,7 @@ describe('signed node records', () => {
   it('produces signatures that openssl verifies over the documented bytes', () => {
     for (const who of [nodeA, nodeAEd]) {
       const s = signed(rec(), who);
-      const dir = pki.dir;
+      const dir = pki.root;
       const data = join(dir, 'record.bin');
       const sig = join(dir, 'record.sig');
       const pub = join(dir, 'node.pub');

@@ -1,7 +1,8 @@
 /**
- * A throwaway PKI made with the real `openssl` tool for the audit tests: CAs and node
- * certificates (ECDSA P-256 or Ed25519), including certificates that expired or are not yet
- * valid (`openssl ca -startdate/-enddate`). Fails saying what to install when openssl is missing.
+ * A throwaway PKI made with the real `openssl` tool for tests that must not trust our own
+ * certificate code (audit checkpoints, node records): CAs and node certificates (ECDSA P-256 or
+ * Ed25519, subject CN=<node>), including certificates that expired or are not yet valid
+ * (`openssl ca -startdate/-enddate`). Fails saying what to install when openssl is missing.
  */
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -15,6 +16,7 @@ export interface Issued {
   certPem: string;
   certPath: string;
   keyPem: string;
+  keyPath: string;
   key: KeyObject;
 }
 
@@ -26,7 +28,8 @@ export interface TestCa {
   dir: string;
 }
 
-function openssl(args: string[], cwd?: string): string {
+/** Runs openssl and returns its standard output. */
+export function openssl(args: string[], cwd?: string): string {
   try {
     return execFileSync('openssl', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
@@ -59,7 +62,8 @@ export class OpensslPki {
   }
 
   createCa(name: string, alg: KeyAlg): TestCa {
-    const dir = join(this.root, name);
+    // Two CAs may share a name (a rogue CA impersonating the real one): each gets its own dir.
+    const dir = join(this.root, `${name}-${++this.n}`);
     mkdirSync(dir, { recursive: true });
     const keyPath = join(dir, 'ca.key');
     const certPath = join(dir, 'ca.pem');
@@ -116,6 +120,6 @@ export class OpensslPki {
       { env: { ...process.env, VEIL_TEST_SAN: `DNS:${node}` }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const keyPem = readFileSync(keyPath, 'utf8');
-    return { certPem: readFileSync(certPath, 'utf8'), certPath, keyPem, key: createPrivateKey(keyPem) };
+    return { certPem: readFileSync(certPath, 'utf8'), certPath, keyPem, keyPath, key: createPrivateKey(keyPem) };
   }
 }
