@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
 import { StoreLeaseLostError } from './errors.js';
 import { toStoreError } from './etcd-errors.js';
+import { LeaseLifecycle } from './lease-lifecycle.js';
 import type { Lease } from './store.js';
 
 type LeaseStream = Awaited<ReturnType<etcd3.LeaseClient['leaseKeepAlive']>>;
@@ -27,9 +28,7 @@ export interface EtcdLeaseContext {
 }
 
 export class EtcdLease implements Lease {
-  private state: 'alive' | 'lost' | 'revoked' = 'alive';
-  private readonly lostHandlers: Array<(err: Error) => void> = [];
-  private lostError: Error | undefined;
+  private readonly life: LeaseLifecycle;
   private stream: LeaseStream | undefined;
   private opening = false;
   /** Send times of the keep-alives not yet answered on the current stream, oldest first. */
@@ -45,6 +44,7 @@ export class EtcdLease implements Lease {
     readonly ttlSeconds: number,
     grantSentAt: number,
   ) {
+    this.life = new LeaseLifecycle(id);
     this.backoff = new Backoff(100, ctx.maxBackoffMs);
     this.deadline = this.armDeadline(grantSentAt);
     this.ticker = setInterval(() => this.keepAlive(), Math.max(100, (ttlSeconds * 1000) / 3));
@@ -53,12 +53,7 @@ export class EtcdLease implements Lease {
   }
 
   onLost(fn: (err: Error) => void): void {
-    if (this.lostError) {
-      const err = this.lostError;
-      queueMicrotask(() => fn(err));
-    } else if (this.state === 'alive') {
-      this.lostHandlers.push(fn);
-    }
+    this.life.onLost(fn);
   }
 
   /**
@@ -66,8 +61,7 @@ export class EtcdLease implements Lease {
    * reached the call rejects, and the keys go when the TTL lapses.
    */
   async revoke(): Promise<void> {
-    if (this.state !== 'alive') return;
-    this.state = 'revoked';
+    if (!this.life.revoke()) return;
     this.stop();
     try {
       await this.ctx.leaseClient.leaseRevoke({ ID: this.id }, { deadline: Date.now() + this.ctx.requestTimeoutMs });
@@ -84,7 +78,7 @@ export class EtcdLease implements Lease {
 
   /** True when the lease can still have keys attached. */
   get alive(): boolean {
-    return this.state === 'alive';
+    return this.life.alive;
   }
 
   /** Stops refreshing without revoking (the store closing); the lease lapses at its TTL. */
@@ -97,7 +91,7 @@ export class EtcdLease implements Lease {
   }
 
   private keepAlive(): void {
-    if (this.state !== 'alive' || !this.stream) return;
+    if (!this.life.alive || !this.stream) return;
     this.unanswered.push(Date.now());
     try {
       this.stream.write({ ID: this.id });
@@ -107,12 +101,12 @@ export class EtcdLease implements Lease {
   }
 
   private openStream(): void {
-    if (this.state !== 'alive' || this.stream || this.opening) return;
+    if (!this.life.alive || this.stream || this.opening) return;
     this.opening = true;
     this.ctx.leaseClient.leaseKeepAlive().then(
       (stream) => {
         this.opening = false;
-        if (this.state !== 'alive') {
+        if (!this.life.alive) {
           stream.on('error', () => undefined);
           stream.cancel();
           return;
@@ -132,7 +126,7 @@ export class EtcdLease implements Lease {
   }
 
   private answered(stream: LeaseStream, ttl: string): void {
-    if (stream !== this.stream || this.state !== 'alive') return;
+    if (stream !== this.stream || !this.life.alive) return;
     const sentAt = this.unanswered.shift() ?? Date.now();
     if (ttl === '0' || Number(ttl) <= 0) {
       this.lose(`Lease "${this.id}" expired in etcd and its keys were deleted: grant a new lease and write them again`);
@@ -161,7 +155,7 @@ export class EtcdLease implements Lease {
   }
 
   private scheduleReopen(): void {
-    if (this.state !== 'alive' || this.reopen) return;
+    if (!this.life.alive || this.reopen) return;
     this.reopen = setTimeout(() => {
       this.reopen = undefined;
       this.openStream();
@@ -182,22 +176,14 @@ export class EtcdLease implements Lease {
   }
 
   private lose(message: string): void {
-    if (this.state !== 'alive') return;
-    this.state = 'lost';
+    const err = this.life.lose(message);
+    if (!err) return;
     this.stop();
-    const err = new StoreLeaseLostError(this.id, message);
-    this.lostError = err;
     this.ctx.log?.warn({ lease: this.id, err }, 'Store lease lost');
     // Best effort: if etcd still holds the lease (we were cut off, it was not), drop its keys now.
     this.ctx.leaseClient
       .leaseRevoke({ ID: this.id }, { deadline: Date.now() + this.ctx.requestTimeoutMs })
       .catch(() => undefined);
-    for (const fn of this.lostHandlers.splice(0)) {
-      try {
-        fn(err);
-      } catch {
-        // A failing handler must not stop the others.
-      }
-    }
+    this.life.notifyLost(err);
   }
 }

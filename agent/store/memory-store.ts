@@ -9,6 +9,7 @@
 import { ValidationError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { StoreClosedError, StoreLeaseLostError, StoreUnavailableError } from './errors.js';
+import { LeaseLifecycle } from './lease-lifecycle.js';
 import { keyOf, MemoryBackend, type BackendSubscriber } from './memory-backend.js';
 import type { KeyValue, Lease, ListResult, Store, Watch, WatchEvent, WatchHandlers, WatchOptions } from './store.js';
 import { checkHandlers, checkKey, checkRevision, checkTtl, checkValue } from './validate.js';
@@ -187,9 +188,7 @@ class MemoryWatch implements Watch, BackendSubscriber {
 }
 
 class MemoryLease implements Lease {
-  private state: 'alive' | 'lost' | 'revoked' = 'alive';
-  private readonly lostHandlers: Array<(err: Error) => void> = [];
-  private lostError: Error | undefined;
+  private readonly life: LeaseLifecycle;
   private readonly refresher: NodeJS.Timeout;
   private deadline: NodeJS.Timeout;
 
@@ -198,6 +197,7 @@ class MemoryLease implements Lease {
     readonly id: string,
     readonly ttlSeconds: number,
   ) {
+    this.life = new LeaseLifecycle(id);
     this.refresher = setInterval(() => this.refresh(), Math.max(100, (ttlSeconds * 1000) / 3));
     this.refresher.unref();
     this.deadline = this.armDeadline(Date.now());
@@ -209,22 +209,16 @@ class MemoryLease implements Lease {
 
   /** True while the lease is refreshed (not lost, not revoked). */
   get alive(): boolean {
-    return this.state === 'alive';
+    return this.life.alive;
   }
 
   onLost(fn: (err: Error) => void): void {
-    if (this.lostError) {
-      const err = this.lostError;
-      queueMicrotask(() => fn(err));
-    } else if (this.state === 'alive') {
-      this.lostHandlers.push(fn);
-    }
+    this.life.onLost(fn);
   }
 
   /** Stops refreshing, then revokes; if the store is unreachable this rejects and the lease lapses at its TTL. */
   async revoke(): Promise<void> {
-    if (this.state !== 'alive') return;
-    this.state = 'revoked';
+    if (!this.life.revoke()) return;
     this.stop();
     this.store.ensureReachable('revoke lease');
     this.store.backend.revokeLease(this.id);
@@ -238,7 +232,7 @@ class MemoryLease implements Lease {
   }
 
   private refresh(): void {
-    if (this.state !== 'alive' || !this.store.reachable) return; // the deadline decides
+    if (!this.life.alive || !this.store.reachable) return; // the deadline decides
     const sentAt = Date.now();
     if (this.store.backend.refreshLease(this.id) === 0) {
       this.lose(`Lease "${this.id}" expired in the store and its keys were deleted: grant a new lease and write them again`);
@@ -261,20 +255,12 @@ class MemoryLease implements Lease {
   }
 
   private lose(message: string): void {
-    if (this.state !== 'alive') return;
-    this.state = 'lost';
+    const err = this.life.lose(message);
+    if (!err) return;
     this.stop();
-    const err = new StoreLeaseLostError(this.id, message);
-    this.lostError = err;
     // The backend may still hold the lease (cut off, not expired): make sure its keys go.
     if (this.store.reachable) this.store.backend.revokeLease(this.id);
-    for (const fn of this.lostHandlers.splice(0)) {
-      try {
-        fn(err);
-      } catch {
-        // A failing handler must not stop the others.
-      }
-    }
+    this.life.notifyLost(err);
   }
 }
 
