@@ -8,6 +8,7 @@
  *   - alloc: identity allocations per second against a real etcd (bench/identity-alloc.ts)
  *   - svid: SVID issuance per second against openssl (bench/identity-svid.ts)
  */
+import { parseBenchArgs } from './lib/args.js';
 import { printTable, type ComparisonCase } from './lib/report.js';
 import { writeResults } from './lib/report.js';
 import { allocCases } from './identity-alloc.js';
@@ -28,34 +29,18 @@ const CASES: Record<string, CaseRunner> = {
 };
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { reps: 7, ops: 2000, nodes: 5000, identities: 20, baselinePairs: 5000, only: new Set(Object.keys(CASES)) };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`Option ${a} needs a value`);
-      return v;
-    };
-    const count = (min: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new Error(`Invalid ${a} "${v}": use an integer >= ${min}`);
-      return n;
-    };
-    if (a === '--reps') o.reps = count(1);
-    else if (a === '--ops') o.ops = count(1);
-    else if (a === '--nodes') o.nodes = count(1);
-    else if (a === '--identities') o.identities = count(1);
-    else if (a === '--baseline-pairs') o.baselinePairs = count(1);
-    else if (a === '--only') {
-      const v = value();
-      const names = v.split(',');
-      const bad = names.filter((n) => !(n in CASES));
-      if (bad.length) throw new Error(`Invalid --only "${v}": use a comma-separated list of ${Object.keys(CASES).join(', ')}`);
-      o.only = new Set(names);
-    } else throw new Error(`Unknown option "${a}": use --reps N, --only ${Object.keys(CASES).join(',')}, --ops N, --nodes N, --identities N, --baseline-pairs N`);
-  }
-  return o;
+  const { counts, only } = parseBenchArgs(args, {
+    counts: { reps: 7, ops: 2000, nodes: 5000, identities: 20, 'baseline-pairs': 5000 },
+    cases: Object.keys(CASES),
+  });
+  return {
+    reps: counts.reps!,
+    ops: counts.ops!,
+    nodes: counts.nodes!,
+    identities: counts.identities!,
+    baselinePairs: counts['baseline-pairs']!,
+    only,
+  };
 }
 
 export async function run(args: string[]): Promise<void> {

@@ -17,6 +17,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { addRoutes, encodeRoutes } from '../agent/netlink/route.js';
 import { addPolicies, encodePolicies } from '../agent/xfrm/policy.js';
+import { parseBenchArgs } from './lib/args.js';
 import { compare, median, printTable, round, writeResults, type ComparisonCase } from './lib/report.js';
 import { addNetns, deleteNetns, requireTool, sh, timeCall, timeCommand, type Timed } from './netlink-host.js';
 import { policies, ROUTE_DEV, routes, type Objects } from './netlink-objects.js';
@@ -36,35 +37,20 @@ interface Options {
 const CASES = ['routes', 'xfrm', 'wireguard'];
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { reps: 9, vmReps: 5, only: new Set(CASES), vm: false, routes: 10_000, policies: 10_000, peers: 5_000 };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`Option ${a} needs a value`);
-      return v;
-    };
-    const count = (min: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new Error(`Invalid ${a} "${v}": use an integer >= ${min}`);
-      return n;
-    };
-    if (a === '--reps') o.reps = count(1);
-    else if (a === '--vm') o.vm = true;
-    else if (a === '--vm-reps') o.vmReps = count(1);
-    else if (a === '--routes') o.routes = count(1);
-    else if (a === '--policies') o.policies = count(1);
-    else if (a === '--peers') o.peers = count(1);
-    else if (a === '--only') {
-      const v = value();
-      const names = v.split(',');
-      const bad = names.filter((n) => !CASES.includes(n));
-      if (bad.length) throw new Error(`Invalid --only "${v}": use a comma-separated list of ${CASES.join(', ')}`);
-      o.only = new Set(names);
-    } else throw new Error(`Unknown option "${a}": use --reps N, --only ${CASES.join(',')}, --vm, --vm-reps N, --routes N, --policies N, --peers N`);
-  }
-  return o;
+  const { counts, flags, only } = parseBenchArgs(args, {
+    counts: { reps: 9, 'vm-reps': 5, routes: 10_000, policies: 10_000, peers: 5_000 },
+    flags: ['vm'],
+    cases: CASES,
+  });
+  return {
+    reps: counts.reps!,
+    vmReps: counts['vm-reps']!,
+    only,
+    vm: flags.has('vm'),
+    routes: counts.routes!,
+    policies: counts.policies!,
+    peers: counts.peers!,
+  };
 }
 
 /**
