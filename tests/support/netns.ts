@@ -6,6 +6,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { afterEach } from 'vitest';
 
 const execFileP = promisify(execFile);
 
@@ -70,6 +71,16 @@ export class NetnsSet {
       await run('ip', ['netns', 'del', n]).catch(() => undefined);
     }
   }
+}
+
+/**
+ * A namespace factory for one test file: every namespace it creates is removed after the test
+ * that created it. Call at module level.
+ */
+export function netnsPerTest(prefix = 'vt'): () => Promise<string> {
+  const set = new NetnsSet();
+  afterEach(() => set.cleanup());
+  return () => set.add(prefix);
 }
 
 /** Joins two namespaces with a veth pair and gives each end an address. */

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../../agent/errors.js';
 import {
   addPolicies,
@@ -10,18 +10,10 @@ import {
   updatePolicies,
 } from '../../../agent/xfrm/policy.js';
 import type { XfrmPolicyConfig } from '../../../agent/xfrm/types.js';
-import { NetnsSet, run } from '../../support/netns.js';
+import { netnsPerTest, run } from '../../support/netns.js';
 import { ipXfrmPolicies, requireIp, type IpPolicy } from './ip-xfrm-text.js';
 
-const sets: NetnsSet[] = [];
-async function freshNetns(): Promise<string> {
-  const set = new NetnsSet();
-  sets.push(set);
-  return set.add('vx');
-}
-afterEach(async () => {
-  for (const s of sets.splice(0)) await s.cleanup();
-});
+const freshNetns = netnsPerTest('vx');
 beforeAll(requireIp);
 
 /** What `ip xfrm policy` must print for a policy we installed. */

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { NetlinkError } from '../../../agent/errors.js';
 import {
   addStates,
@@ -11,22 +11,14 @@ import {
   updateStates,
 } from '../../../agent/xfrm/state.js';
 import type { XfrmStateConfig } from '../../../agent/xfrm/types.js';
-import { NetnsSet } from '../../support/netns.js';
+import { netnsPerTest } from '../../support/netns.js';
 import { ipXfrmStateText, requireIp } from './ip-xfrm-text.js';
 
 // The host kernel has no ESP and no AEAD crypto (ENVIRONMENT.md): every state is refused. These
 // tests pin down the exact typed error and that nothing is half-applied; ESP with real traffic is
 // the VM tier's job.
 
-const sets: NetnsSet[] = [];
-async function freshNetns(): Promise<string> {
-  const set = new NetnsSet();
-  sets.push(set);
-  return set.add('vx');
-}
-afterEach(async () => {
-  for (const s of sets.splice(0)) await s.cleanup();
-});
+const freshNetns = netnsPerTest('vx');
 beforeAll(requireIp);
 
 const gcm = (spi: number, over: Partial<XfrmStateConfig> = {}): XfrmStateConfig => ({
