@@ -1,4 +1,3 @@
-import { hasCode } from '../errors.js';
 import { addLinks, deleteLinks, findLink } from '../netlink/link.js';
 import type { WgLinkOps } from './backend.js';
 
@@ -9,12 +8,7 @@ export const netlinkLinkOps: WgLinkOps = {
     await deleteLinks([name], { netns });
   },
   async linkInfo(name, netns) {
-    try {
-      const link = await findLink(name, { netns });
-      return link ? { ifindex: link.ifindex, kind: link.kind } : null;
-    } catch (err) {
-      if (hasCode(err, 'ENODEV')) return null;
-      throw err;
-    }
+    const link = await findLink(name, { netns });
+    return link ? { ifindex: link.ifindex, kind: link.kind } : null;
   },
 };
