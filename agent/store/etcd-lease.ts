@@ -8,7 +8,7 @@
  */
 import type etcd3 from 'etcd3';
 import type { Logger } from '../log/logger.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
 import { StoreLeaseLostError } from './errors.js';
 import { toStoreError } from './etcd-errors.js';
 import { LeaseLifecycle } from './lease-lifecycle.js';

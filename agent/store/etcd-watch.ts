@@ -13,7 +13,7 @@
  */
 import type etcd3 from 'etcd3';
 import type { Logger } from '../log/logger.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
 import { StoreCompactedError, StoreRequestError } from './errors.js';
 import { isTransient, toStoreError, unavailable } from './etcd-errors.js';
 import { kvFromEtcd, prefixRangeEnd } from './etcd-kv.js';

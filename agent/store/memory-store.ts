@@ -7,7 +7,7 @@
  * `new MemoryStore(other.backend)` is another client of the same one (another agent).
  */
 import { ValidationError } from '../errors.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
 import { StoreClosedError, StoreLeaseLostError, StoreUnavailableError } from './errors.js';
 import { LeaseLifecycle } from './lease-lifecycle.js';
 import { keyOf, MemoryBackend, type BackendSubscriber } from './memory-backend.js';

@@ -1,5 +1,5 @@
 /**
- * Bounded exponential backoff with jitter for the store's reconnect loops (watch streams, lease
+ * Bounded exponential backoff with jitter for reconnect and retry loops (store watch streams, lease
  * keep-alives): 100 ms doubling up to a cap (2 s by default), ±20 % jitter so that many agents
  * reconnecting to a restarted etcd do not arrive in step. `reset()` after a success.
  */
