@@ -25,17 +25,6 @@ export const MIN_TTL_MS = 60_000;
 /** Longest lifetime Veil issues (the CA's 10 years plus a margin). */
 export const MAX_TTL_MS = 20 * 365 * DAY;
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: HOUR, d: DAY };
-
-/** Parses "90s", "30m", "1h", "7d" (also as a sum: "1h30m") into milliseconds. */
-export function parseDuration(value: string, field: string): number {
-  const m = /^(?:\d{1,7}[smhd])+$/.test(value) ? value.match(/\d+[smhd]/g) : null;
-  if (!m) {
-    throw new ValidationError(field, `Invalid duration "${value.slice(0, 40)}": use a number and a unit s, m, h or d, e.g. "1h" or "7d"`);
-  }
-  return m.reduce((sum, part) => sum + Number(part.slice(0, -1)) * (UNITS[part.slice(-1)] as number), 0);
-}
-
 export function validateTtl(ttlMs: unknown, field: string): number {
   if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) {
     throw new ValidationError(field, `Invalid lifetime ${String(ttlMs)} ms: use a whole number of ms between ${MIN_TTL_MS} (1 min) and ${MAX_TTL_MS} (20 years)`);

@@ -25,7 +25,7 @@ import { readChainTail, parseChainPosition } from './chain-tail.js';
 import { AuditLogError, AuditSignerError } from './errors.js';
 import { validateAuditEvent, checkNodeName, type AuditEvent } from './events.js';
 import { lockFile, type FileLock } from './file-lock.js';
-import { certificateFingerprint } from './fingerprint.js';
+import { certificateFingerprint } from '../keys/fingerprint.js';
 import { assertNoKeyMaterial } from './key-material-guard.js';
 import {
   AUDIT_FORMAT_VERSION,

@@ -11,7 +11,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { AuditSignatureError, AuditTrustError } from './errors.js';
-import { certificateFingerprint } from './fingerprint.js';
+import { certificateFingerprint } from '../keys/fingerprint.js';
 import type { SignatureAlgorithm } from './line-format.js';
 import { signatureAlgorithmOf, verifySignature, type CheckpointToVerify, type CheckpointVerifier } from './signer.js';
 

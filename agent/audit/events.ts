@@ -6,7 +6,7 @@
  * No variant has room for key material: keys and certificates appear as fingerprints only.
  */
 import { AuditEventError } from './errors.js';
-import { isFingerprint } from './fingerprint.js';
+import { isFingerprint } from '../keys/fingerprint.js';
 import { ISO_TIME } from './line-format.js';
 
 /** Which key: a node key (WireGuard static key / IPsec node key) or an identity key. */

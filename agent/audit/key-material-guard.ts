@@ -18,7 +18,7 @@
  */
 import { KeyObject } from 'node:crypto';
 import { AuditKeyMaterialError } from './errors.js';
-import { FINGERPRINT_RE } from './fingerprint.js';
+import { FINGERPRINT_RE } from '../keys/fingerprint.js';
 
 const MAX_DEPTH = 8;
 const SECRET_NAME = /private|secret|psk|preshared|password|token/i;

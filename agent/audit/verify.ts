@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { AuditEventError, AuditSignatureError } from './errors.js';
 import { checkNodeName, validateAuditEvent } from './events.js';
-import { certificateFingerprint, isFingerprint } from './fingerprint.js';
+import { certificateFingerprint, isFingerprint } from '../keys/fingerprint.js';
 import { linesOfBuffer, linesOfFile, type RawLine } from './line-reader.js';
 import {
   AUDIT_FORMAT_VERSION,

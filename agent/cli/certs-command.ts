@@ -22,10 +22,14 @@ import { signingTrustDomain } from '../../certs/profile.js';
 import { issueSvid, loadNodeCredentials, nodeCredentials } from '../../certs/svid.js';
 import { TrustBundle } from '../../certs/trust-bundle.js';
 import { validateTrustDomain } from '../../certs/spiffe-id.js';
-import { DEFAULT_CLOCK_SKEW_MS, parseDuration, validateClockSkew } from '../../certs/validity.js';
+import { DEFAULT_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS, MAX_TTL_MS, MIN_TTL_MS } from '../../certs/validity.js';
+import { parseDuration } from '../config/duration.js';
 import { verifyNodeCertificate, verifySvid } from '../../certs/verify.js';
 import { validatePath } from '../../certs/chain.js';
 import type { Command } from './commands.js';
+
+/** Lifetimes on the command line: the bounds of every certificate Veil issues. */
+const TTL_BOUNDS = { minMs: MIN_TTL_MS, maxMs: MAX_TTL_MS };
 
 const USAGE = `Usage: veil certs <command> [options]
 
@@ -116,7 +120,7 @@ async function init(args: string[]): Promise<number> {
       keyWhat: `CA private key "${keyPath}"`,
     });
   } else {
-    const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+    const ttlMs = values.ttl !== undefined ? parseDuration('--ttl', values.ttl, TTL_BOUNDS) : undefined;
     ca = await createClusterCa({ trustDomain, ...(ttlMs !== undefined ? { ttlMs } : {}) });
   }
   await writePrivateKeyFile(p.caKey, privateKeyToPem(ca.privateKey));
@@ -132,7 +136,7 @@ async function issueNode(args: string[]): Promise<number> {
   const { values } = parse('issue-node', args, { dir: { type: 'string' }, node: { type: 'string' }, ttl: { type: 'string' }, csr: { type: 'string' } });
   const dir = required(values, 'dir', 'issue-node');
   const nodeName = required(values, 'node', 'issue-node');
-  const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+  const ttlMs = values.ttl !== undefined ? parseDuration('--ttl', values.ttl, TTL_BOUNDS) : undefined;
   const paths = nodePaths(dir, nodeName);
   const ca = await loadCa(dir);
   let csrPem: string | Buffer;
@@ -168,7 +172,7 @@ async function issueSvidCommand(args: string[]): Promise<number> {
   const nodeName = required(values, 'node', 'issue-svid');
   const namespace = required(values, 'namespace', 'issue-svid');
   const serviceAccount = required(values, 'service-account', 'issue-svid');
-  const ttlMs = values.ttl !== undefined ? parseDuration(values.ttl as string, '--ttl') : undefined;
+  const ttlMs = values.ttl !== undefined ? parseDuration('--ttl', values.ttl, TTL_BOUNDS) : undefined;
   const np = nodePaths(dir, nodeName);
   const sp = svidPaths(dir, nodeName, namespace, serviceAccount);
   const hint = `run "veil certs issue-node --dir ${dir} --node ${nodeName}" first`;
@@ -203,7 +207,7 @@ async function verify(args: string[]): Promise<number> {
   for (const p of (values.chain as string[] | undefined) ?? []) {
     intermediates.push(...readCertificatesPem(await readInputFile(p, 'chain file', 'pass the issuing certificates'), `chain "${p}"`));
   }
-  const clockSkewMs = values['clock-skew'] !== undefined ? validateClockSkew(parseDuration(values['clock-skew'] as string, '--clock-skew'), '--clock-skew') : undefined;
+  const clockSkewMs = values['clock-skew'] !== undefined ? parseDuration('--clock-skew', values['clock-skew'], { minMs: 0, maxMs: MAX_CLOCK_SKEW_MS }) : undefined;
   let trustDomain = values['trust-domain'] as string | undefined;
   if (trustDomain === undefined) {
     const tds = new Set(bundle.cas.map((c) => signingTrustDomain(c)).filter((t) => t !== undefined));

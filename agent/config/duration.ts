@@ -1,5 +1,5 @@
 /**
- * Durations in configuration: "90s", "15m", "1h30m", "24h", "500ms" (Go/Kubernetes style, as Helm
+ * The one duration parser (configuration, Helm values, CLI flags such as "veil certs --ttl"): "90s", "15m", "1h30m", "24h", "500ms" (Go/Kubernetes style, as Helm
  * values carry them) or a number of milliseconds. Bounded so a typo cannot schedule work in
  * microseconds or never.
  */

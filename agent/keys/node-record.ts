@@ -27,7 +27,17 @@ export interface NodeRecordKey {
   generation: number;
   /** X25519 public key, base64 (44 characters, as `wg pubkey` prints). */
   publicKey: string;
+  /**
+   * Where the generation is in its rotation (docs/keys.md §Rotation as implemented): "pending" —
+   * published, peers install receive state and acknowledge, nobody sends with it yet; "active" —
+   * the generation the node sends with, peers move to it; "superseded" — the previous active
+   * generation, still accepted until every peer moved. At most one of each per key slot.
+   */
+  state: NodeRecordKeyState;
 }
+
+export type NodeRecordKeyState = 'pending' | 'active' | 'superseded';
+export const NODE_RECORD_KEY_STATES: readonly NodeRecordKeyState[] = ['pending', 'active', 'superseded'];
 
 export interface NodeRecord {
   version: 1;
@@ -50,7 +60,7 @@ const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const RECORD_MEMBERS = ['version', 'name', 'addresses', 'podCidrs', 'bootId', 'keys', 'issuedAt', 'sequence'];
-const KEY_MEMBERS = ['kind', 'identity', 'generation', 'publicKey'];
+const KEY_MEMBERS = ['kind', 'identity', 'generation', 'publicKey', 'state'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -119,9 +129,15 @@ export function validateNodeRecord(raw: unknown): NodeRecord {
     const g = k.generation;
     if (typeof g !== 'number' || !Number.isInteger(g) || g < 1 || g > 0xffffffff) bad(`${f}.generation`, `got ${quote(g)}; use an integer from 1 to 4294967295`);
     if (typeof k.publicKey !== 'string' || !KEY_RE.test(k.publicKey)) bad(`${f}.publicKey`, 'expected 44 characters of base64 encoding a 32-byte X25519 public key');
+    if (typeof k.state !== 'string' || !(NODE_RECORD_KEY_STATES as readonly string[]).includes(k.state)) {
+      bad(`${f}.state`, `got ${quote(k.state)}; use ${NODE_RECORD_KEY_STATES.map((x) => `"${x}"`).join(', ')}`);
+    }
     const id2 = `${k.kind}/${id}/${g}`;
     if (keySeen.has(id2)) bad(f, `a second ${k.kind} key with identity ${id} and generation ${g}`);
     keySeen.add(id2);
+    const slotState = `${k.kind}/${id}/${String(k.state)}`;
+    if (keySeen.has(slotState)) bad(`${f}.state`, `a second ${String(k.state)} generation of the ${k.kind} key with identity ${id}; a key slot has at most one pending, one active and one superseded generation`);
+    keySeen.add(slotState);
   });
   if (!r.keys || !(r.keys as NodeRecordKey[]).some((k) => k.kind === 'node')) bad('keys', 'has no node key; publish at least one key of kind "node"');
 

@@ -10,9 +10,10 @@
  * forms show only the public key's fingerprint: logging one, or putting one in an error, cannot
  * leak it. The raw bytes come out only through the explicit exportRaw().
  */
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { KeyMaterialError } from './errors.js';
+import { publicKeyFingerprint } from './fingerprint.js';
 
 export const X25519_KEY_LEN = 32;
 
@@ -37,10 +38,6 @@ function rawKey(value: unknown, field: string, what: string): Buffer {
   return Buffer.from(value);
 }
 
-/** "sha256:" + the first 16 bytes of SHA-256 over the raw public key, in hex. Safe to log. */
-export function publicKeyFingerprint(raw: Uint8Array): string {
-  return `sha256:${createHash('sha256').update(raw).digest('hex').slice(0, 32)}`;
-}
 
 /** An X25519 public key: the raw 32 bytes, with its OpenSSL form made once on first use. */
 export class X25519PublicKey {

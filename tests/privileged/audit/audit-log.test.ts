@@ -6,7 +6,7 @@ import { openAuditLog, type AuditLogOptions } from '../../../agent/audit/audit-l
 import { createCaVerifier } from '../../../agent/audit/ca-verifier.js';
 import { AuditKeyMaterialError, AuditLogError, AuditSignerError } from '../../../agent/audit/errors.js';
 import type { AuditEvent } from '../../../agent/audit/events.js';
-import { publicKeyFingerprint } from '../../../agent/audit/fingerprint.js';
+import { publicKeyFingerprint } from '../../../agent/keys/fingerprint.js';
 import { keyObjectSigner } from '../../../agent/audit/signer.js';
 import { verifyAuditFile } from '../../../agent/audit/verify.js';
 import { OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';

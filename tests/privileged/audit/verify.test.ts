@@ -7,7 +7,7 @@ import { openAuditLog } from '../../../agent/audit/audit-log.js';
 import { createCaVerifier } from '../../../agent/audit/ca-verifier.js';
 import { AuditTrustError } from '../../../agent/audit/errors.js';
 import type { AuditEvent } from '../../../agent/audit/events.js';
-import { certificateFingerprint, publicKeyFingerprint } from '../../../agent/audit/fingerprint.js';
+import { certificateFingerprint, publicKeyFingerprint } from '../../../agent/keys/fingerprint.js';
 import { checkpointMessage, lineHash, type CheckpointFields } from '../../../agent/audit/line-format.js';
 import { keyObjectSigner, type CheckpointSigner } from '../../../agent/audit/signer.js';
 import { verifyAuditFile, type AuditVerifyResult } from '../../../agent/audit/verify.js';

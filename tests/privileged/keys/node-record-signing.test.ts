@@ -113,7 +113,7 @@ describe('signed node records', () => {
       { podCidrs: ['10.244.9.0/24'] },
       { bootId: '99999999-2222-4333-8444-555555555555' },
       { sequence: 2 },
-      { keys: [{ kind: 'node', identity: 0, generation: 2, publicKey: s.record.keys[0]!.publicKey }] },
+      { keys: [{ kind: 'node', identity: 0, generation: 2, publicKey: s.record.keys[0]!.publicKey, state: 'active' as const }] },
     ];
     for (const t of tamperings) {
       const err = expectReason(serializeSignedNodeRecord({ ...s, record: { ...s.record, ...t } }), 'signature_invalid');

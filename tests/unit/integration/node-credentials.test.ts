@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openAuditLog } from '../../../agent/audit/audit-log.js';
 import { createCaVerifier } from '../../../agent/audit/ca-verifier.js';
-import { certificateFingerprint } from '../../../agent/audit/fingerprint.js';
+import { certificateFingerprint } from '../../../agent/keys/fingerprint.js';
 import { keyObjectSigner } from '../../../agent/audit/signer.js';
 import { verifyAuditFile } from '../../../agent/audit/verify.js';
 import { signNodeRecord, serializeSignedNodeRecord } from '../../../agent/keys/node-record-sign.js';

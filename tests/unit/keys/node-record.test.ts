@@ -25,7 +25,7 @@ describe('node records', () => {
     expect(bytes).toBe(
       'veil/node-record/v1\n' +
         '{"addresses":["192.0.2.10","2001:db8::a"],"bootId":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","issuedAt":1700000000000,' +
-        `"keys":[{"generation":1,"identity":0,"kind":"node","publicKey":"${PUB}"},{"generation":3,"identity":4242,"kind":"identity","publicKey":"${PUB}"}],` +
+        `"keys":[{"generation":1,"identity":0,"kind":"node","publicKey":"${PUB}","state":"active"},{"generation":3,"identity":4242,"kind":"identity","publicKey":"${PUB}","state":"active"}],` +
         '"name":"node-a","podCidrs":["10.244.1.0/24","fd00:244:1::/64"],"sequence":1,"version":1}',
     );
   });
@@ -42,13 +42,18 @@ describe('node records', () => {
       [sampleRecord({ podCidrs: ['10.244.1.7/24'] }), 'Malformed node record of "node-a" at "podCidrs[0]": "10.244.1.7/24" is not in canonical form; write "10.244.1.0/24"'],
       [sampleRecord({ podCidrs: ['banana'] }), 'Malformed node record of "node-a" at "podCidrs[0]": got "banana"; use a CIDR such as "10.244.1.0/24"'],
       [sampleRecord({ bootId: 'not-a-uuid' }), 'Malformed node record of "node-a" at "bootId": got "not-a-uuid"; use the lowercase UUID from /proc/sys/kernel/random/boot_id'],
-      [sampleRecord({ keys: [{ kind: 'identity', identity: 9, generation: 1, publicKey: PUB }] }), 'Malformed node record of "node-a" at "keys": has no node key; publish at least one key of kind "node"'],
-      [sampleRecord({ keys: [{ kind: 'node', identity: 3, generation: 1, publicKey: PUB }] }), 'Malformed node record of "node-a" at "keys[0].identity": got "3"; a node key has identity 0'],
-      [sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 0, publicKey: PUB }] }), 'Malformed node record of "node-a" at "keys[0].generation": got "0"; use an integer from 1 to 4294967295'],
-      [sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: 'short' }] }), 'Malformed node record of "node-a" at "keys[0].publicKey": expected 44 characters of base64 encoding a 32-byte X25519 public key'],
+      [sampleRecord({ keys: [{ kind: 'identity', identity: 9, generation: 1, publicKey: PUB, state: 'active' as const }] }), 'Malformed node record of "node-a" at "keys": has no node key; publish at least one key of kind "node"'],
+      [sampleRecord({ keys: [{ kind: 'node', identity: 3, generation: 1, publicKey: PUB, state: 'active' as const }] }), 'Malformed node record of "node-a" at "keys[0].identity": got "3"; a node key has identity 0'],
+      [sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 0, publicKey: PUB, state: 'active' as const }] }), 'Malformed node record of "node-a" at "keys[0].generation": got "0"; use an integer from 1 to 4294967295'],
+      [sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: 'short', state: 'active' as const }] }), 'Malformed node record of "node-a" at "keys[0].publicKey": expected 44 characters of base64 encoding a 32-byte X25519 public key'],
       [
-        sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: PUB }, { kind: 'node', identity: 0, generation: 1, publicKey: PUB }] }),
+        sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: PUB, state: 'active' as const }, { kind: 'node', identity: 0, generation: 1, publicKey: PUB, state: 'active' as const }] }),
         'Malformed node record of "node-a" at "keys[1]": a second node key with identity 0 and generation 1',
+      ],
+      [sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: PUB, state: 'retired' as never }] }), 'Malformed node record of "node-a" at "keys[0].state": got "retired"; use "pending", "active", "superseded"'],
+      [
+        sampleRecord({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: PUB, state: 'active' as const }, { kind: 'node', identity: 0, generation: 2, publicKey: PUB, state: 'active' as const }] }),
+        'Malformed node record of "node-a" at "keys[1].state": a second active generation of the node key with identity 0; a key slot has at most one pending, one active and one superseded generation',
       ],
       [sampleRecord({ issuedAt: 1.5 }), 'Malformed node record of "node-a" at "issuedAt": got "1.5"; use milliseconds since the Unix epoch'],
       [sampleRecord({ sequence: 0 }), 'Malformed node record of "node-a" at "sequence": got "0"; use an integer >= 1, increased with every record'],
@@ -57,7 +62,7 @@ describe('node records', () => {
   });
 
   it('bounds the number of keys', () => {
-    const keys = Array.from({ length: MAX_RECORD_KEYS + 1 }, (_, i) => ({ kind: 'node' as const, identity: 0, generation: i + 1, publicKey: PUB }));
+    const keys = Array.from({ length: MAX_RECORD_KEYS + 1 }, (_, i) => ({ kind: 'node' as const, identity: 0, generation: i + 1, publicKey: PUB, state: 'active' as const }));
     expect(malformed(sampleRecord({ keys })).message).toMatch(/at "keys": has 2049 entries; use 1 to 2048/);
   });
 });

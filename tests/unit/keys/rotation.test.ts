@@ -21,7 +21,7 @@ import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
 const slot = { kind: 'identity' as const, node: 'node-a', identity: 4242 };
-const fp = (n: number) => `sha256:${n.toString(16).padStart(32, '0')}`;
+const fp = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 function start(peers = ['node-b', 'node-c']): RotationState {
   return initialRotationState(slot, { peers, intervalMs: 24 * HOUR });

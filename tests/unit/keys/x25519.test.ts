@@ -2,7 +2,8 @@ import { inspect } from 'node:util';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
 import { KeyMaterialError } from '../../../agent/keys/errors.js';
-import { publicKeyFingerprint, X25519PrivateKey, X25519PublicKey, x25519SharedSecret } from '../../../agent/keys/x25519.js';
+import { publicKeyFingerprint } from '../../../agent/keys/fingerprint.js';
+import { X25519PrivateKey, X25519PublicKey, x25519SharedSecret } from '../../../agent/keys/x25519.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 
@@ -98,8 +99,8 @@ describe('X25519 keys', () => {
     expect(JSON.parse(JSON.stringify(a))).toEqual({ type: 'X25519PrivateKey', publicKeyFingerprint: a.fingerprint });
   });
 
-  it('fingerprints a public key as "sha256:" and 32 hex digits of its SHA-256', () => {
-    expect(publicKeyFingerprint(RFC.alicePub)).toMatch(/^sha256:[0-9a-f]{32}$/);
+  it('fingerprints a public key as "sha256:" and the 64 hex digits of its SHA-256', () => {
+    expect(publicKeyFingerprint(RFC.alicePub)).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(X25519PublicKey.fromRaw(RFC.alicePub).fingerprint).toBe(publicKeyFingerprint(RFC.alicePub));
     expect(publicKeyFingerprint(RFC.alicePub)).not.toBe(publicKeyFingerprint(RFC.bobPub));
   });

@@ -1,6 +1,6 @@
 /**
- * Fingerprints: what the audit log records instead of keys and certificates. Format
- * "sha256:<64 lowercase hex>".
+ * Fingerprints: the one way Veil names a public key or a certificate in logs, errors, audit
+ * events, rotation state and store documents. Format "sha256:<64 lowercase hex>".
  * - X25519 / Ed25519 public key: SHA-256 of the raw 32-byte public key (the bytes WireGuard
  *   shows in base64), whichever form it is given in.
  * - Certificate: SHA-256 of its DER encoding, the value `openssl x509 -fingerprint -sha256`
@@ -8,7 +8,7 @@
  * Private keys are refused: a fingerprint is only ever of public material.
  */
 import { createHash, KeyObject, X509Certificate } from 'node:crypto';
-import { AuditEventError } from './errors.js';
+import { KeyMaterialError } from './errors.js';
 
 export const FINGERPRINT_RE = /^sha256:[0-9a-f]{64}$/;
 
@@ -24,17 +24,17 @@ function sha256(bytes: Uint8Array): string {
 export function publicKeyFingerprint(key: Uint8Array | KeyObject): string {
   if (key instanceof KeyObject) {
     if (key.type !== 'public') {
-      throw new AuditEventError('key', `Cannot fingerprint a ${key.type} key: pass the public key (createPublicKey(privateKey))`);
+      throw new KeyMaterialError('key', `Cannot fingerprint a ${key.type} key: pass the public key (createPublicKey(privateKey))`);
     }
     const kind = key.asymmetricKeyType;
     if (kind !== 'x25519' && kind !== 'ed25519') {
-      throw new AuditEventError('key', `Cannot fingerprint a "${String(kind)}" key: only X25519 and Ed25519 public keys have a raw form`);
+      throw new KeyMaterialError('key', `Cannot fingerprint a "${String(kind)}" key: only X25519 and Ed25519 public keys have a raw form`);
     }
     const jwk = key.export({ format: 'jwk' });
     return sha256(Buffer.from(jwk.x ?? '', 'base64url'));
   }
   if (!(key instanceof Uint8Array) || key.length !== 32) {
-    throw new AuditEventError('key', 'Cannot fingerprint the public key: expected 32 raw bytes or a public KeyObject');
+    throw new KeyMaterialError('key', 'Cannot fingerprint the public key: expected 32 raw bytes or a public KeyObject');
   }
   return sha256(key);
 }

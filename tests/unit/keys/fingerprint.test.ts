@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AuditEventError } from '../../../agent/audit/errors.js';
-import { isFingerprint, publicKeyFingerprint } from '../../../agent/audit/fingerprint.js';
+import { KeyMaterialError } from '../../../agent/keys/errors.js';
+import { isFingerprint, publicKeyFingerprint } from '../../../agent/keys/fingerprint.js';
 
 describe('publicKeyFingerprint()', () => {
   it('gives one fingerprint per X25519 key whether raw bytes or a KeyObject', () => {
@@ -15,7 +15,7 @@ describe('publicKeyFingerprint()', () => {
 
   it('refuses private keys and wrong lengths', () => {
     const { privateKey } = generateKeyPairSync('x25519');
-    expect(() => publicKeyFingerprint(privateKey)).toThrow(AuditEventError);
+    expect(() => publicKeyFingerprint(privateKey)).toThrow(KeyMaterialError);
     expect(() => publicKeyFingerprint(Buffer.alloc(31))).toThrow(/expected 32 raw bytes/);
     expect(() => publicKeyFingerprint(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey)).toThrow(/only X25519 and Ed25519/);
   });
