@@ -42,6 +42,31 @@ export interface KeyDestroyed extends KeyRef {
   event: 'key.destroyed';
 }
 
+/** A peer installed receive state for a pending generation (docs/keys.md §Acknowledgements). */
+export interface KeyAcknowledged extends KeyRef {
+  event: 'key.acknowledged';
+  peerNode: string;
+  /** Whether every current peer has now acknowledged the generation. */
+  allAcknowledged: boolean;
+}
+/** A peer now sends with the active generation. */
+export interface KeyPeerMoved extends KeyRef {
+  event: 'key.peer_moved';
+  peerNode: string;
+}
+/**
+ * A pending generation was dropped before activation and its private key wiped:
+ * "not-acknowledged" — peers did not acknowledge within the timeout; "key-lost" — its key file
+ * was gone after a restart.
+ */
+export type AbandonReason = 'not-acknowledged' | 'key-lost';
+export interface KeyAbandoned extends KeyRef {
+  event: 'key.abandoned';
+  reason: AbandonReason;
+  /** Peers that had not acknowledged (not-acknowledged only). */
+  missingPeers?: number;
+}
+
 export type CertificateKind = 'ca' | 'node' | 'svid';
 interface CertificateFields {
   certKind: CertificateKind;
@@ -111,6 +136,9 @@ export type AuditEvent =
   | KeyActivated
   | KeyRetired
   | KeyDestroyed
+  | KeyAcknowledged
+  | KeyPeerMoved
+  | KeyAbandoned
   | CertificateIssued
   | CertificateRenewed
   | RecordRejected
@@ -171,6 +199,9 @@ const SHAPES: Record<AuditEventType, Shape> = {
   'key.activated': keyRef,
   'key.retired': { ...keyRef, reason: [true, oneOf('rotation', 'on-demand', 'identity-removed', 'node-removed', 'compromised')] },
   'key.destroyed': keyRef,
+  'key.acknowledged': { ...keyRef, peerNode: [true, checkNodeName], allAcknowledged: [true, (v) => (typeof v === 'boolean' ? undefined : 'true or false')] },
+  'key.peer_moved': { ...keyRef, peerNode: [true, checkNodeName] },
+  'key.abandoned': { ...keyRef, reason: [true, oneOf('not-acknowledged', 'key-lost')], missingPeers: [false, isInt(0, 1 << 24)] },
   'certificate.issued': certificate,
   'certificate.renewed': { ...certificate, previousFingerprint: [true, fingerprint] },
   'record.rejected': {

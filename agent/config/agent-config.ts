@@ -89,7 +89,8 @@ function duration(minMs: number, maxMs: number) {
 const DNS_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function endpoints(raw: unknown, field: string): string[] {
+/** Etcd client URLs from a flag, env value or file: "http://a:2379,http://b:2379" or a list. */
+export function parseStoreEndpoints(raw: unknown, field: string): string[] {
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()) : raw;
   if (!Array.isArray(list) || list.length === 0 || list.length > 16) {
     throw new ConfigError(`Invalid value for "${field}": ${JSON.stringify(raw)}; give 1 to 16 etcd URLs, comma separated, e.g. "http://10.0.0.1:2379"`);
@@ -120,7 +121,7 @@ function listen(raw: unknown, field: string): { host: string; port: number } {
 const SETTINGS: Setting[] = [
   { path: 'nodeName', flag: '--node', env: 'VEIL_NODE_NAME', parse: (r, f) => str(f, r, { pattern: DNS_NAME, hint: 'use a Kubernetes node name (lowercase DNS name)' }) },
   { path: 'stateDir', flag: '--state-dir', env: 'VEIL_STATE_DIR', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}` },
-  { path: 'store.endpoints', flag: '--store', env: 'VEIL_STORE_ENDPOINTS', parse: endpoints },
+  { path: 'store.endpoints', flag: '--store', env: 'VEIL_STORE_ENDPOINTS', parse: parseStoreEndpoints },
   { path: 'encryption.type', flag: '--mode', env: 'VEIL_ENCRYPTION_TYPE', parse: oneOf(['wireguard', 'ipsec'] as const), def: 'wireguard' },
   { path: 'encryption.strictMode', flag: '--strict-mode', env: 'VEIL_STRICT_MODE', parse: bool, def: true },
   { path: 'wireguard.device', env: 'VEIL_WIREGUARD_DEVICE', parse: (r, f) => str(f, r, { pattern: IFNAME, hint: 'use an interface name of at most 15 characters' }), def: 'veil_wg0' },

@@ -136,3 +136,39 @@ export async function readPrivateKeyFile(path: string): Promise<X25519PrivateKey
     buf.fill(0);
   }
 }
+
+/**
+ * Destroys a secret file: overwrites its bytes with zeros on the same inode, fsyncs, then removes
+ * it and fsyncs the directory. A missing file is already destroyed (returns false). On copy-on-write
+ * or journaling file systems the old blocks may survive on disk; the state directory belongs on a
+ * plain file system or tmpfs (SECURITY.md).
+ */
+export async function destroySecretFile(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw new KeyFileError(path, `Cannot open secret file "${path}" to destroy it: ${errnoOf(err) ?? 'error'}; remove it by hand and check the state directory`, { cause: err });
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new KeyFileError(path, `Refusing to destroy "${path}": it is not a regular file`);
+    await fh.write(Buffer.alloc(st.size), 0, st.size, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await unlink(path);
+    const dh = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    throw new KeyFileError(path, `Cannot remove secret file "${path}" after wiping it: ${errnoOf(err) ?? 'error'}; remove it by hand`, { cause: err });
+  }
+  return true;
+}

@@ -55,6 +55,14 @@ describe('validateAuditEvent()', () => {
     expect(rejects({ ...sampleEvents[5], notAfter: '2026-11-23T09:00:00.000Z' }).field).toBe('notAfter');
   });
 
+  it('checks the rotation events: peer of an acknowledgement or move, reason of an abandon', () => {
+    expect(rejects({ ...sampleEvents[9], peerNode: undefined }).field).toBe('peerNode');
+    expect(rejects({ ...sampleEvents[9], allAcknowledged: 'yes' }).message).toBe('Invalid "allAcknowledged" "yes" in audit event "key.acknowledged": expected true or false');
+    expect(rejects({ ...sampleEvents[10], peerNode: 'Node_C' }).field).toBe('peerNode');
+    expect(rejects({ ...sampleEvents[11], reason: 'bored' }).message).toBe('Invalid "reason" "bored" in audit event "key.abandoned": expected "not-acknowledged" or "key-lost"');
+    expect(rejects({ ...sampleEvents[11], missingPeers: -1 }).field).toBe('missingPeers');
+  });
+
   it('refuses non-objects', () => {
     for (const v of [null, 1, 'key.generated', [], undefined]) expect(rejects(v).field).toBe('event');
   });

@@ -34,4 +34,7 @@ export const sampleEvents: AuditEvent[] = [
   },
   { event: 'record.rejected', peerNode: 'node-b', reason: 'bad-signature', detail: 'Signature does not verify with the certificate of node "node-b"', generation: 4 },
   { event: 'rotation.completed', keyKind: 'node', fromGeneration: 2, toGeneration: 3, fingerprint: fp('1'), previousFingerprint: fp('2'), acknowledgedBy: 4 },
+  { event: 'key.acknowledged', keyKind: 'identity', identity: 256, generation: 3, fingerprint: fp('b'), peerNode: 'node-b', allAcknowledged: false },
+  { event: 'key.peer_moved', keyKind: 'node', generation: 3, fingerprint: fp('b'), peerNode: 'node-c' },
+  { event: 'key.abandoned', keyKind: 'node', generation: 4, fingerprint: fp('9'), reason: 'not-acknowledged', missingPeers: 1 },
 ];

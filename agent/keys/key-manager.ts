@@ -1,0 +1,626 @@
+/**
+ * The running half of key rotation: drives the pure state machine (rotation.ts) for this node's
+ * key slots — the node key and one key per hosted identity — against the store, the state
+ * directory, the audit log and the kernel hooks. Every node runs one; each is at once the owner
+ * of its own keys and a peer of every other node's (docs/keys.md §Rotation as implemented).
+ *
+ * Owner, per slot:  generate (key file 0600, installLocalKey) → publish (signed record, CAS,
+ * key "pending") → acknowledge (peers' ack documents list the generation as installed) →
+ * activate (activateLocalKey; record: "active", previous "superseded") → peer moved (ack
+ * documents list it as used) → retire (retireLocalKey; record drops it) → destroy (key file
+ * overwritten and removed) → rotation.completed. A generation not acknowledged within
+ * `acknowledgeTimeoutMs` is abandoned (record drops it, key wiped); the active one stays.
+ *
+ * Peer, per other node: verify its signed record (a rejected record is an audit event and
+ * changes nothing), call installPeerKey / usePeerKey / removePeerKey, then write the ack
+ * document under keys/acks/<owner>/<this node>.
+ *
+ * Rotations start on a schedule (interval after activation, shortened by up to `jitter` so nodes
+ * do not rotate in step), on demand (`rotateNow()` or a request key written by `veil keys
+ * rotate`), and at once for a slot without a key. All work runs in one serialised pass, kicked by
+ * store changes and a timer; a failed pass is logged and retried on the next tick.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { AuditEvent } from '../audit/events.js';
+import type { Logger } from '../log/logger.js';
+import { PrefixMirror } from '../store/prefix-mirror.js';
+import type { KeyValue, Store } from '../store/store.js';
+import { KeyFileError, NodeRecordError, RotationError, type NodeRecordRejectReason } from './errors.js';
+import { toAuditEvent, type KeyAuditExtra } from './key-audit.js';
+import { destroySecretFile, readPrivateKeyFile, writePrivateKeyFile } from './key-file.js';
+import { KeyStateDir, type KeyManagerState, type SlotState } from './key-state-dir.js';
+import { KeyStorePaths, slotId, slotLabel, type SlotRef } from './key-store-paths.js';
+import { NO_KERNEL_STATE, type KernelKeyHooks, type PeerKey } from './kernel-key-hooks.js';
+import { validateNodeRecord, type NodeRecord, type NodeRecordKey, type NodeRecordKeyState } from './node-record.js';
+import { serializeSignedNodeRecord, signNodeRecord } from './node-record-sign.js';
+import { NodeRecordVerifier } from './node-record-verify.js';
+import { ackHas, encodePeerAck, parsePeerAck, type PeerAck, type SlotGeneration } from './peer-ack.js';
+import * as rot from './rotation.js';
+import { parseRotationRequest, type RotationRequest } from './rotation-request.js';
+import { X25519PrivateKey, X25519PublicKey } from './x25519.js';
+
+export interface KeyManagerOptions {
+  node: string;
+  stateDir: string;
+  store: Store;
+  paths?: KeyStorePaths;
+  /** The node's audit log (agent/audit). */
+  audit: { record(event: AuditEvent): Promise<unknown> };
+  /** Node certificate (PEM) and its private key: they sign the node record. */
+  nodeCertificatePem: string;
+  nodePrivateKey: KeyObject | string;
+  /** CA certificates (PEM) peers' records must chain to. */
+  trustAnchors: readonly string[];
+  addresses: string[];
+  podCidrs: string[];
+  bootId: string;
+  /** Identities hosted on this node (each gets a key slot). */
+  identities?: readonly number[];
+  rotationIntervalMs: number;
+  acknowledgeTimeoutMs: number;
+  /** Scheduled rotations come up to this fraction of the interval early (default 0.1). */
+  jitter?: number;
+  /** Timer of the periodic pass (default 1000 ms). */
+  tickMs?: number;
+  hooks?: KernelKeyHooks;
+  log?: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** One slot as `status()` shows it (no key material). */
+export interface SlotStatus extends SlotRef {
+  peers: string[];
+  dueAt: number | null;
+  generations: { generation: number; phase: rot.KeyPhase; fingerprint: string; acknowledgedBy: string[]; movedPeers: string[] }[];
+}
+
+interface PeerView {
+  modRevision: string;
+  record: NodeRecord;
+  /** "kind/identity/generation" of the keys installed for this peer. */
+  installed: Set<string>;
+  /** slotId → generation used to send to this peer. */
+  using: Map<string, number>;
+  ackWritten?: string;
+}
+
+const REJECT_REASON: Record<NodeRecordRejectReason, 'unsigned' | 'bad-signature' | 'untrusted-certificate' | 'expired-certificate' | 'stale-generation' | 'malformed'> = {
+  oversized: 'malformed',
+  malformed: 'malformed',
+  unsigned: 'unsigned',
+  certificate_invalid: 'untrusted-certificate',
+  certificate_untrusted: 'untrusted-certificate',
+  certificate_expired: 'expired-certificate',
+  certificate_name_mismatch: 'bad-signature',
+  signature_invalid: 'bad-signature',
+  stale_sequence: 'stale-generation',
+  stale_issued_at: 'stale-generation',
+  future_issued_at: 'malformed',
+};
+
+const keyId = (s: SlotRef, generation: number) => `${s.kind}/${s.identity}/${generation}`;
+
+function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
+  if (phase === 'published' || phase === 'acknowledged') return 'pending';
+  if (phase === 'active') return 'active';
+  if (phase === 'superseded') return 'superseded';
+  return undefined;
+}
+
+/** The sequence of a record this node published earlier (0 when it cannot be read). */
+function storedSequence(kv: KeyValue): number {
+  try {
+    return validateNodeRecord((JSON.parse(kv.value.toString('utf8')) as { record?: unknown }).record).sequence;
+  } catch {
+    return 0;
+  }
+}
+
+export class KeyManager {
+  readonly #o: KeyManagerOptions;
+  readonly #paths: KeyStorePaths;
+  readonly #dir: KeyStateDir;
+  readonly #hooks: KernelKeyHooks;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #verifier: NodeRecordVerifier;
+  #state: KeyManagerState;
+  /** "kind/identity/generation" → private key of a live own generation. */
+  readonly #keys = new Map<string, X25519PrivateKey>();
+  readonly #peers = new Map<string, PeerView>();
+  readonly #acks = new Map<string, PeerAck>();
+  readonly #requests = new Map<string, RotationRequest>();
+  readonly #onDemand = new Set<string>();
+  /** Peers whose record was deleted (their keys are removed at the next pass). */
+  readonly #gone = new Set<string>();
+  /** Records and acknowledgements refused since the last pass (audited by the pass). */
+  readonly #rejected: { node: string; err: NodeRecordError }[] = [];
+  readonly #badAcks: { peer: string; err: NodeRecordError }[] = [];
+  #recordRevision: string | null = null;
+  #mirrors: PrefixMirror[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #lastError: Error | undefined;
+
+  private constructor(o: KeyManagerOptions, state: KeyManagerState) {
+    this.#o = o;
+    this.#paths = o.paths ?? new KeyStorePaths();
+    this.#dir = new KeyStateDir(o.stateDir);
+    this.#hooks = o.hooks ?? NO_KERNEL_STATE;
+    this.#now = o.now ?? Date.now;
+    this.#random = o.random ?? Math.random;
+    this.#verifier = new NodeRecordVerifier({ trustAnchors: o.trustAnchors });
+    this.#state = state;
+  }
+
+  /**
+   * Opens the state directory (creating it 0700), loads the saved state and the key files of
+   * every live generation. A pending generation whose key file is gone is abandoned
+   * ("key-lost"); an active or superseded one whose key is gone is a KeyFileError.
+   */
+  static async open(o: KeyManagerOptions): Promise<KeyManager> {
+    for (const [name, v] of [['rotationIntervalMs', o.rotationIntervalMs], ['acknowledgeTimeoutMs', o.acknowledgeTimeoutMs]] as const) {
+      if (!Number.isSafeInteger(v) || v <= 0) throw new RotationError('init', `Invalid ${name} ${String(v)}: use a positive number of milliseconds`);
+    }
+    const jitter = o.jitter ?? 0.1;
+    if (!(jitter >= 0 && jitter <= 0.5)) throw new RotationError('init', `Invalid jitter ${String(jitter)}: use a fraction from 0 to 0.5`);
+    const dir = new KeyStateDir(o.stateDir);
+    await dir.prepare();
+    const saved = await dir.load();
+    if (saved && saved.node !== o.node) {
+      throw new KeyFileError(dir.statePath, `Key state "${dir.statePath}" belongs to node "${saved.node}", not "${o.node}": use the state directory of "${o.node}"`);
+    }
+    const m = new KeyManager(o, saved ?? { v: 1, node: o.node, sequence: 0, slots: [] });
+    await m.#loadKeys();
+    m.setIdentities(o.identities ?? []);
+    return m;
+  }
+
+  async #loadKeys(): Promise<void> {
+    for (const slot of this.#state.slots) {
+      for (const g of [...slot.rotation.generations]) {
+        const ref = slot.rotation.slot;
+        const path = this.#dir.keyPath(ref, g.generation);
+        let key: X25519PrivateKey | undefined;
+        try {
+          key = await readPrivateKeyFile(path);
+        } catch (err) {
+          if (!(err instanceof KeyFileError) || (err.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw err;
+        }
+        if (key && key.fingerprint !== g.fingerprint) {
+          throw new KeyFileError(path, `Key file "${path}" holds key ${key.fingerprint}, but the state names ${g.fingerprint} for generation ${g.generation}: restore the right file or move the key directory aside`);
+        }
+        if (key) {
+          this.#keys.set(keyId(ref, g.generation), key);
+          continue;
+        }
+        if (g.phase === 'retired') {
+          slot.rotation = rot.destroy(slot.rotation, { generation: g.generation, now: this.#now() }).state;
+        } else if (['generated', 'published', 'acknowledged'].includes(g.phase)) {
+          const t = rot.abandon(slot.rotation, { generation: g.generation, now: this.#now() });
+          slot.rotation = t.state;
+          slot.publishedAt = null;
+          await this.#o.audit.record(toAuditEvent(t.event, { abandonReason: 'key-lost' }));
+        } else {
+          throw new KeyFileError(path, `Key file "${path}" of the ${g.phase} generation ${g.generation} of the ${slotLabel(ref)} is missing: restore it, or move the key directory aside to start with new keys`);
+        }
+      }
+    }
+    await this.#dir.save(this.#state);
+  }
+
+  /** The identities hosted on this node; a new one gets a key slot (its key is generated at once). */
+  setIdentities(ids: readonly number[]): void {
+    const want: SlotRef[] = [{ kind: 'node', identity: 0 }, ...ids.map((id) => ({ kind: 'identity' as const, identity: id }))];
+    for (const ref of want) {
+      if (ref.kind === 'identity' && (!Number.isInteger(ref.identity) || ref.identity < 1 || ref.identity > 65535)) {
+        throw new RotationError('init', `Invalid identity ${String(ref.identity)}: use an identity id from 1 to 65535`);
+      }
+      if (this.#slot(ref)) continue;
+      this.#state.slots.push({
+        rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: [...this.#peers.keys()] }),
+        dueAt: null,
+        publishedAt: null,
+        retireReason: 'rotation',
+      });
+    }
+    this.#kick();
+  }
+
+  #slot(ref: SlotRef): SlotState | undefined {
+    return this.#state.slots.find((s) => s.rotation.slot.kind === ref.kind && s.rotation.slot.identity === ref.identity);
+  }
+
+  /** Lists and watches the store, then runs passes until stop(). */
+  async start(): Promise<void> {
+    const me = this.#o.node;
+    const own = await this.#o.store.get(this.#paths.record(me));
+    if (own) {
+      this.#recordRevision = own.modRevision;
+      const seq = storedSequence(own);
+      if (seq > this.#state.sequence) this.#state.sequence = seq;
+    }
+    this.#mirrors = [
+      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => this.#onRecord(k, kv), onResync: (e) => this.#warn(e, 'Re-listing node records') }),
+      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.acksOf(me), onChange: (k, kv) => this.#onAck(k, kv), onResync: (e) => this.#warn(e, 'Re-listing acknowledgements') }),
+      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.rotateRequestsOf(me), onChange: (k, kv) => this.#onRequest(k, kv), onResync: (e) => this.#warn(e, 'Re-listing rotation requests') }),
+    ];
+    for (const m of this.#mirrors) await m.start();
+    this.#timer = setInterval(() => this.#kick(), this.#o.tickMs ?? 1000);
+    this.#timer.unref?.();
+    this.#kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    for (const m of this.#mirrors) await m.stop();
+    await this.#running;
+  }
+
+  /** Starts an on-demand rotation of a slot at the next pass (after a running one finished). */
+  rotateNow(ref: SlotRef): void {
+    if (!this.#slot(ref)) throw new RotationError('request', `Cannot rotate the ${slotLabel(ref)} of "${this.#o.node}": this node has no such key slot`);
+    this.#onDemand.add(slotId(ref));
+    this.#kick();
+  }
+
+  /** The last error of a pass (cleared by a successful pass); for health. */
+  get lastError(): Error | undefined {
+    return this.#lastError;
+  }
+
+  status(): SlotStatus[] {
+    return this.#state.slots.map((s) => ({
+      kind: s.rotation.slot.kind,
+      identity: s.rotation.slot.identity,
+      peers: [...s.rotation.peers],
+      dueAt: s.dueAt,
+      generations: s.rotation.generations.map((g) => ({ generation: g.generation, phase: g.phase, fingerprint: g.fingerprint, acknowledgedBy: [...g.acknowledgedBy], movedPeers: [...g.movedPeers] })),
+    }));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Store changes
+
+  #onRecord(key: string, kv: KeyValue | null): void {
+    const node = this.#paths.recordNode(key);
+    if (!node || node === this.#o.node) return;
+    if (!kv) {
+      this.#gone.add(node);
+      this.#kick();
+      return;
+    }
+    if (this.#peers.get(node)?.modRevision === kv.modRevision) return;
+    try {
+      const v = this.#verifier.verify(kv.value, { expectedNode: node, now: this.#now() });
+      const prev = this.#peers.get(node);
+      this.#gone.delete(node);
+      this.#peers.set(node, { modRevision: kv.modRevision, record: v.record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
+    } catch (err) {
+      if (err instanceof NodeRecordError) this.#rejected.push({ node, err });
+      else this.#warn(err as Error, 'Cannot verify a node record');
+    }
+    this.#kick();
+  }
+
+  #onAck(key: string, kv: KeyValue | null): void {
+    const peer = key.slice(this.#paths.acksOf(this.#o.node).length);
+    if (!kv) {
+      this.#acks.delete(peer);
+    } else {
+      try {
+        this.#acks.set(peer, parsePeerAck(kv.value, { owner: this.#o.node, peer }));
+      } catch (err) {
+        this.#acks.delete(peer);
+        if (err instanceof NodeRecordError) this.#badAcks.push({ peer, err });
+        else this.#warn(err as Error, 'Cannot read an acknowledgement');
+      }
+    }
+    this.#kick();
+  }
+
+  #onRequest(key: string, kv: KeyValue | null): void {
+    const ref = this.#paths.rotateRequestSlot(this.#o.node, key);
+    if (!ref) return;
+    if (!kv) {
+      this.#requests.delete(slotId(ref));
+      return;
+    }
+    try {
+      const r = parseRotationRequest(this.#paths, this.#o.node, key, kv.value, kv.modRevision);
+      if (r) this.#requests.set(slotId(ref), r);
+    } catch (err) {
+      this.#warn(err as Error, 'Ignoring a malformed rotation request');
+    }
+    this.#kick();
+  }
+
+  #warn(err: Error, msg: string): void {
+    this.#o.log?.warn({ err }, msg);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The pass
+
+  #kick(): void {
+    if (this.#stopped && this.#running === undefined) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = (async () => {
+      do {
+        this.#again = false;
+        if (this.#stopped) break;
+        try {
+          await this.#pass();
+          this.#lastError = undefined;
+        } catch (err) {
+          this.#lastError = err as Error;
+          this.#o.log?.error({ err }, 'Key manager pass failed; retrying at the next tick');
+          break;
+        }
+      } while (this.#again);
+    })().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  /** Waits until the current pass (if any) finished; for tests and orderly shutdown. */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    for (const { node, err } of this.#rejected.splice(0)) {
+      await this.#o.audit.record({ event: 'record.rejected', peerNode: node, reason: REJECT_REASON[err.reason], detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+    }
+    for (const { peer, err } of this.#badAcks.splice(0)) {
+      await this.#o.audit.record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+    }
+    await this.#peerSide();
+    const peers = [...this.#peers.keys()].sort();
+    for (const slot of this.#state.slots) {
+      if (slot.rotation.peers.join(',') !== peers.join(',')) slot.rotation = rot.setPeers(slot.rotation, peers);
+    }
+    // The node key first: a record must carry a node key before identity keys can be published.
+    const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
+    for (const slot of slots) await this.#ownerSide(slot);
+  }
+
+  // Peer side: install, use and remove other nodes' keys, then acknowledge.
+  async #peerSide(): Promise<void> {
+    const me = this.#o.node;
+    for (const node of [...this.#gone]) {
+      const view = this.#peers.get(node);
+      if (view) {
+        for (const id of view.installed) {
+          const [kind, identity, generation] = id.split('/');
+          await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
+        }
+        this.#peers.delete(node);
+        this.#verifier.forget(node);
+      }
+      await this.#o.store.delete(this.#paths.ack(node, me));
+      this.#gone.delete(node);
+    }
+    for (const [node, view] of this.#peers) {
+      const keys = view.record.keys;
+      const peerKey = (k: NodeRecordKey): PeerKey => ({ node, kind: k.kind, identity: k.identity, generation: k.generation, publicKey: X25519PublicKey.fromBase64(k.publicKey), record: view.record });
+      for (const k of keys) {
+        if (view.installed.has(keyId(k, k.generation))) continue;
+        await this.#hooks.installPeerKey(peerKey(k));
+        view.installed.add(keyId(k, k.generation));
+      }
+      for (const k of keys) {
+        if (k.state !== 'active' || view.using.get(slotId(k)) === k.generation) continue;
+        await this.#hooks.usePeerKey(peerKey(k));
+        view.using.set(slotId(k), k.generation);
+      }
+      const present = new Set(keys.map((k) => keyId(k, k.generation)));
+      for (const id of [...view.installed]) {
+        if (present.has(id)) continue;
+        const [kind, identity, generation] = id.split('/');
+        await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
+        view.installed.delete(id);
+      }
+      for (const [sid, gen] of [...view.using]) {
+        if (!keys.some((k) => slotId(k) === sid && k.generation === gen)) view.using.delete(sid);
+      }
+      const installed: SlotGeneration[] = keys.filter((k) => view.installed.has(keyId(k, k.generation))).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
+      const using: SlotGeneration[] = keys.filter((k) => view.using.get(slotId(k)) === k.generation).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
+      const doc = encodePeerAck({ v: 1, owner: node, peer: me, installed, using });
+      if (view.ackWritten === doc.toString('utf8')) continue;
+      await this.#put(this.#paths.ack(node, me), doc);
+      view.ackWritten = doc.toString('utf8');
+    }
+  }
+
+  /** Writes a key this node alone writes: create, or update at the revision just read. */
+  async #put(key: string, value: Buffer): Promise<string> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const cur = await this.#o.store.get(key);
+      if (cur?.value.equals(value)) return cur.modRevision;
+      const r = cur ? await this.#o.store.update(key, value, cur.modRevision) : await this.#o.store.create(key, value);
+      if ('updated' in r ? r.updated : r.created) return ('updated' in r ? r.kv! : r.kv).modRevision;
+    }
+    throw new RotationError('publish', `Cannot write "${key}": it kept changing under this node; is a second agent running as "${this.#o.node}"?`);
+  }
+
+  // Owner side: one slot's rotation.
+  async #ownerSide(slot: SlotState): Promise<void> {
+    const now = this.#now();
+    const ref: SlotRef = { kind: slot.rotation.slot.kind, identity: slot.rotation.slot.identity };
+    const sid = slotId(ref);
+    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#o.audit.record(toAuditEvent(e, extra));
+
+    // Retired leftovers (a crash between retire and destroy).
+    for (const g of slot.rotation.generations.filter((x) => x.phase === 'retired')) await this.#destroy(slot, g.generation, now);
+
+    // Start a rotation: no key yet, scheduled, or requested.
+    const request = this.#requests.get(sid);
+    const busy = slot.rotation.generations.some((g) => g.phase !== 'active');
+    const active = rot.activeGeneration(slot.rotation);
+    const wanted = !active || this.#onDemand.has(sid) || request !== undefined || (slot.dueAt !== null && now >= slot.dueAt);
+    if (!busy && wanted) {
+      const reason: rot.RotationReason = !active ? 'initial' : this.#onDemand.has(sid) || request ? 'on-demand' : 'schedule';
+      const key = X25519PrivateKey.generate();
+      const t = rot.generate(slot.rotation, { fingerprint: key.fingerprint, now, reason });
+      const g = t.state.lastGeneration;
+      await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
+      this.#keys.set(keyId(ref, g), key);
+      await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
+      slot.rotation = t.state;
+      slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
+      await this.#dir.save(this.#state);
+      await audit(t.event);
+      this.#onDemand.delete(sid);
+      if (request) {
+        await this.#o.store.delete(this.#paths.rotateRequest(this.#o.node, ref), request.modRevision);
+        this.#requests.delete(sid);
+      }
+    }
+
+    const pending = slot.rotation.generations.find((g) => g.phase === 'generated' || g.phase === 'published' || g.phase === 'acknowledged');
+    if (pending?.phase === 'generated') {
+      const t = rot.publish(slot.rotation, { generation: pending.generation, now });
+      if (!(await this.#publish(t.state, slot))) return;
+      slot.rotation = t.state;
+      slot.publishedAt = now;
+      await this.#dir.save(this.#state);
+      await audit(t.event);
+    }
+    const current = slot.rotation.generations.find((g) => g.phase === 'published' || g.phase === 'acknowledged');
+    if (current) {
+      for (const peer of slot.rotation.peers) {
+        const ack = this.#acks.get(peer);
+        if (!ack || !ackHas(ack.installed, ref, current.generation)) continue;
+        const r = rot.acknowledge(slot.rotation, { peer, generation: current.generation, now });
+        if (!r.event) continue;
+        slot.rotation = r.state;
+        await this.#dir.save(this.#state);
+        await audit(r.event);
+      }
+      const g = slot.rotation.generations.find((x) => x.generation === current.generation)!;
+      if (g.phase === 'acknowledged') {
+        const key = this.#keys.get(keyId(ref, g.generation))!;
+        await this.#hooks.activateLocalKey({ ...ref, generation: g.generation, privateKey: key });
+        const t = rot.activate(slot.rotation, { generation: g.generation, now });
+        if (!(await this.#publish(t.state, slot))) return;
+        slot.rotation = t.state;
+        slot.publishedAt = null;
+        slot.dueAt = now + Math.round(this.#o.rotationIntervalMs * (1 - (this.#o.jitter ?? 0.1) * this.#random()));
+        await this.#dir.save(this.#state);
+        await audit(t.event);
+      } else if (slot.publishedAt !== null && now - slot.publishedAt >= this.#o.acknowledgeTimeoutMs) {
+        const missing = slot.rotation.peers.filter((p) => !g.acknowledgedBy.includes(p)).length;
+        const t = rot.abandon(slot.rotation, { generation: g.generation, now });
+        if (!(await this.#publish(t.state, slot))) return;
+        slot.rotation = t.state;
+        slot.publishedAt = null;
+        await this.#dir.save(this.#state);
+        await this.#wipe(ref, g.generation);
+        await this.#hooks.retireLocalKey({ ...ref, generation: g.generation });
+        await audit(t.event, { abandonReason: 'not-acknowledged', missingPeers: missing });
+        this.#o.log?.warn({ slot: sid, generation: g.generation, missingPeers: missing }, 'Abandoned a key generation that peers did not acknowledge in time');
+      }
+    }
+
+    // Peers move to the active generation; then the superseded one is retired and destroyed.
+    const act = rot.activeGeneration(slot.rotation);
+    const superseded = slot.rotation.generations.find((g) => g.phase === 'superseded');
+    if (act && superseded) {
+      for (const peer of slot.rotation.peers) {
+        const ack = this.#acks.get(peer);
+        if (!ack || !ackHas(ack.using, ref, act.generation)) continue;
+        const r = rot.peerMoved(slot.rotation, { peer, generation: act.generation, now });
+        if (!r.event) continue;
+        slot.rotation = r.state;
+        await this.#dir.save(this.#state);
+        await audit(r.event);
+      }
+      const a = rot.activeGeneration(slot.rotation)!;
+      if (slot.rotation.peers.every((p) => a.movedPeers.includes(p))) {
+        await this.#hooks.retireLocalKey({ ...ref, generation: superseded.generation });
+        const t = rot.retire(slot.rotation, { generation: superseded.generation, now });
+        if (!(await this.#publish(t.state, slot))) return;
+        slot.rotation = t.state;
+        await this.#dir.save(this.#state);
+        await audit(t.event, { retireReason: slot.retireReason });
+        await this.#destroy(slot, superseded.generation, now);
+        await this.#o.audit.record({
+          event: 'rotation.completed',
+          keyKind: ref.kind,
+          ...(ref.kind === 'identity' ? { identity: ref.identity } : {}),
+          fromGeneration: superseded.generation,
+          toGeneration: a.generation,
+          fingerprint: a.fingerprint,
+          previousFingerprint: superseded.fingerprint,
+          acknowledgedBy: a.acknowledgedBy.length,
+        });
+      }
+    }
+  }
+
+  async #destroy(slot: SlotState, generation: number, now: number): Promise<void> {
+    const ref: SlotRef = { kind: slot.rotation.slot.kind, identity: slot.rotation.slot.identity };
+    await this.#wipe(ref, generation);
+    const t = rot.destroy(slot.rotation, { generation, now });
+    slot.rotation = t.state;
+    await this.#dir.save(this.#state);
+    await this.#o.audit.record(toAuditEvent(t.event));
+  }
+
+  async #wipe(ref: SlotRef, generation: number): Promise<void> {
+    await destroySecretFile(this.#dir.keyPath(ref, generation));
+    this.#keys.delete(keyId(ref, generation));
+  }
+
+  /**
+   * Signs and writes the node record as it would be with `next` in place of the slot's rotation
+   * state. False when it cannot be published yet (no node key in it).
+   */
+  async #publish(next: rot.RotationState, slot: SlotState): Promise<boolean> {
+    const keys: NodeRecordKey[] = [];
+    for (const s of this.#state.slots) {
+      const r = s === slot ? next : s.rotation;
+      for (const g of r.generations) {
+        const state = recordKeyState(g.phase);
+        const key = this.#keys.get(keyId(r.slot, g.generation));
+        if (state && key) keys.push({ kind: r.slot.kind, identity: r.slot.identity, generation: g.generation, publicKey: key.publicKey.base64, state });
+      }
+    }
+    if (!keys.some((k) => k.kind === 'node')) return false;
+    const record: NodeRecord = {
+      version: 1,
+      name: this.#o.node,
+      addresses: this.#o.addresses,
+      podCidrs: this.#o.podCidrs,
+      bootId: this.#o.bootId,
+      keys,
+      issuedAt: this.#now(),
+      sequence: this.#state.sequence + 1,
+    };
+    const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#o.nodePrivateKey, certificate: this.#o.nodeCertificatePem })));
+    const key = this.#paths.record(this.#o.node);
+    const r = this.#recordRevision === null ? await this.#o.store.create(key, wire) : await this.#o.store.update(key, wire, this.#recordRevision);
+    const ok = 'updated' in r ? r.updated : r.created;
+    if (!ok) {
+      // Someone else wrote our record (a second agent, or state restored from a backup): take
+      // its revision and sequence so the next pass publishes above it.
+      const cur = r.kv;
+      this.#recordRevision = cur?.modRevision ?? null;
+      const seq = cur ? storedSequence(cur) : 0;
+      if (seq > this.#state.sequence) this.#state.sequence = seq;
+      throw new RotationError('publish', `Cannot publish the record of "${this.#o.node}": it changed in the store under this agent (revision ${cur?.modRevision ?? 'deleted'}); retrying; is a second agent running as "${this.#o.node}"?`);
+    }
+    this.#recordRevision = ('updated' in r ? r.kv! : r.kv).modRevision;
+    this.#state.sequence = record.sequence;
+    return true;
+  }
+}
+

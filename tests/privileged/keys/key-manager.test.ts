@@ -1,0 +1,301 @@
+/**
+ * Three key managers (nodes "ky-a", "ky-b", "ky-c"), each with its own etcd client, state
+ * directory and audit log, on one real etcd: initial keys, an on-demand node-key rotation asked
+ * through `veil keys rotate`, an identity-key rotation, a restart that resumes without a new key,
+ * and a rotation that is abandoned because one peer never acknowledges. Every audit log then
+ * passes `veil audit verify` and carries no key material.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAuditLog, type AuditLog } from '../../../agent/audit/audit-log.js';
+import { keyObjectSigner } from '../../../agent/audit/signer.js';
+import type { LocalKey, PeerKey, KernelKeyHooks } from '../../../agent/keys/kernel-key-hooks.js';
+import { KeyManager, type KeyManagerOptions } from '../../../agent/keys/key-manager.js';
+import { KeyStorePaths, type SlotRef } from '../../../agent/keys/key-store-paths.js';
+import { readPrivateKeyFile } from '../../../agent/keys/key-file.js';
+import type { NodeRecord } from '../../../agent/keys/node-record.js';
+import { projectRoot } from '../../../agent/project-root.js';
+import { openEtcdStore, type EtcdStore } from '../../../agent/store/etcd-store.js';
+import { EtcdServer } from '../../support/etcd.js';
+import { eventually } from '../../support/netns.js';
+import { OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';
+
+const NODES = ['ky-a', 'ky-b', 'ky-c'] as const;
+type NodeName = (typeof NODES)[number];
+const NODE_KEY: SlotRef = { kind: 'node', identity: 0 };
+const ID_300: SlotRef = { kind: 'identity', identity: 300 };
+const ACK_TIMEOUT_MS = 3_000;
+const paths = new KeyStorePaths();
+
+/** Kernel hooks that record their calls in order (one shared log for all three nodes). */
+function recordingHooks(node: string, calls: string[]): KernelKeyHooks {
+  const local = (verb: string) => async (k: SlotRef & { generation: number }) => void calls.push(`${node} ${verb} ${k.kind}/${k.identity}/${k.generation}`);
+  const peer = (verb: string) => async (k: SlotRef & { node: string; generation: number }) => void calls.push(`${node} ${verb} ${k.node}:${k.kind}/${k.identity}/${k.generation}`);
+  return {
+    installLocalKey: local('installLocal') as (k: LocalKey) => Promise<void>,
+    activateLocalKey: local('activateLocal') as (k: LocalKey) => Promise<void>,
+    retireLocalKey: local('retireLocal'),
+    installPeerKey: peer('installPeer') as (k: PeerKey) => Promise<void>,
+    usePeerKey: peer('usePeer') as (k: PeerKey) => Promise<void>,
+    removePeerKey: peer('removePeer'),
+  };
+}
+
+interface Node {
+  name: NodeName;
+  dir: string;
+  auditPath: string;
+  audit: AuditLog;
+  store: EtcdStore;
+  cert: Issued;
+  manager: KeyManager;
+}
+
+let etcd: EtcdServer;
+let pki: OpensslPki;
+let ca: TestCa;
+let work: string;
+const calls: string[] = [];
+const nodes = new Map<NodeName, Node>();
+const cli = join(projectRoot(), 'dist/agent/cli/main.js');
+
+function options(n: Omit<Node, 'manager'>, identities: number[]): KeyManagerOptions {
+  const i = NODES.indexOf(n.name);
+  return {
+    node: n.name,
+    stateDir: n.dir,
+    store: n.store,
+    audit: n.audit,
+    nodeCertificatePem: n.cert.certPem,
+    nodePrivateKey: n.cert.key,
+    trustAnchors: [ca.certPem],
+    addresses: [`192.0.2.${10 + i}`],
+    podCidrs: [`10.244.${i}.0/24`],
+    bootId: `0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f${i}`,
+    identities,
+    rotationIntervalMs: 3_600_000,
+    acknowledgeTimeoutMs: ACK_TIMEOUT_MS,
+    tickMs: 100,
+    hooks: recordingHooks(n.name, calls),
+  };
+}
+
+async function startNode(name: NodeName, identities: number[]): Promise<Node> {
+  const prev = nodes.get(name);
+  const base = prev ?? {
+    name,
+    dir: join(work, name),
+    auditPath: join(work, `${name}.audit.jsonl`),
+    cert: pki.issueNode(ca, name, 'p256'),
+  };
+  const store = await openEtcdStore({ endpoints: [etcd.clientUrl], requestTimeoutMs: 10_000 });
+  const audit = openAuditLog({ path: base.auditPath, node: name, signer: keyObjectSigner(base.cert.key, base.cert.certPem), mirror: null, checkpointIntervalMs: 0 });
+  const partial = { ...base, store, audit };
+  const manager = await KeyManager.open(options(partial, identities));
+  await manager.start();
+  const node = { ...partial, manager };
+  nodes.set(name, node);
+  return node;
+}
+
+async function stopNode(name: NodeName): Promise<void> {
+  const n = nodes.get(name)!;
+  await n.manager.stop();
+  await n.audit.close();
+  await n.store.close();
+}
+
+function slot(name: NodeName, ref: SlotRef) {
+  return nodes.get(name)!.manager.status().find((s) => s.kind === ref.kind && s.identity === ref.identity)!;
+}
+
+/** The generations of the slot, as "generation:phase". */
+function phases(name: NodeName, ref: SlotRef): string[] {
+  return slot(name, ref).generations.map((g) => `${g.generation}:${g.phase}`);
+}
+
+async function storedRecord(name: NodeName): Promise<NodeRecord> {
+  const kv = await nodes.get('ky-b')!.store.get(paths.record(name));
+  return (JSON.parse(kv!.value.toString('utf8')) as { record: NodeRecord }).record;
+}
+
+function auditEvents(name: NodeName): Record<string, unknown>[] {
+  return readFileSync(join(work, `${name}.audit.jsonl`), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function keyEvents(name: NodeName, ref: SlotRef, generation: number): string[] {
+  return auditEvents(name)
+    .filter((e) => e.keyKind === ref.kind && (ref.kind === 'node' ? e.identity === undefined : e.identity === ref.identity) && (e.generation === generation || e.toGeneration === generation))
+    .map((e) => `${String(e.event)}${e.peerNode ? ` ${String(e.peerNode)}` : ''}${e.reason ? ` ${String(e.reason)}` : ''}`);
+}
+
+beforeAll(async () => {
+  execFileSync(join(projectRoot(), 'node_modules/.bin/tsc'), ['-p', join(projectRoot(), 'tsconfig.json')], { stdio: 'pipe' });
+  work = mkdtempSync(join(tmpdir(), 'veil-ky-manager-'));
+  pki = new OpensslPki();
+  ca = pki.createCa('ky-ca', 'p256');
+  etcd = await EtcdServer.start();
+  await startNode('ky-a', [300]);
+  await startNode('ky-b', [300, 301]);
+  await startNode('ky-c', []);
+}, 120_000);
+
+afterAll(async () => {
+  for (const n of nodes.values()) {
+    await n.manager.stop().catch(() => undefined);
+    await n.audit.close().catch(() => undefined);
+    await n.store.close().catch(() => undefined);
+  }
+  await etcd?.cleanup();
+  pki?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('key managers on a real etcd', () => {
+  it('bring up every slot with an active key, publish signed records and acknowledge each other', async () => {
+    await eventually(
+      () =>
+        NODES.every((n) => nodes.get(n)!.manager.status().every((s) => s.generations.length === 1 && s.generations[0]!.phase === 'active' && s.peers.length === 2)),
+      { timeoutMs: 20_000, what: 'an active key in every slot with two peers' },
+    );
+    const a = await storedRecord('ky-a');
+    expect(a.keys.map((k) => `${k.kind}/${k.identity}/${k.generation}/${k.state}`).sort()).toEqual(['identity/300/1/active', 'node/0/1/active']);
+    // Each peer installed ky-a's keys, and the acknowledgement documents say so.
+    await eventually(async () => {
+      const ack = await nodes.get('ky-a')!.store.get(paths.ack('ky-a', 'ky-b'));
+      const doc = ack && (JSON.parse(ack.value.toString('utf8')) as { installed: unknown[]; using: unknown[] });
+      return doc && doc.installed.length === 2 && doc.using.length === 2;
+    }, { what: "ky-b's acknowledgement of ky-a's keys" });
+    // Keys on disk: directory 0700, one key file 0600 per live generation, matching the record.
+    expect(statSync(join(nodes.get('ky-a')!.dir, 'keys')).mode & 0o777).toBe(0o700);
+    const file = join(nodes.get('ky-a')!.dir, 'keys', 'node.1.key');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await readPrivateKeyFile(file)).publicKey.base64).toBe(a.keys.find((k) => k.kind === 'node')!.publicKey);
+  });
+
+  it('rotates ky-a\'s node key on demand through "veil keys rotate", make-before-break, and destroys the old key', async () => {
+    const before = slot('ky-a', NODE_KEY).generations[0]!;
+    calls.length = 0;
+    const r = spawnSync(process.execPath, [cli, 'keys', 'rotate', '--state-dir', nodes.get('ky-a')!.dir, '--store', etcd.clientUrl, '--node-key'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('Requested an on-demand rotation of the node key of "ky-a" (store key "/veil/keys/rotate/ky-a/node")');
+    expect(r.status).toBe(0);
+
+    await eventually(() => phases('ky-a', NODE_KEY).join() === '2:active' && slot('ky-a', NODE_KEY).generations[0]!.movedPeers.length === 2, {
+      timeoutMs: 20_000,
+      what: 'generation 2 active and every peer moved',
+    });
+    const after = slot('ky-a', NODE_KEY).generations[0]!;
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+    expect(after.acknowledgedBy).toEqual(['ky-b', 'ky-c']);
+    // The request was consumed; the old key file is gone; the record carries only generation 2.
+    expect(await nodes.get('ky-a')!.store.get(paths.rotateRequest('ky-a', NODE_KEY))).toBeNull();
+    expect(() => statSync(join(nodes.get('ky-a')!.dir, 'keys', 'node.1.key'))).toThrow(/ENOENT/);
+    await eventually(async () => (await storedRecord('ky-a')).keys.filter((k) => k.kind === 'node').map((k) => `${k.generation}/${k.state}`).join() === '2/active');
+
+    // Make-before-break, as the kernel hooks saw it.
+    const at = (c: string) => {
+      const i = calls.indexOf(c);
+      expect(i, `hook call "${c}" in ${JSON.stringify(calls)}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    expect(at('ky-a installLocal node/0/2')).toBeLessThan(at('ky-b installPeer ky-a:node/0/2'));
+    for (const peer of ['ky-b', 'ky-c']) {
+      expect(at(`${peer} installPeer ky-a:node/0/2`)).toBeLessThan(at('ky-a activateLocal node/0/2'));
+      expect(at('ky-a activateLocal node/0/2')).toBeLessThan(at(`${peer} usePeer ky-a:node/0/2`));
+      expect(at(`${peer} usePeer ky-a:node/0/2`)).toBeLessThan(at('ky-a retireLocal node/0/1'));
+      expect(at('ky-a retireLocal node/0/1')).toBeLessThan(at(`${peer} removePeer ky-a:node/0/1`));
+    }
+
+    await eventually(() => keyEvents('ky-a', NODE_KEY, 2).includes('rotation.completed'), { what: 'rotation.completed in the audit log' });
+    const events = keyEvents('ky-a', NODE_KEY, 2);
+    const byPhase = (x: string, y: string) => order(x) - order(y) || x.localeCompare(y);
+    expect([...events].sort(byPhase)).toEqual([
+      'key.generated',
+      'key.published',
+      'key.acknowledged ky-b',
+      'key.acknowledged ky-c',
+      'key.activated',
+      'key.peer_moved ky-b',
+      'key.peer_moved ky-c',
+      'rotation.completed',
+    ]);
+    expect(events.map(order)).toEqual(events.map(order).sort((x, y) => x - y));
+    expect(keyEvents('ky-a', NODE_KEY, 1).slice(-2)).toEqual(['key.retired on-demand', 'key.destroyed']);
+  });
+
+  it('rotates an identity key (rotateNow) while the node key stays as it is', async () => {
+    const node = slot('ky-a', NODE_KEY).generations[0]!.fingerprint;
+    nodes.get('ky-a')!.manager.rotateNow(ID_300);
+    await eventually(() => phases('ky-a', ID_300).join() === '2:active' && slot('ky-a', ID_300).generations[0]!.movedPeers.length === 2, {
+      timeoutMs: 20_000,
+      what: 'identity 300 generation 2 active',
+    });
+    await eventually(() => keyEvents('ky-a', ID_300, 2).includes('rotation.completed'));
+    expect(keyEvents('ky-a', ID_300, 1).slice(-2)).toEqual(['key.retired on-demand', 'key.destroyed']);
+    expect(slot('ky-a', NODE_KEY).generations[0]!.fingerprint).toBe(node);
+    // ky-b, which also hosts identity 300, keeps its own identity-300 key: slots are per node.
+    expect(phases('ky-b', ID_300)).toEqual(['1:active']);
+  });
+
+  it('resumes after a restart from the state directory and the store without generating a key', async () => {
+    const before = nodes.get('ky-a')!.manager.status();
+    const generatedBefore = auditEvents('ky-a').filter((e) => e.event === 'key.generated').length;
+    await stopNode('ky-a');
+    await startNode('ky-a', [300]);
+    await eventually(() => nodes.get('ky-a')!.manager.status().every((s) => s.peers.length === 2));
+    const after = nodes.get('ky-a')!.manager.status();
+    expect(after.map((s) => s.generations.map((g) => [g.generation, g.phase, g.fingerprint]))).toEqual(before.map((s) => s.generations.map((g) => [g.generation, g.phase, g.fingerprint])));
+    expect(auditEvents('ky-a').filter((e) => e.event === 'key.generated').length).toBe(generatedBefore);
+  });
+
+  it('abandons a rotation that a peer never acknowledges, keeping the active key', async () => {
+    await stopNode('ky-c'); // its record stays in the store: ky-a keeps waiting for it
+    const active = slot('ky-a', NODE_KEY).generations[0]!;
+    nodes.get('ky-a')!.manager.rotateNow(NODE_KEY);
+    await eventually(() => phases('ky-a', NODE_KEY).join() === '2:active,3:published', { what: 'generation 3 published' });
+    await eventually(() => slot('ky-a', NODE_KEY).generations[1]?.acknowledgedBy.includes('ky-b'), { what: "ky-b's acknowledgement" });
+    await eventually(() => phases('ky-a', NODE_KEY).join() === '2:active', { timeoutMs: ACK_TIMEOUT_MS + 10_000, what: 'generation 3 abandoned' });
+    expect(slot('ky-a', NODE_KEY).generations[0]!.fingerprint).toBe(active.fingerprint);
+    expect(() => statSync(join(nodes.get('ky-a')!.dir, 'keys', 'node.3.key'))).toThrow(/ENOENT/);
+    const abandoned = auditEvents('ky-a').find((e) => e.event === 'key.abandoned');
+    expect(abandoned).toMatchObject({ keyKind: 'node', generation: 3, reason: 'not-acknowledged', missingPeers: 1 });
+    await eventually(async () => (await storedRecord('ky-a')).keys.filter((k) => k.kind === 'node').map((k) => `${k.generation}/${k.state}`).join() === '2/active');
+    // ky-b had installed generation 3 and removes it again when it leaves the record.
+    await eventually(() => calls.includes('ky-b removePeer ky-a:node/0/3'), { what: 'ky-b removing generation 3' });
+    expect(calls.indexOf('ky-b installPeer ky-a:node/0/3')).toBeLessThan(calls.indexOf('ky-b removePeer ky-a:node/0/3'));
+  });
+
+  it('leaves audit logs that pass "veil audit verify" and hold no key material', async () => {
+    const live = [...nodes.get('ky-a')!.manager.status()];
+    const keyFiles = live.flatMap((s) => s.generations.map((g) => join(nodes.get('ky-a')!.dir, 'keys', `${s.kind === 'node' ? 'node' : `identity-${s.identity}`}.${g.generation}.key`)));
+    const secrets = await Promise.all(keyFiles.map(async (f) => (await readPrivateKeyFile(f)).exportRaw()));
+    for (const name of ['ky-a', 'ky-b'] as const) await stopNode(name);
+    nodes.clear();
+    for (const name of NODES) {
+      const path = join(work, `${name}.audit.jsonl`);
+      const r = spawnSync(process.execPath, [cli, 'audit', 'verify', path, '--ca', ca.certPath], { encoding: 'utf8' });
+      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain(`Audit log "${path}" is intact`);
+      const text = readFileSync(path, 'utf8');
+      for (const s of secrets) {
+        for (const form of [s.toString('base64'), s.toString('hex'), s.toString('base64url')]) expect(text).not.toContain(form);
+      }
+    }
+    // ky-b's log holds its own keys' steps and the records it refused (none here).
+    const b = auditEvents('ky-b').map((e) => e.event);
+    expect(b.filter((e) => e === 'key.activated')).toHaveLength(3);
+    expect(b).not.toContain('record.rejected');
+  });
+});
+
+/** Position of an audit event in a rotation, for comparing event lists. */
+function order(e: string): number {
+  return ['key.generated', 'key.published', 'key.acknowledged', 'key.activated', 'key.peer_moved', 'rotation.completed'].findIndex((p) => e.startsWith(p));
+}
