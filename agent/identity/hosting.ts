@@ -1,0 +1,52 @@
+/**
+ * "Does the issuing node actually host that identity?" (DESIGN.md §Concepts), answered from the
+ * store for certs/verify.ts `issuingNodeHostsIdentity`. An SVID names a service account
+ * (spiffe://<td>/ns/<ns>/sa/<sa>); a node hosts it when it holds a live reference
+ * (refs/<id>/<node>, attached to the node's lease) to an active identity whose label set has that
+ * namespace and service account. Several identities can share a service account (they differ in
+ * pod labels); any one of them counts.
+ *
+ * The store is hostile input: references and records go through the identity parsers, and a
+ * corrupt entry makes the check fail closed (IdentityCorruptError) rather than say yes.
+ */
+import { parseWorkloadId } from '../../certs/spiffe-id.js';
+import type { IssuingNodeHostsIdentity } from '../../certs/verify.js';
+import type { Store } from '../store/store.js';
+import { checkNodeName, IdentityKeys, parseById } from './records.js';
+
+export interface HostingCheckOptions {
+  trustDomain: string;
+  /** Identity key prefix (default "/veil/identities/"). */
+  prefix?: string;
+}
+
+/** The identity ids `node` references now. */
+async function referencedIds(store: Store, keys: IdentityKeys, node: string): Promise<number[]> {
+  const base = keys.refsPrefix();
+  const list = await store.list(base);
+  const ids: number[] = [];
+  for (const kv of list.items) {
+    if (!kv.key.endsWith(`/${node}`)) continue;
+    const id = keys.idIn(base, kv.key);
+    if (kv.key === keys.ref(id, node)) ids.push(id);
+  }
+  return ids;
+}
+
+/** A store-backed `issuingNodeHostsIdentity(node, spiffeId)` for verifySvid(). */
+export function storeHostingCheck(store: Store, opts: HostingCheckOptions): IssuingNodeHostsIdentity {
+  const keys = new IdentityKeys(opts.prefix);
+  return async (nodeName, spiffeId) => {
+    const node = checkNodeName(nodeName);
+    const want = parseWorkloadId(spiffeId, opts.trustDomain);
+    for (const id of await referencedIds(store, keys, node)) {
+      const kv = await store.get(keys.byId(id));
+      if (!kv) continue;
+      const record = parseById(keys, kv);
+      if (record.state !== 'active') continue;
+      const labels = new Map(record.labels.entries);
+      if (labels.get('veil:namespace') === want.namespace && labels.get('veil:service-account') === want.serviceAccount) return true;
+    }
+    return false;
+  };
+}
