@@ -50,3 +50,13 @@ export function storeHostingCheck(store: Store, opts: HostingCheckOptions): Issu
     return false;
   };
 }
+
+/**
+ * For node records: may `node` publish a key for identity `id`? Only while it references the
+ * identity (refs/<id>/<node>). The key manager rejects a peer's record that carries an identity
+ * key the peer does not host (audit "record.rejected", reason "identity-not-hosted").
+ */
+export function storeIdentityHosting(store: Store, prefix?: string): (node: string, id: number) => Promise<boolean> {
+  const keys = new IdentityKeys(prefix);
+  return async (node, id) => (await store.get(keys.ref(id, checkNodeName(node)))) !== null;
+}

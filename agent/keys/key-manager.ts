@@ -63,6 +63,12 @@ export interface KeyManagerOptions {
   /** Timer of the periodic pass (default 1000 ms). */
   tickMs?: number;
   hooks?: KernelKeyHooks;
+  /**
+   * Whether a peer may publish a key for an identity (store-backed: agent/identity/hosting.ts
+   * storeIdentityHosting). A record with a key for an identity its node does not host is
+   * rejected whole. Omitted: not checked (tests of the rotation alone).
+   */
+  identityHosted?: (node: string, identity: number) => Promise<boolean>;
   log?: Logger;
   now?: () => number;
   random?: () => number;
@@ -137,6 +143,8 @@ export class KeyManager {
   /** Records and acknowledgements refused since the last pass (audited by the pass). */
   readonly #rejected: { node: string; err: NodeRecordError }[] = [];
   readonly #badAcks: { peer: string; err: NodeRecordError }[] = [];
+  /** Verified records not yet checked for identity hosting and applied. */
+  readonly #incoming = new Map<string, { modRevision: string; record: NodeRecord }>();
   #recordRevision: string | null = null;
   #mirrors: PrefixMirror[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -294,12 +302,11 @@ export class KeyManager {
       this.#kick();
       return;
     }
-    if (this.#peers.get(node)?.modRevision === kv.modRevision) return;
+    if ((this.#incoming.get(node) ?? this.#peers.get(node))?.modRevision === kv.modRevision) return;
     try {
       const v = this.#verifier.verify(kv.value, { expectedNode: node, now: this.#now() });
-      const prev = this.#peers.get(node);
       this.#gone.delete(node);
-      this.#peers.set(node, { modRevision: kv.modRevision, record: v.record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
+      this.#incoming.set(node, { modRevision: kv.modRevision, record: v.record });
     } catch (err) {
       if (err instanceof NodeRecordError) this.#rejected.push({ node, err });
       else this.#warn(err as Error, 'Cannot verify a node record');
@@ -392,9 +399,36 @@ export class KeyManager {
     for (const slot of slots) await this.#ownerSide(slot);
   }
 
+  /** Applies verified records whose identity keys their nodes host; audits the others. */
+  async #applyIncoming(): Promise<void> {
+    for (const [node, { modRevision, record }] of [...this.#incoming]) {
+      this.#incoming.delete(node);
+      if (this.#gone.has(node)) continue;
+      const check = this.#o.identityHosted;
+      const stray = [];
+      if (check) for (const k of record.keys) if (k.kind === 'identity' && !(await check(node, k.identity))) stray.push(k);
+      if (stray.length) {
+        const k = stray[0]!;
+        await this.#o.audit.record({
+          event: 'record.rejected',
+          peerNode: node,
+          reason: 'identity-not-hosted',
+          detail: `Record sequence ${record.sequence} carries keys of identities the node does not reference: ${stray.slice(0, 8).map((x) => x.identity).join(', ')}`,
+          generation: k.generation,
+          fingerprint: X25519PublicKey.fromBase64(k.publicKey).fingerprint,
+        });
+        this.#o.log?.warn({ peer: node, identities: stray.map((x) => x.identity) }, 'Rejected a node record with keys of identities its node does not host');
+        continue;
+      }
+      const prev = this.#peers.get(node);
+      this.#peers.set(node, { modRevision, record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
+    }
+  }
+
   // Peer side: install, use and remove other nodes' keys, then acknowledge.
   async #peerSide(): Promise<void> {
     const me = this.#o.node;
+    await this.#applyIncoming();
     for (const node of [...this.#gone]) {
       const view = this.#peers.get(node);
       if (view) {

@@ -13,6 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAuditLog, type AuditLog } from '../../../agent/audit/audit-log.js';
 import { keyObjectSigner } from '../../../agent/audit/signer.js';
 import type { LocalKey, PeerKey, KernelKeyHooks } from '../../../agent/keys/kernel-key-hooks.js';
+import { IdentityAllocator } from '../../../agent/identity/allocator.js';
+import { storeIdentityHosting } from '../../../agent/identity/hosting.js';
+import { canonicalLabelSet } from '../../../agent/identity/labels.js';
+import { IdentityReferences } from '../../../agent/identity/references.js';
 import { KeyManager, type KeyManagerOptions } from '../../../agent/keys/key-manager.js';
 import { KeyStorePaths, type SlotRef } from '../../../agent/keys/key-store-paths.js';
 import { readPrivateKeyFile } from '../../../agent/keys/key-file.js';
@@ -23,10 +27,13 @@ import { EtcdServer } from '../../support/etcd.js';
 import { eventually } from '../../support/netns.js';
 import { OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';
 
-const NODES = ['ky-a', 'ky-b', 'ky-c'] as const;
+const NODES = ['ky-a', 'ky-b', 'ky-c', 'ky-d'] as const;
 type NodeName = (typeof NODES)[number];
 const NODE_KEY: SlotRef = { kind: 'node', identity: 0 };
-const ID_300: SlotRef = { kind: 'identity', identity: 300 };
+/** Identity of service account default/web, hosted by ky-a and ky-b (allocated in beforeAll). */
+let ID_WEB: SlotRef;
+/** Identity of default/db, hosted by ky-b only. */
+let ID_DB: number;
 const ACK_TIMEOUT_MS = 3_000;
 const paths = new KeyStorePaths();
 
@@ -55,6 +62,7 @@ interface Node {
 }
 
 let etcd: EtcdServer;
+let identityStore: EtcdStore;
 let pki: OpensslPki;
 let ca: TestCa;
 let work: string;
@@ -80,6 +88,7 @@ function options(n: Omit<Node, 'manager'>, identities: number[]): KeyManagerOpti
     acknowledgeTimeoutMs: ACK_TIMEOUT_MS,
     tickMs: 100,
     hooks: recordingHooks(n.name, calls),
+    identityHosted: storeIdentityHosting(n.store),
   };
 }
 
@@ -141,8 +150,21 @@ beforeAll(async () => {
   pki = new OpensslPki();
   ca = pki.createCa('ky-ca', 'p256');
   etcd = await EtcdServer.start();
-  await startNode('ky-a', [300]);
-  await startNode('ky-b', [300, 301]);
+  // Identities and which node hosts them, as the agents' endpoint handling would record them.
+  identityStore = await openEtcdStore({ endpoints: [etcd.clientUrl], requestTimeoutMs: 10_000 });
+  const alloc = new IdentityAllocator({ store: identityStore });
+  const refs = new IdentityReferences(identityStore);
+  const lease = await identityStore.grantLease(600);
+  const web = canonicalLabelSet({ namespace: 'default', serviceAccount: 'web' });
+  const db = canonicalLabelSet({ namespace: 'default', serviceAccount: 'db' });
+  const w = await alloc.allocate(web);
+  ID_DB = (await alloc.allocate(db)).id;
+  ID_WEB = { kind: 'identity', identity: w.id };
+  await refs.addReference(w.id, web, 'ky-a', lease);
+  await refs.addReference(w.id, web, 'ky-b', lease);
+  await refs.addReference(ID_DB, db, 'ky-b', lease);
+  await startNode('ky-a', [w.id]);
+  await startNode('ky-b', [w.id, ID_DB]);
   await startNode('ky-c', []);
 }, 120_000);
 
@@ -152,6 +174,7 @@ afterAll(async () => {
     await n.audit.close().catch(() => undefined);
     await n.store.close().catch(() => undefined);
   }
+  await identityStore?.close().catch(() => undefined);
   await etcd?.cleanup();
   pki?.cleanup();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -161,11 +184,11 @@ describe('key managers on a real etcd', () => {
   it('bring up every slot with an active key, publish signed records and acknowledge each other', async () => {
     await eventually(
       () =>
-        NODES.every((n) => nodes.get(n)!.manager.status().every((s) => s.generations.length === 1 && s.generations[0]!.phase === 'active' && s.peers.length === 2)),
+        [...nodes.values()].every((n) => n.manager.status().every((s) => s.generations.length === 1 && s.generations[0]!.phase === 'active' && s.peers.length === 2)),
       { timeoutMs: 20_000, what: 'an active key in every slot with two peers' },
     );
     const a = await storedRecord('ky-a');
-    expect(a.keys.map((k) => `${k.kind}/${k.identity}/${k.generation}/${k.state}`).sort()).toEqual(['identity/300/1/active', 'node/0/1/active']);
+    expect(a.keys.map((k) => `${k.kind}/${k.identity}/${k.generation}/${k.state}`).sort()).toEqual([`identity/${ID_WEB.identity}/1/active`, 'node/0/1/active']);
     // Each peer installed ky-a's keys, and the acknowledgement documents say so.
     await eventually(async () => {
       const ack = await nodes.get('ky-a')!.store.get(paths.ack('ky-a', 'ky-b'));
@@ -232,23 +255,23 @@ describe('key managers on a real etcd', () => {
 
   it('rotates an identity key (rotateNow) while the node key stays as it is', async () => {
     const node = slot('ky-a', NODE_KEY).generations[0]!.fingerprint;
-    nodes.get('ky-a')!.manager.rotateNow(ID_300);
-    await eventually(() => phases('ky-a', ID_300).join() === '2:active' && slot('ky-a', ID_300).generations[0]!.movedPeers.length === 2, {
+    nodes.get('ky-a')!.manager.rotateNow(ID_WEB);
+    await eventually(() => phases('ky-a', ID_WEB).join() === '2:active' && slot('ky-a', ID_WEB).generations[0]!.movedPeers.length === 2, {
       timeoutMs: 20_000,
-      what: 'identity 300 generation 2 active',
+      what: 'the web identity key at generation 2, active',
     });
-    await eventually(() => keyEvents('ky-a', ID_300, 2).includes('rotation.completed'));
-    expect(keyEvents('ky-a', ID_300, 1).slice(-2)).toEqual(['key.retired on-demand', 'key.destroyed']);
+    await eventually(() => keyEvents('ky-a', ID_WEB, 2).includes('rotation.completed'));
+    expect(keyEvents('ky-a', ID_WEB, 1).slice(-2)).toEqual(['key.retired on-demand', 'key.destroyed']);
     expect(slot('ky-a', NODE_KEY).generations[0]!.fingerprint).toBe(node);
-    // ky-b, which also hosts identity 300, keeps its own identity-300 key: slots are per node.
-    expect(phases('ky-b', ID_300)).toEqual(['1:active']);
+    // ky-b, which also hosts the web identity, keeps its own key for it: slots are per node.
+    expect(phases('ky-b', ID_WEB)).toEqual(['1:active']);
   });
 
   it('resumes after a restart from the state directory and the store without generating a key', async () => {
     const before = nodes.get('ky-a')!.manager.status();
     const generatedBefore = auditEvents('ky-a').filter((e) => e.event === 'key.generated').length;
     await stopNode('ky-a');
-    await startNode('ky-a', [300]);
+    await startNode('ky-a', [ID_WEB.identity]);
     await eventually(() => nodes.get('ky-a')!.manager.status().every((s) => s.peers.length === 2));
     const after = nodes.get('ky-a')!.manager.status();
     expect(after.map((s) => s.generations.map((g) => [g.generation, g.phase, g.fingerprint]))).toEqual(before.map((s) => s.generations.map((g) => [g.generation, g.phase, g.fingerprint])));
@@ -272,11 +295,23 @@ describe('key managers on a real etcd', () => {
     expect(calls.indexOf('ky-b installPeer ky-a:node/0/3')).toBeLessThan(calls.indexOf('ky-b removePeer ky-a:node/0/3'));
   });
 
+  it('rejects a record with a key of an identity its node does not host, and installs none of its keys', async () => {
+    calls.length = 0;
+    await startNode('ky-d', [ID_DB]); // ky-d has no reference to the db identity: only ky-b hosts it
+    await eventually(() => auditEvents('ky-a').some((e) => e.event === 'record.rejected' && e.peerNode === 'ky-d'), { what: "ky-a's rejection of ky-d's record" });
+    const rejected = auditEvents('ky-a').find((e) => e.event === 'record.rejected' && e.peerNode === 'ky-d');
+    expect(rejected).toMatchObject({ reason: 'identity-not-hosted', detail: expect.stringContaining(String(ID_DB)) });
+    // ky-d's first record (its node key alone) was valid and stands; none of its records with the
+    // identity key was accepted, so no peer installed that key.
+    expect(calls.filter((c) => c.includes('ky-d:identity/') && !c.startsWith('ky-d'))).toEqual([]);
+    expect(calls.some((c) => c.startsWith('ky-a installPeer ky-d:node/'))).toBe(true);
+  });
+
   it('leaves audit logs that pass "veil audit verify" and hold no key material', async () => {
     const live = [...nodes.get('ky-a')!.manager.status()];
     const keyFiles = live.flatMap((s) => s.generations.map((g) => join(nodes.get('ky-a')!.dir, 'keys', `${s.kind === 'node' ? 'node' : `identity-${s.identity}`}.${g.generation}.key`)));
     const secrets = await Promise.all(keyFiles.map(async (f) => (await readPrivateKeyFile(f)).exportRaw()));
-    for (const name of ['ky-a', 'ky-b'] as const) await stopNode(name);
+    for (const name of ['ky-a', 'ky-b', 'ky-d'] as const) await stopNode(name);
     nodes.clear();
     for (const name of NODES) {
       const path = join(work, `${name}.audit.jsonl`);
@@ -288,10 +323,12 @@ describe('key managers on a real etcd', () => {
         for (const form of [s.toString('base64'), s.toString('hex'), s.toString('base64url')]) expect(text).not.toContain(form);
       }
     }
-    // ky-b's log holds its own keys' steps and the records it refused (none here).
-    const b = auditEvents('ky-b').map((e) => e.event);
-    expect(b.filter((e) => e === 'key.activated')).toHaveLength(3);
-    expect(b).not.toContain('record.rejected');
+    // ky-b's log holds its own keys' steps and the records it refused (only ky-d's).
+    const b = auditEvents('ky-b');
+    expect(b.filter((e) => e.event === 'key.activated')).toHaveLength(3);
+    const rejections = b.filter((e) => e.event === 'record.rejected');
+    expect(rejections.length).toBeGreaterThan(0);
+    expect(new Set(rejections.map((e) => `${String(e.peerNode)} ${String(e.reason)}`))).toEqual(new Set(['ky-d identity-not-hosted']));
   });
 });
 
