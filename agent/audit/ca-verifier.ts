@@ -5,13 +5,14 @@
  *  2. it was issued and signed by one of the trusted CAs (X509Certificate.checkIssued + verify);
  *  3. that CA and the certificate were both valid at the checkpoint's time (no skew allowance:
  *     the time is the signer's own clock and is covered by the signature);
- *  4. the certificate names the node the checkpoint claims: subject CN, a DNS SAN, or a URI SAN
- *     ending in "/node/<name>" or "/nodes/<name>";
+ *  4. the certificate names the node the checkpoint claims (its subject's single CN);
  *  5. the signature scheme matches the key and the signature verifies.
+ * Steps 1–4 are the node-certificate check shared with node records (agent/keys/node-certificate-check.ts).
  */
 import { X509Certificate } from 'node:crypto';
 import { AuditSignatureError, AuditTrustError } from './errors.js';
 import { certificateFingerprint } from '../keys/fingerprint.js';
+import { checkNodeCertificate } from '../keys/node-certificate-check.js';
 import type { SignatureAlgorithm } from './line-format.js';
 import { signatureAlgorithmOf, verifySignature, type CheckpointToVerify, type CheckpointVerifier } from './signer.js';
 
@@ -45,23 +46,6 @@ export function parseCaBundle(pem: string, source = 'CA bundle'): X509Certificat
   });
 }
 
-function validAt(cert: X509Certificate, t: Date): 'ok' | 'expired' | 'not-yet-valid' {
-  const from = Date.parse(cert.validFrom);
-  const to = Date.parse(cert.validTo);
-  if (t.getTime() < from) return 'not-yet-valid';
-  if (t.getTime() > to) return 'expired';
-  return 'ok';
-}
-
-function namesNode(cert: X509Certificate, node: string): boolean {
-  const cns = cert.subject.split('\n').filter((l) => l.startsWith('CN=')).map((l) => l.slice(3));
-  if (cns.includes(node)) return true;
-  const sans = (cert.subjectAltName ?? '').split(', ');
-  return sans.some(
-    (s) => s === `DNS:${node}` || (s.startsWith('URI:') && (s.endsWith(`/node/${node}`) || s.endsWith(`/nodes/${node}`))),
-  );
-}
-
 /** A CheckpointVerifier trusting the CA certificates in the given PEM texts. */
 export function createCaVerifier(caPems: string[]): CheckpointVerifier {
   if (caPems.length === 0) throw new AuditTrustError('Cannot verify audit checkpoints without a CA: pass at least one CA PEM (--ca CA.pem)');
@@ -81,36 +65,28 @@ export function createCaVerifier(caPems: string[]): CheckpointVerifier {
       }
       const subject = oneLine(cert.subject);
       const fp = certificateFingerprint(cert);
-      // Veil's node certificates are CA:TRUE with pathlen 0 (they issue SVIDs: certs/node-certificate.ts),
-      // so being a CA is no reason to refuse; a trust anchor itself (the cluster CA's key) or a
-      // self-issued certificate is. Below, the signer must also be issued directly by a trusted CA,
-      // which excludes SVIDs and anything a node issued.
-      if (cas.some((ca) => certificateFingerprint(ca) === fp) || cert.checkIssued(cert)) {
-        throw new AuditSignatureError(`Certificate "${subject}" (${fp}) is a trust anchor or self-issued: checkpoints must be signed with a node certificate`);
-      }
       const alg = signatureAlgorithmOf(cert.publicKey);
+      const check = checkNodeCertificate(cert, { anchors: cas, at: c.time.getTime(), skewMs: 0, node: c.node });
+      if (!check.ok) {
+        const at = c.time.toISOString();
+        switch (check.problem) {
+          case 'anchor':
+            throw new AuditSignatureError(`Certificate "${subject}" (${fp}) is a trust anchor or self-issued: checkpoints must be signed with a node certificate`);
+          case 'untrusted':
+            throw new AuditSignatureError(
+              `Certificate "${subject}" (${fp}) does not chain to a trusted CA (issuer "${oneLine(cert.issuer)}"): the checkpoint was signed with a key the CA never certified`,
+            );
+          case 'ca-invalid':
+            throw new AuditSignatureError(`CA "${oneLine(check.anchor!.subject)}" was not valid at signing time ${at} (valid ${check.anchor!.validFrom} to ${check.anchor!.validTo})`);
+          case 'expired':
+            throw new AuditSignatureError(`Certificate "${subject}" (${fp}) had expired at signing time ${at} (valid until ${cert.validTo})`);
+          case 'not-yet-valid':
+            throw new AuditSignatureError(`Certificate "${subject}" (${fp}) was not yet valid at signing time ${at} (valid from ${cert.validFrom})`);
+          case 'name':
+            throw new AuditSignatureError(`Certificate "${subject}" (${fp}) does not name node "${c.node}" that the checkpoint claims`);
+        }
+      }
       if (!alg) throw new AuditSignatureError(`Certificate "${subject}" has an unsupported key type "${cert.publicKey.asymmetricKeyType}"`);
-
-      const issuer = cas.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
-      if (!issuer) {
-        throw new AuditSignatureError(
-          `Certificate "${subject}" (${fp}) does not chain to a trusted CA (issuer "${oneLine(cert.issuer)}"): the checkpoint was signed with a key the CA never certified`,
-        );
-      }
-      const caState = validAt(issuer, c.time);
-      if (caState !== 'ok') {
-        throw new AuditSignatureError(`CA "${oneLine(issuer.subject)}" was ${caState === 'expired' ? 'expired' : 'not yet valid'} at signing time ${c.time.toISOString()}`);
-      }
-      const state = validAt(cert, c.time);
-      if (state === 'expired') {
-        throw new AuditSignatureError(`Certificate "${subject}" (${fp}) had expired at signing time ${c.time.toISOString()} (valid until ${cert.validTo})`);
-      }
-      if (state === 'not-yet-valid') {
-        throw new AuditSignatureError(`Certificate "${subject}" (${fp}) was not yet valid at signing time ${c.time.toISOString()} (valid from ${cert.validFrom})`);
-      }
-      if (!namesNode(cert, c.node)) {
-        throw new AuditSignatureError(`Certificate "${subject}" (${fp}) does not name node "${c.node}" that the checkpoint claims`);
-      }
       if (c.sigAlg !== alg) {
         throw new AuditSignatureError(`Checkpoint says signature algorithm "${c.sigAlg}" but certificate "${subject}" has a key for "${alg}"`);
       }

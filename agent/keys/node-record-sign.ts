@@ -13,6 +13,7 @@
 import { createPrivateKey, createPublicKey, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import { canonicalJson, canonicalJsonBytes } from './canonical-json.js';
+import { nodeNameFromCertificate } from './node-certificate-check.js';
 import { NodeRecordError } from './errors.js';
 import { validateNodeRecord, type NodeRecord } from './node-record.js';
 
@@ -29,20 +30,8 @@ export interface SignedNodeRecord {
   signature: string;
 }
 
-/** How the node name is read from a node certificate (see nodeNameFromCertificate). */
+/** How the node name is read from a node certificate (default: nodeNameFromCertificate, its single CN). */
 export type NodeNameOf = (cert: X509Certificate) => string | undefined;
-
-/**
- * The node name a node certificate vouches for: its subject's single CN. (The certs/ module
- * issues node certificates; if it moves the name elsewhere, pass its reader as `nodeNameOf`.)
- */
-export const nodeNameFromCertificate: NodeNameOf = (cert) => {
-  const cns = cert.subject
-    .split('\n')
-    .filter((l) => l.startsWith('CN='))
-    .map((l) => l.slice(3));
-  return cns.length === 1 ? cns[0] : undefined;
-};
 
 /** The bytes a record's signature covers. */
 export function nodeRecordSigningBytes(record: NodeRecord): Buffer {

@@ -19,10 +19,10 @@
 import { verify, X509Certificate } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import { NodeRecordError, type NodeRecordRejectReason } from './errors.js';
+import { checkNodeCertificate } from './node-certificate-check.js';
 import { isNodeName, validateNodeRecord, type NodeRecord } from './node-record.js';
 import {
   digestFor,
-  nodeNameFromCertificate,
   nodeRecordSigningBytes,
   signatureAlgorithmFor,
   type NodeNameOf,
@@ -77,10 +77,6 @@ function parseAnchors(pems: readonly string[]): X509Certificate[] {
       throw new ValidationError(`trustAnchors[${i}]`, `Invalid trust anchor at "trustAnchors[${i}]": expected a PEM CA certificate`, { cause: err });
     }
   });
-}
-
-function validAt(cert: X509Certificate, now: number, skew: number): boolean {
-  return Date.parse(cert.validFrom) - skew <= now && now <= Date.parse(cert.validTo) + skew;
 }
 
 /** Verifies a signed record in wire form; returns it or throws NodeRecordError with a reason. */
@@ -138,33 +134,24 @@ export function verifyNodeRecord(wire: string | Uint8Array, opts: VerifyNodeReco
   }
   const alg = signatureAlgorithmFor(cert.publicKey);
   if (!alg) return reject('certificate_invalid', `Rejected node record${who()}: the certificate's key type "${cert.publicKey.asymmetricKeyType}" is not ECDSA P-256 or Ed25519`);
-  // Veil's node certificates are CA:TRUE with pathlen 0 (they issue SVIDs: certs/node-certificate.ts),
-  // so being a CA is no reason to refuse; a trust anchor itself or a self-issued certificate is.
-  // The chain check below also requires issuance directly by a trust anchor, which excludes
-  // SVIDs and anything else a node issued.
-  if (anchors.some((ca) => ca.fingerprint256 === cert.fingerprint256) || cert.checkIssued(cert)) {
-    return reject('certificate_invalid', `Rejected node record${who()}: it is signed by a trust anchor or a self-issued certificate, not a node certificate`);
-  }
-
-  // 5. Chain to a trust anchor.
-  const anchor = anchors.find((ca) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey));
-  if (!anchor) {
-    return reject('certificate_untrusted', `Rejected node record${who()}: its certificate (issuer "${cert.issuer.replace(/\n/g, ', ')}") is not issued by a trusted cluster CA`);
-  }
-
-  // 6. Validity windows.
+  // 5–8. A node certificate of this cluster naming the record's node (node-certificate-check.ts:
+  // not an anchor or self-issued, issued directly by a trust anchor, both valid now ± skew).
   const skew = opts.certificateSkewMs ?? DEFAULT_CERT_SKEW_MS;
-  if (!validAt(cert, now, skew) || !validAt(anchor, now, skew)) {
-    return reject(
-      'certificate_expired',
-      `Rejected node record${who()}: its certificate (valid ${cert.validFrom} to ${cert.validTo}) or its CA is not valid at ${new Date(now).toISOString()}; renew the node certificate`,
-    );
-  }
-
-  // 7–8. Names.
-  const certName = (opts.nodeNameOf ?? nodeNameFromCertificate)(cert);
-  if (certName !== record.name) {
-    return reject('certificate_name_mismatch', `Rejected node record${who()}: its certificate is for ${certName === undefined ? 'no single node name' : `node "${certName}"`}`);
+  const check = checkNodeCertificate(cert, { anchors, at: now, skewMs: skew, node: record.name, ...(opts.nodeNameOf ? { nodeNameOf: opts.nodeNameOf } : {}) });
+  if (!check.ok) {
+    switch (check.problem) {
+      case 'anchor':
+        return reject('certificate_invalid', `Rejected node record${who()}: it is signed by a trust anchor or a self-issued certificate, not a node certificate`);
+      case 'untrusted':
+        return reject('certificate_untrusted', `Rejected node record${who()}: its certificate (issuer "${cert.issuer.replace(/\n/g, ', ')}") is not issued by a trusted cluster CA`);
+      case 'name':
+        return reject('certificate_name_mismatch', `Rejected node record${who()}: its certificate is for ${check.nodeName === undefined ? 'no single node name' : `node "${check.nodeName}"`}`);
+      default:
+        return reject(
+          'certificate_expired',
+          `Rejected node record${who()}: its certificate (valid ${cert.validFrom} to ${cert.validTo}) or its CA is not valid at ${new Date(now).toISOString()}; renew the node certificate`,
+        );
+    }
   }
   if (opts.expectedNode !== undefined && opts.expectedNode !== record.name) {
     return reject('certificate_name_mismatch', `Rejected node record${who()}: it was published as the record of node "${opts.expectedNode}"`);
