@@ -530,15 +530,7 @@ export class KeyManager {
     }
     const current = slot.rotation.generations.find((g) => g.phase === 'published' || g.phase === 'acknowledged');
     if (current) {
-      for (const peer of slot.rotation.peers) {
-        const ack = this.#acks.get(peer);
-        if (!ack || !ackHas(ack.installed, ref, current.generation)) continue;
-        const r = rot.acknowledge(slot.rotation, { peer, generation: current.generation, now });
-        if (!r.event) continue;
-        slot.rotation = r.state;
-        await this.#dir.save(this.#state);
-        await audit(r.event);
-      }
+      await this.#peerReports(slot, current.generation, 'installed', rot.acknowledge, now);
       const g = slot.rotation.generations.find((x) => x.generation === current.generation)!;
       if (g.phase === 'acknowledged') {
         const key = this.#keys.get(keyId(ref, g.generation))!;
@@ -568,15 +560,7 @@ export class KeyManager {
     const act = rot.activeGeneration(slot.rotation);
     const superseded = slot.rotation.generations.find((g) => g.phase === 'superseded');
     if (act && superseded) {
-      for (const peer of slot.rotation.peers) {
-        const ack = this.#acks.get(peer);
-        if (!ack || !ackHas(ack.using, ref, act.generation)) continue;
-        const r = rot.peerMoved(slot.rotation, { peer, generation: act.generation, now });
-        if (!r.event) continue;
-        slot.rotation = r.state;
-        await this.#dir.save(this.#state);
-        await audit(r.event);
-      }
+      await this.#peerReports(slot, act.generation, 'using', rot.peerMoved, now);
       const a = rot.activeGeneration(slot.rotation)!;
       if (slot.rotation.peers.every((p) => a.movedPeers.includes(p))) {
         await this.#hooks.retireLocalKey({ ...ref, generation: superseded.generation });
@@ -597,6 +581,29 @@ export class KeyManager {
           acknowledgedBy: a.acknowledgedBy.length,
         });
       }
+    }
+  }
+
+  /**
+   * Records what peers' acknowledgement documents report for `generation`: "installed" ones
+   * acknowledge it, "using" ones moved to it. Each new report is saved and audited.
+   */
+  async #peerReports(
+    slot: SlotState,
+    generation: number,
+    list: 'installed' | 'using',
+    step: (s: rot.RotationState, input: { peer: string; generation: number; now: number }) => rot.PeerReport,
+    now: number,
+  ): Promise<void> {
+    const ref: SlotRef = { kind: slot.rotation.slot.kind, identity: slot.rotation.slot.identity };
+    for (const peer of slot.rotation.peers) {
+      const ack = this.#acks.get(peer);
+      if (!ack || !ackHas(ack[list], ref, generation)) continue;
+      const r = step(slot.rotation, { peer, generation, now });
+      if (!r.event) continue;
+      slot.rotation = r.state;
+      await this.#dir.save(this.#state);
+      await this.#o.audit.record(toAuditEvent(r.event));
     }
   }
 
