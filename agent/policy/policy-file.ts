@@ -51,7 +51,7 @@ export function parsePolicies(text: string, options: ReadPoliciesOptions = {}): 
     const location: PolicyLocation = { source, document: i + 1 };
     const problem = doc.errors[0] ?? doc.warnings[0];
     if (problem) {
-      throw new PolicyInputError(location, '', `YAML syntax error: ${problem.message.split('\n')[0]}`, { cause: problem });
+      throw new PolicyInputError(location, '', `YAML syntax error: ${(problem.message.split('\n')[0] ?? '').replace(/:\s*$/, '')}; fix the YAML there`, { cause: problem });
     }
     if (doc.contents === null) return; // an empty document ("---" at the end)
     let value: unknown;
