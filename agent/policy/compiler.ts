@@ -47,9 +47,12 @@ interface Matcher {
 }
 
 interface PolicyPart {
-  rules: PolicyRule[];
-  cidrRules: CidrRule[];
-  isolated: Record<PolicyDirection, number[]>;
+  /** The policy's rules by subject. */
+  rules: Map<number, PolicyRule[]>;
+  cidrRules: Map<number, CidrRule[]>;
+  isolated: Record<PolicyDirection, Set<number>>;
+  /** Every subject the part says anything about. */
+  subjects: Set<number>;
 }
 
 interface PolicyEntry {
@@ -58,12 +61,24 @@ interface PolicyEntry {
   part: PolicyPart | null;
 }
 
+/** The normalized output for one subject identity. */
+interface SubjectResult {
+  rules: PolicyRule[];
+  cidrRules: CidrRule[];
+  enforcement: PolicyEnforcement;
+}
+
 const DIRECTIONS: readonly PolicyDirection[] = ['ingress', 'egress'];
 
 export class PolicyCompiler {
   private readonly identities = new Map<number, IdentityLabels>();
   private readonly policies = new Map<string, PolicyEntry>();
   private readonly matchers = new Map<string, Matcher>();
+  /** subject → keys of the policies whose parts mention it. */
+  private readonly subjectPolicies = new Map<number, Set<string>>();
+  private readonly bySubject = new Map<number, SubjectResult>();
+  /** Subjects whose SubjectResult must be recomputed. */
+  private readonly dirty = new Set<number>();
   private readonly hostIdentity: number;
   private result: PolicyCompilation | null = null;
 
@@ -123,6 +138,7 @@ export class PolicyCompiler {
     const key = `${namespace}/${name}`;
     const entry = this.policies.get(key);
     if (!entry) return false;
+    this.dropPart(key, entry);
     this.policies.delete(key);
     for (const mk of entry.matchers) {
       const m = this.matchers.get(mk)!;
@@ -136,24 +152,28 @@ export class PolicyCompiler {
   /** The current compilation (cached until an identity or policy changes). */
   compile(): PolicyCompilation {
     if (this.result) return this.result;
+    for (const [key, entry] of this.policies) {
+      if (entry.part) continue;
+      entry.part = this.compilePolicy(entry.policy);
+      for (const s of entry.part.subjects) {
+        let set = this.subjectPolicies.get(s);
+        if (!set) this.subjectPolicies.set(s, (set = new Set()));
+        set.add(key);
+        this.dirty.add(s);
+      }
+    }
+    for (const s of this.dirty) this.compileSubject(s);
+    this.dirty.clear();
     const rules: PolicyRule[] = [];
     const cidrRules: CidrRule[] = [];
-    const isolated: Record<PolicyDirection, Set<number>> = { ingress: new Set(), egress: new Set() };
-    for (const entry of this.policies.values()) {
-      entry.part ??= this.compilePolicy(entry.policy);
-      for (const r of entry.part.rules) rules.push(r);
-      for (const r of entry.part.cidrRules) cidrRules.push(r);
-      for (const dir of DIRECTIONS) for (const id of entry.part.isolated[dir]) isolated[dir].add(id);
+    const enforcement: PolicyEnforcement[] = [];
+    for (const s of [...this.bySubject.keys()].sort((a, b) => a - b)) {
+      const r = this.bySubject.get(s)!;
+      for (const x of r.rules) rules.push(x);
+      for (const x of r.cidrRules) cidrRules.push(x);
+      if (r.enforcement.ingress || r.enforcement.egress) enforcement.push(r.enforcement);
     }
-    for (const dir of DIRECTIONS) {
-      for (const subject of isolated[dir]) rules.push({ subject, peer: this.hostIdentity, direction: dir, protocol: 'any', verdict: 'allow' });
-    }
-    const ids = [...new Set([...isolated.ingress, ...isolated.egress])].sort((a, b) => a - b);
-    this.result = {
-      rules: normalizeRules(rules),
-      cidrRules: dedupCidr(cidrRules),
-      enforcement: ids.map((identity) => ({ identity, ingress: isolated.ingress.has(identity), egress: isolated.egress.has(identity) })),
-    };
+    this.result = { rules, cidrRules, enforcement };
     return this.result;
   }
 
@@ -163,8 +183,40 @@ export class PolicyCompiler {
   }
 
   private invalidate(m: Matcher): void {
-    for (const key of m.users) this.policies.get(key)!.part = null;
+    for (const key of m.users) this.dropPart(key, this.policies.get(key)!);
     this.result = null;
+  }
+
+  /** Forgets a policy's compiled part; the subjects it mentioned are recomputed by compile(). */
+  private dropPart(key: string, entry: PolicyEntry): void {
+    if (!entry.part) return;
+    for (const s of entry.part.subjects) {
+      this.subjectPolicies.get(s)?.delete(key);
+      this.dirty.add(s);
+    }
+    entry.part = null;
+  }
+
+  private compileSubject(subject: number): void {
+    const keys = this.subjectPolicies.get(subject);
+    if (!keys || keys.size === 0) {
+      this.subjectPolicies.delete(subject);
+      this.bySubject.delete(subject);
+      return;
+    }
+    const rules: PolicyRule[] = [];
+    const cidrRules: CidrRule[] = [];
+    const enforcement: PolicyEnforcement = { identity: subject, ingress: false, egress: false };
+    for (const key of keys) {
+      const part = this.policies.get(key)!.part!;
+      for (const r of part.rules.get(subject) ?? []) rules.push(r);
+      for (const r of part.cidrRules.get(subject) ?? []) cidrRules.push(r);
+      for (const dir of DIRECTIONS) if (part.isolated[dir].has(subject)) enforcement[dir] = true;
+    }
+    for (const dir of DIRECTIONS) {
+      if (enforcement[dir]) rules.push({ subject, peer: this.hostIdentity, direction: dir, protocol: 'any', verdict: 'allow' });
+    }
+    this.bySubject.set(subject, { rules: normalizeRules(rules), cidrRules: dedupCidr(cidrRules), enforcement });
   }
 
   private ids(mk: string): number[] {
@@ -173,17 +225,20 @@ export class PolicyCompiler {
 
   private compilePolicy(policy: NetworkPolicy): PolicyPart {
     const subjects = this.ids(podsKey(policy.namespace, policy.podSelector));
-    const part: PolicyPart = { rules: [], cidrRules: [], isolated: { ingress: [], egress: [] } };
+    const part: PolicyPart = { rules: new Map(), cidrRules: new Map(), isolated: { ingress: new Set(), egress: new Set() }, subjects: new Set() };
     for (const direction of DIRECTIONS) {
       const specs = policy[direction];
       if (specs === null) continue;
-      part.isolated[direction] = subjects;
-      for (const spec of specs) this.compileRule(policy, direction, spec, subjects, part);
+      for (const s of subjects) {
+        part.isolated[direction].add(s);
+        part.subjects.add(s);
+      }
+      for (const spec of specs) this.compileRule(policy.namespace, direction, spec, subjects, part);
     }
     return part;
   }
 
-  private compileRule(policy: NetworkPolicy, direction: PolicyDirection, spec: RuleSpec, subjects: number[], part: PolicyPart): void {
+  private compileRule(namespace: string, direction: PolicyDirection, spec: RuleSpec, subjects: number[], part: PolicyPart): void {
     if (subjects.length === 0) return;
     const ports: Array<PortSpec | null> = spec.ports.length === 0 ? [null] : spec.ports;
     const flags = requirementFlags(spec.requirement);
@@ -191,21 +246,27 @@ export class PolicyCompiler {
     if (spec.peers === null) peers.add(0);
     for (const peer of spec.peers ?? []) {
       if (peer.kind === 'pods') {
-        for (const id of this.ids(peerMatcher(policy.namespace, peer.podSelector, peer.namespaceSelector)[0])) peers.add(id);
+        for (const id of this.matchers.get(peerMatcher(namespace, peer.podSelector, peer.namespaceSelector)[0])!.ids) peers.add(id);
         continue;
       }
       for (const subject of subjects) {
-        for (const p of ports) {
-          part.cidrRules.push({ subject, direction, cidr: peer.cidr, except: peer.except, ...portFields(p), verdict: 'allow', ...flags });
-        }
+        const list = listFor(part.cidrRules, subject);
+        for (const p of ports) list.push({ subject, direction, cidr: peer.cidr, except: peer.except, ...portFields(p), verdict: 'allow', ...flags });
       }
     }
     for (const subject of subjects) {
+      const list = listFor(part.rules, subject);
       for (const peer of peers) {
-        for (const p of ports) part.rules.push({ subject, peer, direction, ...portFields(p), verdict: 'allow', ...flags });
+        for (const p of ports) list.push({ subject, peer, direction, ...portFields(p), verdict: 'allow', ...flags });
       }
     }
   }
+}
+
+function listFor<T>(map: Map<number, T[]>, key: number): T[] {
+  let list = map.get(key);
+  if (!list) map.set(key, (list = []));
+  return list;
 }
 
 function portFields(p: PortSpec | null): Pick<PolicyRule, 'protocol' | 'port' | 'endPort'> {

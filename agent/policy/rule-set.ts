@@ -16,14 +16,17 @@
  * requirement of the two (docs/policy.md "Mapping to the datapath"). Rules from ipBlock peers are
  * normalized again after they are translated into CIDR-identity rules.
  */
-import { requirementFlags, requirementLevel, type RequirementLevel } from './requirements.js';
+import { requirementLevel, type RequirementLevel } from './requirements.js';
 import type { PolicyRule } from './rule.js';
 
 interface Item {
   rule: PolicyRule;
   lo: number;
   hi: number;
+  /** The weakest requirement of the identical rules merged into this one. */
   level: RequirementLevel;
+  /** After folding: the weakest requirement of every rule covering this one. */
+  folded: RequirementLevel;
 }
 
 function range(r: PolicyRule): [number, number] {
@@ -41,10 +44,6 @@ export function ruleCovers(outer: PolicyRule, inner: PolicyRule): boolean {
   return olo <= ilo && ihi <= ohi;
 }
 
-function keyOf(r: PolicyRule): string {
-  return `${r.subject}|${r.direction}|${r.peer}|${r.protocol}|${r.port ?? ''}|${r.endPort ?? ''}`;
-}
-
 /** Orders rules by subject, direction, peer, protocol, port, end port. */
 export function compareRules(a: PolicyRule, b: PolicyRule): number {
   return (
@@ -57,61 +56,65 @@ export function compareRules(a: PolicyRule, b: PolicyRule): number {
   );
 }
 
+/** (subject, direction, peer) as one number: subject and peer are below 2^24, so it stays exact. */
+function groupOf(r: PolicyRule, peer = r.peer): number {
+  return (r.subject * 2 ** 25 + peer) * 2 + (r.direction === 'ingress' ? 0 : 1);
+}
+
 /**
  * Normalizes allow rules (deny rules are passed through untouched: NetworkPolicy has none, and
  * deny-wins folding is the datapath compiler's). Output sorted with compareRules.
  */
 export function normalizeRules(rules: readonly PolicyRule[]): PolicyRule[] {
   const denies: PolicyRule[] = [];
-  // Dedup by key, keeping the weakest requirement.
-  const byKey = new Map<string, Item>();
+  // Group by (subject, direction, peer): the only rules that can cover a rule are those of its
+  // own group and of the peer-0 group of its subject and direction. Groups are small (the ports
+  // of one rule), so exact duplicates are found by a scan.
+  const groups = new Map<number, Item[]>();
   for (const rule of rules) {
     if (rule.verdict !== 'allow') {
       denies.push(rule);
       continue;
     }
-    const key = keyOf(rule);
-    const level = requirementLevel(rule);
-    const have = byKey.get(key);
-    if (have) {
-      if (level < have.level) have.level = level;
-      continue;
-    }
-    const [lo, hi] = range(rule);
-    byKey.set(key, { rule, lo, hi, level });
-  }
-  // Group by (subject, direction, peer): the only rules that can cover a rule are those of its
-  // own peer and of peer 0.
-  const groups = new Map<string, Item[]>();
-  for (const item of byKey.values()) {
-    const g = `${item.rule.subject}|${item.rule.direction}|${item.rule.peer}`;
+    const g = groupOf(rule);
     let list = groups.get(g);
     if (!list) groups.set(g, (list = []));
-    list.push(item);
-  }
-  const candidates = (item: Item): Item[] => {
-    const own = groups.get(`${item.rule.subject}|${item.rule.direction}|${item.rule.peer}`)!;
-    if (item.rule.peer === 0) return own;
-    return own.concat(groups.get(`${item.rule.subject}|${item.rule.direction}|0`) ?? []);
-  };
-  // 1. Fold requirements down (covering is transitive, so one pass over the coverers suffices
-  //    when each coverer's own original level is used: min over all coverers).
-  const folded = new Map<Item, RequirementLevel>();
-  for (const item of byKey.values()) {
-    let level = item.level;
-    for (const other of candidates(item)) {
-      if (other !== item && other.level < level && ruleCovers(other.rule, item.rule)) level = other.level;
+    const level = requirementLevel(rule);
+    const [lo, hi] = range(rule);
+    const same = list.find((x) => x.lo === lo && x.hi === hi && x.rule.protocol === rule.protocol && x.rule.port === rule.port && x.rule.endPort === rule.endPort);
+    if (same) {
+      if (level < same.level) same.level = level;
+      continue;
     }
-    folded.set(item, level);
+    list.push({ rule, lo, hi, level, folded: level });
+  }
+  const anyPeer = (r: PolicyRule): Item[] => groups.get(groupOf(r, 0)) ?? NONE;
+  // 1. Fold requirements down: the weakest original level among the coverers (covering is
+  //    transitive, so the coverers' own levels are all that is needed).
+  for (const list of groups.values()) {
+    for (const item of list) {
+      item.folded = item.level;
+      const wider = item.rule.peer === 0 ? NONE : anyPeer(item.rule);
+      for (const other of list) if (other !== item && other.level < item.folded && ruleCovers(other.rule, item.rule)) item.folded = other.level;
+      for (const other of wider) if (other.level < item.folded && ruleCovers(other.rule, item.rule)) item.folded = other.level;
+    }
   }
   // 2. Drop rules covered by a distinct rule with a requirement no stronger.
   const out: PolicyRule[] = [];
-  for (const item of byKey.values()) {
-    const level = folded.get(item)!;
-    const redundant = candidates(item).some((other) => other !== item && folded.get(other)! <= level && ruleCovers(other.rule, item.rule));
-    if (redundant) continue;
-    const { requireEncryption: _e, requireAuthenticatedIdentity: _a, ...base } = item.rule;
-    out.push({ ...base, ...requirementFlags(level) });
+  for (const list of groups.values()) {
+    for (const item of list) {
+      const covered = (other: Item) => other !== item && other.folded <= item.folded && ruleCovers(other.rule, item.rule);
+      if (list.some(covered) || (item.rule.peer !== 0 && anyPeer(item.rule).some(covered))) continue;
+      const r = item.rule;
+      const rule: PolicyRule = { subject: r.subject, peer: r.peer, direction: r.direction, protocol: r.protocol, verdict: 'allow' };
+      if (r.port !== undefined) rule.port = r.port;
+      if (r.endPort !== undefined) rule.endPort = r.endPort;
+      if (item.folded >= 1) rule.requireEncryption = true;
+      if (item.folded >= 2) rule.requireAuthenticatedIdentity = true;
+      out.push(rule);
+    }
   }
   return out.concat(denies).sort(compareRules);
 }
+
+const NONE: Item[] = [];
