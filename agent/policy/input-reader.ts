@@ -26,7 +26,7 @@ export class InputReader {
   /** A mapping whose keys are all in `allowed` (unknown fields are refused, as kubectl --validate=strict does). */
   object(value: unknown, path: string, allowed: readonly string[]): PlainObject {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw this.fail(path, `expected a mapping, got ${describe(value)}`);
+      throw this.fail(path, `expected a mapping, got ${describe(value)}: write it as "key: value" lines or {key: value}`);
     }
     const obj = value as PlainObject;
     for (const key of Object.keys(obj)) {
@@ -56,15 +56,10 @@ export class InputReader {
     return Object.hasOwn(obj, key) ? obj[key] : undefined;
   }
 
-  string(value: unknown, path: string): string {
-    if (typeof value !== 'string') throw this.fail(path, `expected a string, got ${describe(value)}`);
-    return value;
-  }
-
   /** An array of at most MAX_LIST_ITEMS entries; `null` (YAML "key:" with nothing) reads as empty. */
   array(value: unknown, path: string, max = MAX_LIST_ITEMS): unknown[] {
     if (value === null) return [];
-    if (!Array.isArray(value)) throw this.fail(path, `expected a list, got ${describe(value)}`);
+    if (!Array.isArray(value)) throw this.fail(path, `expected a list, got ${describe(value)}: write it as "- item" lines or [item, ...]`);
     if (value.length > max) throw this.fail(path, `has ${value.length} entries: keep at most ${max}, or split the policy`);
     return value;
   }
@@ -83,6 +78,7 @@ export function at(path: string, index: number): string {
 
 /** A value's kind and (short) text for messages. */
 export function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';

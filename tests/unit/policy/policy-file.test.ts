@@ -170,3 +170,15 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe('parsePolicies() on missing parts', () => {
+  it('says what is missing', () => {
+    const head = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n';
+    const noSpec = inputError(() => parse(`${head}metadata: {name: a}\n`));
+    expect(noSpec.path).toBe('spec');
+    expect(noSpec.message).toMatch(/expected a mapping, got nothing \(the field is missing\): write it as/);
+    expect(inputError(() => parse(`${head}spec: {podSelector: {}}\n`)).path).toBe('metadata');
+    expect(inputError(() => parse('kind: NetworkPolicy\n')).message).toMatch(/field "apiVersion": expected "networking.k8s.io\/v1", got nothing/);
+    expect(inputError(() => parsePolicies(42 as unknown as string)).message).toMatch(/expected text, got number "42"/);
+  });
+});
