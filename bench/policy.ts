@@ -8,6 +8,7 @@
  * fresh compilation of every policy against every identity, in the same run. Writes
  * bench/results/policy.json.
  */
+import { loadavg } from 'node:os';
 import { canonicalLabelSet, type LabelSet } from '../agent/identity/labels.js';
 import { PolicyCompiler } from '../agent/policy/compiler.js';
 import type { NetworkPolicy } from '../agent/policy/network-policy.js';
@@ -73,7 +74,7 @@ function time(fn: () => void): number {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { counts, only } = parseBenchArgs(args, { counts: { reps: 5, identities: 1000, policies: 500 }, cases: ['identity', 'policy'] });
+  const { counts, only } = parseBenchArgs(args, { counts: { reps: 9, identities: 1000, policies: 500 }, cases: ['identity', 'policy'] });
   const w = workload(counts.identities!, counts.policies!);
   const rows: ComparisonCase[] = [];
   let stats = fresh(w); // warm-up
@@ -89,7 +90,7 @@ export async function run(args: string[]): Promise<void> {
       const id = 60_000 + r;
       ours.push(time(() => (compiler.setIdentity(id, labelsFor(r * 7 + 3)), compiler.compile())));
     }
-    rows.push({ ...compare('identity-add + compile', 1, base, ours, baseline), extra });
+    rows.push({ ...compare('identity-add + compile', 1, base, ours, baseline), load_1m: loadavg()[0]!, extra });
   }
   if (only.has('policy')) {
     const ours: number[] = [];
@@ -98,7 +99,7 @@ export async function run(args: string[]): Promise<void> {
       const [p] = parsePolicies(policyYaml(100_000 + r * 5 + 1), { source: 'bench' });
       ours.push(time(() => (compiler.setPolicy(p!), compiler.compile())));
     }
-    rows.push({ ...compare('policy-add + compile', 1, base, ours, baseline), extra });
+    rows.push({ ...compare('policy-add + compile', 1, base, ours, baseline), load_1m: loadavg()[0]!, extra });
   }
   printTable(rows);
   process.stdout.write(`Rules: ${stats.rules} identity rules for ${w.identities.length} identities and ${w.policies.length} policies\n`);
