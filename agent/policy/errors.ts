@@ -8,6 +8,7 @@ import { VeilError } from '../errors.js';
 
 export const POLICY_INVALID = 'VEIL_POLICY_INVALID';
 export const POLICY_UNSUPPORTED = 'VEIL_POLICY_UNSUPPORTED';
+export const POLICY_FILE = 'VEIL_POLICY_FILE';
 
 /** Where in the input a policy (or a part of it) came from. */
 export interface PolicyLocation {
@@ -47,5 +48,14 @@ export class PolicyInputError extends VeilError {
 export class PolicyUnsupportedError extends PolicyInputError {
   constructor(location: PolicyLocation, path: string, problem: string) {
     super(location, path, problem, { code: POLICY_UNSUPPORTED });
+  }
+}
+
+/** A policy file could not be read (missing, unreadable, not a regular file). */
+export class PolicyFileError extends VeilError {
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super(POLICY_FILE, message, options);
+    this.path = path;
   }
 }

@@ -5,8 +5,9 @@
  * document count, nesting depth, node count and alias expansion; duplicate keys, unknown tags and
  * unknown fields are errors; every error names the source, the document and the field.
  */
+import { open } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
-import { describeLocation, PolicyInputError, type PolicyLocation } from './errors.js';
+import { describeLocation, PolicyFileError, PolicyInputError, type PolicyLocation } from './errors.js';
 import { at, describe, InputReader, MAX_LIST_ITEMS } from './input-reader.js';
 import { parseNetworkPolicy, policyKey, type NetworkPolicy, type ParsePolicyOptions } from './network-policy.js';
 
@@ -115,4 +116,40 @@ function checkShape(location: PolicyLocation, value: unknown): void {
     if (children.length > MAX_NODES) throw new PolicyInputError(location, '', `has a list or mapping of ${children.length} entries: keep lists under ${MAX_LIST_ITEMS}`);
     for (const c of children) stack.push([c, depth + 1]);
   }
+}
+
+/**
+ * Reads and parses a policy file. The size is checked on the open file before anything is read,
+ * and at most MAX_POLICY_FILE_BYTES + 1 bytes are ever read (a file growing meanwhile is caught).
+ */
+export async function readPolicyFile(path: string, options: Omit<ReadPoliciesOptions, 'source'> = {}): Promise<NetworkPolicy[]> {
+  let text: string;
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new PolicyFileError(path, `Cannot open NetworkPolicy file ${JSON.stringify(path)} (${code}): check the path and that it is readable`, { cause: err });
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new PolicyFileError(path, `NetworkPolicy file ${JSON.stringify(path)} is not a regular file: give the path of a YAML or JSON file`);
+    if (st.size > MAX_POLICY_FILE_BYTES) {
+      throw new PolicyInputError({ source: path, document: 0 }, '', `the file is ${st.size} bytes: keep a policy file under ${MAX_POLICY_FILE_BYTES} bytes, or split it`);
+    }
+    const buf = Buffer.alloc(MAX_POLICY_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) {
+        throw new PolicyInputError({ source: path, document: 0 }, '', `the file is larger than ${MAX_POLICY_FILE_BYTES} bytes: keep a policy file under that, or split it`);
+      }
+    }
+    text = buf.subarray(0, n).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+  return parsePolicies(text, { ...options, source: path });
 }
