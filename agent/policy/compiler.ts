@@ -12,12 +12,13 @@
  *   Kubernetes NetworkPolicy documentation): kubelet probes keep working under default deny.
  *   Other nodes (remote-node), world and the other reserved identities get no exception.
  *
- * Incremental: selector results are kept per distinct selector and updated per identity change
- * (one selector test per selector, not a recompilation), each policy's own rules are cached
- * and recomputed only when the policy or one of its selectors' results changed; compile() then
- * merges and normalizes the cached parts.
+ * Incremental (docs/policy.md): selector results are kept per distinct selector and updated per
+ * identity change (one selector test per selector, not a recompilation); each policy's part is
+ * cached and rebuilt only when the policy or one of its selectors' results changed; normalized
+ * rules are cached per subject and recomputed only for the subjects of rebuilt parts.
  */
-import { RESERVED_IDENTITIES } from '../identity/reserved.js';
+import { ValidationError } from '../errors.js';
+import { MAX_CLUSTER_ID, RESERVED_IDENTITIES } from '../identity/reserved.js';
 import type { LabelSet } from '../identity/labels.js';
 import type { CidrRule } from './cidr-rule.js';
 import { identityLabels, type IdentityLabels } from './identity-view.js';
@@ -83,7 +84,11 @@ export class PolicyCompiler {
   private result: PolicyCompilation | null = null;
 
   constructor(options: PolicyCompilerOptions = {}) {
-    this.hostIdentity = options.hostIdentity ?? RESERVED_IDENTITIES.host;
+    const host = options.hostIdentity ?? RESERVED_IDENTITIES.host;
+    if (!Number.isInteger(host) || host < 1 || host > MAX_CLUSTER_ID) {
+      throw new ValidationError('hostIdentity', `Host identity ${JSON.stringify(host)} is invalid: use the node's identity, an integer from 1 to ${MAX_CLUSTER_ID} (reserved "host" is ${RESERVED_IDENTITIES.host})`);
+    }
+    this.hostIdentity = host;
   }
 
   /** Adds or replaces a cluster identity (its labels may have changed). */
@@ -175,11 +180,6 @@ export class PolicyCompiler {
     }
     this.result = { rules, cidrRules, enforcement };
     return this.result;
-  }
-
-  /** Identities currently known (for diagnostics and tests). */
-  identityCount(): number {
-    return this.identities.size;
   }
 
   private invalidate(m: Matcher): void {

@@ -189,6 +189,17 @@ egress:
   });
 });
 
+describe('PolicyCompiler options', () => {
+  it('uses the given host identity for the node exception and refuses a bad one', () => {
+    const c = new PolicyCompiler({ hostIdentity: 6 });
+    c.setIdentity(DB, labelSet(pods[1]!));
+    c.setPolicy(policies(np('p', 'shop', 'podSelector: {}'))[0]!);
+    expect(c.compile().rules).toEqual([allow(DB, 6, 'ingress')]);
+    expect(() => new PolicyCompiler({ hostIdentity: 0 })).toThrow(/Host identity 0 is invalid/);
+    expect(() => new PolicyCompiler({ hostIdentity: 1.5 })).toThrow(/Host identity 1.5 is invalid/);
+  });
+});
+
 describe('PolicyCompiler incremental updates', () => {
   it('follows identities and policies as they come and go, same result as a fresh compile', () => {
     const yaml =
