@@ -64,15 +64,25 @@ const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const SOURCES = new Set(['veil', 'k8s', 'ns']);
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** A DNS-1123 label: at most 63 lower-case letters, digits and "-", alphanumeric at both ends (namespace names). */
+export function isDns1123Label(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 63 && DNS1123_LABEL.test(s);
+}
+
+/** A DNS-1123 subdomain: at most 253 characters of dot-separated DNS-1123 labels (object names, label key prefixes). */
+export function isDns1123Subdomain(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
+}
+
 function checkNamespace(ns: unknown): string {
-  if (typeof ns !== 'string' || ns.length > 63 || !DNS1123_LABEL.test(ns)) {
+  if (!isDns1123Label(ns)) {
     throw new ValidationError('namespace', `Namespace ${quote(ns)} is invalid: use a DNS-1123 label (lower-case letters, digits, "-", at most 63 characters)`);
   }
   return ns;
 }
 
 function checkServiceAccount(sa: unknown): string {
-  if (typeof sa !== 'string' || sa.length > 253 || !DNS1123_SUBDOMAIN.test(sa)) {
+  if (!isDns1123Subdomain(sa)) {
     throw new ValidationError('serviceAccount', `Service account ${quote(sa)} is invalid: use a DNS-1123 subdomain (lower-case letters, digits, "-", ".", at most 253 characters)`);
   }
   return sa;
@@ -83,7 +93,7 @@ export function checkLabelKey(field: string, key: string): void {
   const slash = key.indexOf('/');
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) {
+  if (prefix !== undefined && !isDns1123Subdomain(prefix)) {
     throw new ValidationError(field, `Label key ${quote(key)} has an invalid prefix: use a DNS-1123 subdomain of at most 253 characters before "/"`);
   }
   if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {

@@ -1,0 +1,33 @@
+/**
+ * A rule whose peer is an address block (NetworkPolicy ipBlock) instead of an identity. The
+ * datapath's policy map is keyed by identities, so CIDR rules reach it in two steps (plan,
+ * docs/policy.md "ipBlock"): the ipcache side gives every distinct prefix (cidr and each except)
+ * a local CIDR identity and installs the prefixes in the ipcache's LPM tier, where the longest
+ * prefix wins — an address inside an `except` prefix resolves to the except's identity, which has
+ * no allow rule; then each CidrRule becomes a PolicyRule whose peer is the cidr's identity.
+ * Until then the compiler reports CIDR rules beside the identity rules, already normalized.
+ */
+import type { Cidr } from '../net/ip.js';
+import type { PolicyDirection, PolicyProtocol } from './rule.js';
+
+export interface CidrRule {
+  /** The identity whose pods the rule protects. */
+  subject: number;
+  direction: PolicyDirection;
+  /** The allowed block, canonical ("10.0.0.0/8", "fd00::/64"). */
+  cidr: Cidr;
+  /** Prefixes inside `cidr` that are not allowed (strictly longer, same family), sorted. */
+  except: Cidr[];
+  protocol: PolicyProtocol;
+  port?: number;
+  endPort?: number;
+  verdict: 'allow';
+  requireEncryption?: boolean;
+  requireAuthenticatedIdentity?: boolean;
+}
+
+/** "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16": the block's identity in messages and keys. */
+export function cidrBlockText(r: Pick<CidrRule, 'cidr' | 'except'>): string {
+  const base = `${r.cidr.addr}/${r.cidr.prefixLen}`;
+  return r.except.length === 0 ? base : `${base} except ${r.except.map((c) => `${c.addr}/${c.prefixLen}`).join(',')}`;
+}
