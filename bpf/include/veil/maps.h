@@ -99,11 +99,11 @@ struct veil_policy_value {
 
 struct veil_config {
 	__u32 flags; /* VEIL_CFG_F_* */
-	__u32 wireguard_ifindex; /* where from-pod redirects remote-pod traffic (WireGuard mode) */
+	__u32 wireguard_ifindex[2]; /* WireGuard channel devices; from-pod redirects to [key_slot & 1] */
 	__u32 node_identity; /* this node's own identity (reserved "host") */
-	__u16 wireguard_port; /* the device's UDP listen port (uplink programs recognise it) */
+	__u16 wireguard_port; /* channel 0's UDP port; channel 1 listens on wireguard_port + 1 */
 	__u16 node_index; /* this node's index */
-}; /* 16 bytes */
+}; /* 20 bytes */
 
 /* ---- counters: per-CPU array, index hook * VEIL_REASON_MAX + reason ---- */
 struct veil_counter {
