@@ -22,14 +22,15 @@
 
 struct veil_endpoint_key {
 	__u32 ifindex;
-};
+}; /* 4 bytes */
 
 struct veil_endpoint {
 	__u32 identity;
 	__u32 flags; /* VEIL_EP_F_* */
 	__u8 ipv4[4];
 	__u8 ipv6[16];
-}; /* 28 bytes */
+	__u32 pad; /* zero; keeps the value a multiple of 8 bytes */
+}; /* 32 bytes */
 
 /* ---- ipcache: address or prefix -> who lives there ----
  * Two tiers per family: exact host addresses (/32, /128) in a hash map, the common case and the
@@ -50,18 +51,20 @@ struct veil_ipcache_entry {
 
 struct veil_ipcache4_host_key {
 	__u8 addr[4];
-};
+}; /* 4 bytes */
 struct veil_ipcache6_host_key {
 	__u8 addr[16];
-};
+}; /* 16 bytes */
+/* LPM keys follow struct bpf_lpm_trie_key exactly (no padding allowed: the trie compares the
+ * bytes after prefixlen), hence the sizes that are not multiples of 8. */
 struct veil_ipcache4_lpm_key {
 	__u32 prefixlen; /* bpf_lpm_trie_key layout */
 	__u8 addr[4];
-};
+}; /* 8 bytes */
 struct veil_ipcache6_lpm_key {
 	__u32 prefixlen;
 	__u8 addr[16];
-};
+}; /* 20 bytes */
 
 /* ---- policy: (subject identity, peer identity, port, protocol, direction) -> verdict ----
  * Lookup order, most specific first, first hit wins:
@@ -84,7 +87,7 @@ struct veil_policy_key {
 	__u16 dport; /* destination port (host order); 0 = any */
 	__u8 proto; /* IPPROTO_*; 0 = any (then dport is 0) */
 	__u8 direction; /* VEIL_DIR_* */
-}; /* 12 bytes */
+}; /* 12 bytes (a hash key: 4-byte aligned, no holes) */
 
 struct veil_policy_value {
 	__u8 verdict; /* VEIL_VERDICT_* */
@@ -97,19 +100,26 @@ struct veil_policy_value {
 #define VEIL_CFG_F_MODE_WIREGUARD (1u << 1)
 #define VEIL_CFG_F_MODE_IPSEC (1u << 2)
 
+/* WireGuard runs two channels (devices) per node for make-before-break static key rotation
+ * (docs/wireguard-rotation.md): from-pod redirects remote-pod traffic into
+ * wireguard_ifindex[key_slot & 1], key_slot taken from the destination's ipcache entry. Channel 0
+ * listens on wireguard_port, channel 1 on wireguard_port + 1 (the uplink programs recognise both). */
+#define VEIL_WG_CHANNELS 2
+
 struct veil_config {
 	__u32 flags; /* VEIL_CFG_F_* */
-	__u32 wireguard_ifindex[2]; /* WireGuard channel devices; from-pod redirects to [key_slot & 1] */
+	__u32 wireguard_ifindex[VEIL_WG_CHANNELS]; /* per channel; 0 = channel not up */
 	__u32 node_identity; /* this node's own identity (reserved "host") */
-	__u16 wireguard_port; /* channel 0's UDP port; channel 1 listens on wireguard_port + 1 */
+	__u16 wireguard_port; /* channel 0's UDP listen port; channel 1 uses wireguard_port + 1 */
 	__u16 node_index; /* this node's index */
-}; /* 20 bytes */
+	__u32 pad; /* zero; keeps the value a multiple of 8 bytes */
+}; /* 24 bytes */
 
 /* ---- counters: per-CPU array, index hook * VEIL_REASON_MAX + reason ---- */
 struct veil_counter {
 	__u64 packets;
 	__u64 bytes;
-};
+}; /* 16 bytes */
 
 /* ---- events: ring buffer records ---- */
 #define VEIL_EVENT_DROP 1
