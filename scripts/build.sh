@@ -19,6 +19,32 @@ else
   node_modules/.bin/node-gyp rebuild --nodedir="$nodedir" --jobs="$(nproc)" --loglevel=warn
 fi
 
+# eBPF objects, after node-gyp (a rebuild wipes build/). Programs from bpf/*.bpf.c into
+# build/bpf/, test fixtures from tests/fixtures/bpf/*.bpf.c into build/bpf-test/.
+echo "build: eBPF objects"
+if ! command -v clang >/dev/null 2>&1; then
+  echo "build: clang not found; install it (Debian: apt-get install clang llvm libbpf-dev, or run scripts/setup.sh)" >&2
+  exit 1
+fi
+if [[ ! -f /usr/include/bpf/bpf_helpers.h ]]; then
+  echo "build: <bpf/bpf_helpers.h> not found; install libbpf-dev (or run scripts/setup.sh)" >&2
+  exit 1
+fi
+# Debian keeps <asm/types.h> under the multiarch directory, which clang -target bpf does not search.
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+compile_bpf() { # <out dir> <sources...>
+  local out=$1; shift
+  mkdir -p "$out"
+  local src
+  for src in "$@"; do
+    [[ -f $src ]] || continue
+    clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I bpf/include -I bpf -I "/usr/include/$multiarch" \
+      -c "$src" -o "$out/$(basename "${src%.c}").o"
+  done
+}
+compile_bpf build/bpf bpf/*.bpf.c
+compile_bpf build/bpf-test tests/fixtures/bpf/*.bpf.c
+
 echo "build: TypeScript"
 node_modules/.bin/tsc -p tsconfig.json
 chmod +x dist/agent/cli/main.js

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addr.h"
+#include "bpf.h"
 #include "link.h"
 #include "route.h"
 #include "rule.h"
@@ -17,6 +18,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   veil::RegisterRules(env, exports);
   veil::RegisterWireGuard(env, exports);
   veil::RegisterXfrm(env, exports);
+  veil::RegisterBpf(env, exports);
+  veil::RegisterBpfAttach(env, exports);
+  veil::RegisterBpfRingbuf(env, exports);
   return exports;
 }
 
