@@ -30,29 +30,13 @@ import {
   type PolicyProtocol,
   type PolicyRule,
 } from '../policy/rule.js';
+import type { PolicyKey, PolicyValue } from './layout.js';
 
-/** Mirrors bpf/include/veil/maps.h. */
-export const POLICY_DIRECTION = { ingress: 0, egress: 1 } as const;
-export const POLICY_VERDICT = { allow: 1, deny: 2 } as const;
+/** VEIL_POL_F_* of bpf/include/veil/maps.h. */
 export const POLICY_FLAG = { requireEncryption: 1 << 0, requireAuthenticatedIdentity: 1 << 1 } as const;
 
 export const DEFAULT_MAX_PORTS_PER_RULE = 1024;
 export const DEFAULT_MAX_POLICY_ENTRIES = 65536;
-
-/** struct veil_policy_key, field for field. */
-export interface PolicyKey {
-  subject: number;
-  peer: number;
-  dport: number;
-  proto: number;
-  direction: number;
-}
-
-/** struct veil_policy_value (pad omitted: always zero). */
-export interface PolicyValue {
-  verdict: number;
-  flags: number;
-}
 
 export interface PolicyEntry {
   key: PolicyKey;
@@ -193,7 +177,7 @@ function fold(atoms: Atom[], key: Pattern): PolicyValue | undefined {
   let allowLevel = Infinity;
   for (const a of atoms) {
     if (!covers(a, key)) continue;
-    if (a.deny) return { verdict: POLICY_VERDICT.deny, flags: 0 };
+    if (a.deny) return { verdict: 'deny', flags: 0 };
     allowLevel = Math.min(allowLevel, a.level);
   }
   if (allowLevel === Infinity) return undefined;
@@ -203,7 +187,7 @@ function fold(atoms: Atom[], key: Pattern): PolicyValue | undefined {
       : allowLevel === 1
         ? POLICY_FLAG.requireEncryption
         : 0;
-  return { verdict: POLICY_VERDICT.allow, flags };
+  return { verdict: 'allow', flags };
 }
 
 /**
@@ -249,7 +233,7 @@ export function compilePolicy(
       const value = fold(g.atoms, p);
       if (!value) continue; // unreachable: every pattern is covered by the atoms it came from
       entries.push({
-        key: { subject: g.subject, peer: p.peer, dport: p.port, proto: p.proto, direction: POLICY_DIRECTION[g.direction] },
+        key: { subject: g.subject, peer: p.peer, dport: p.port, proto: p.proto, direction: g.direction },
         value,
       });
     }
@@ -257,7 +241,7 @@ export function compilePolicy(
   entries.sort(
     (a, b) =>
       a.key.subject - b.key.subject ||
-      a.key.direction - b.key.direction ||
+      a.key.direction.localeCompare(b.key.direction) ||
       a.key.peer - b.key.peer ||
       a.key.proto - b.key.proto ||
       a.key.dport - b.key.dport,
@@ -271,7 +255,7 @@ export function compilePolicy(
  */
 export function lookupPolicy(
   entries: ReadonlyMap<string, PolicyValue>,
-  q: { subject: number; peer: number; direction: number; proto: number; port: number },
+  q: { subject: number; peer: number; direction: PolicyDirection; proto: number; port: number },
 ): PolicyValue | undefined {
   const order: Array<[number, number, number]> = [];
   const port = q.proto === PROTOCOL_NUMBERS.tcp || q.proto === PROTOCOL_NUMBERS.udp || q.proto === PROTOCOL_NUMBERS.sctp ? q.port : 0;

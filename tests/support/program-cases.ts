@@ -10,8 +10,7 @@
  */
 import { expect } from 'vitest';
 import { compilePolicy } from '../../agent/datapath/policy-compile.js';
-import { Hook, Reason } from '../../agent/datapath/reasons.js';
-import { parseIp } from '../../agent/net/ip.js';
+import { Hook, hookName, Reason, reasonName } from '../../agent/datapath/reasons.js';
 import type { PolicyEnforcement, PolicyRule } from '../../agent/policy/rule.js';
 
 export const TC_ACT_OK = 0;
@@ -33,12 +32,6 @@ const HOOK_OF: Record<ProgramName, number> = {
   'uplink-ingress': Hook.UPLINK_INGRESS,
 };
 
-export const hex = (ip: string): string => {
-  const b = parseIp(ip);
-  if (!b) throw new Error(`Invalid case address "${ip}"`);
-  return Buffer.from(b).toString('hex');
-};
-
 export interface WorldSpec {
   devices: string[];
   config?: { flags: number; wireguard?: string[]; nodeIdentity?: number; wireguardPort?: number; nodeIndex?: number };
@@ -48,23 +41,10 @@ export interface WorldSpec {
   enforcement?: PolicyEnforcement[];
 }
 
-/** The world as the runner takes it (addresses as hex, policy compiled). */
+/** The world as the runner takes it (policy compiled to map entries). */
 export function encodeWorld(w: WorldSpec): unknown {
-  return {
-    devices: w.devices,
-    config: w.config,
-    endpoints: (w.endpoints ?? []).map((e) => ({
-      ...e,
-      ...(e.ipv4 ? { ipv4: hex(e.ipv4) } : {}),
-      ...(e.ipv6 ? { ipv6: hex(e.ipv6) } : {}),
-    })),
-    ipcache: (w.ipcache ?? []).map((e) => {
-      const [addr, len] = e.prefix.split('/') as [string, string | undefined];
-      const a = hex(addr);
-      return { ...e, addr: a, prefixLen: len === undefined ? a.length * 4 : Number(len), ...(e.tunnel ? { tunnel: hex(e.tunnel) } : {}) };
-    }),
-    policy: compilePolicy(w.rules ?? [], w.enforcement ?? []),
-  };
+  const { rules, enforcement, ...rest } = w;
+  return { ...rest, policy: compilePolicy(rules ?? [], enforcement ?? []) };
 }
 
 export interface Expect {
@@ -111,8 +91,8 @@ export interface CaseResult {
     proto: number;
     sport: number;
     dport: number;
-    saddr: string;
-    daddr: string;
+    saddr?: string;
+    daddr?: string;
   }>;
   ifindex?: number;
   error?: string;
@@ -125,7 +105,7 @@ export function checkResult(c: ProgramCase, r: CaseResult | undefined): void {
   const hook = HOOK_OF[c.prog];
   expect({ retval: r!.retval, counters: r!.counters }).toEqual({
     retval: c.expect.retval,
-    counters: { [`${hook}/${c.expect.reason}`]: 1 },
+    counters: { [`${hookName(hook)}/${reasonName(c.expect.reason)}`]: 1 },
   });
   if (c.expect.mark !== undefined) expect((r!.mark! >>> 0).toString(16)).toBe((c.expect.mark >>> 0).toString(16));
   const e = c.expect.event;
@@ -144,8 +124,8 @@ export function checkResult(c: ProgramCase, r: CaseResult | undefined): void {
     ifindex: r!.ifindex,
     ...(e.sport !== undefined ? { sport: e.sport } : {}),
     ...(e.dport !== undefined ? { dport: e.dport } : {}),
-    ...(e.saddr !== undefined ? { saddr: hex(e.saddr) } : {}),
-    ...(e.daddr !== undefined ? { daddr: hex(e.daddr) } : {}),
+    ...(e.saddr !== undefined ? { saddr: e.saddr } : {}),
+    ...(e.daddr !== undefined ? { daddr: e.daddr } : {}),
   });
 }
 

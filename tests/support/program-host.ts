@@ -3,8 +3,13 @@
  * TypeScript datapath API, a fresh bpffs pin directory and a fresh network namespace per run.
  */
 import { join } from 'node:path';
+import { ConfigMap } from '../../agent/datapath/config-map.js';
+import { Counters } from '../../agent/datapath/counters.js';
 import { loadObject, testRun } from '../../agent/datapath/datapath.js';
-import { bpfAddon } from '../../agent/datapath/native.js';
+import { openEndpointMap } from '../../agent/datapath/endpoints.js';
+import { EventReader } from '../../agent/datapath/events.js';
+import { Ipcache } from '../../agent/datapath/ipcache.js';
+import { openPolicyMap } from '../../agent/datapath/policy-map.js';
 import { projectRoot } from '../../agent/project-root.js';
 import { programObject } from './bpf.js';
 import { uniqueName } from './netns.js';
@@ -15,7 +20,7 @@ import { runProgramCases } from './program-runner.mjs';
 export async function runOnHost(world: WorldSpec, cases: ProgramCase[]): Promise<Map<string, CaseResult>> {
   programObject('from-pod'); // fails early, saying how to build, when the objects are missing
   const out = (await runProgramCases(
-    { loadObject, testRun, bpfAddon },
+    { loadObject, testRun, Ipcache, openEndpointMap, ConfigMap, openPolicyMap, Counters, EventReader },
     {
       objectsDir: join(projectRoot(), 'build', 'bpf'),
       pinDir: `/sys/fs/bpf/veil-test-${uniqueName('pg')}`,

@@ -4,7 +4,6 @@ import {
   compilePolicy,
   lookupPolicy,
   POLICY_FLAG,
-  POLICY_VERDICT,
   PolicyCompileError,
   policyKeyId,
   type PolicyEntry,
@@ -12,8 +11,8 @@ import {
 } from '../../../../agent/datapath/policy-compile.js';
 import { PROTOCOL_NUMBERS, type PolicyEnforcement, type PolicyRule } from '../../../../agent/policy/rule.js';
 
-const ALLOW = { verdict: POLICY_VERDICT.allow, flags: 0 };
-const DENY = { verdict: POLICY_VERDICT.deny, flags: 0 };
+const ALLOW = { verdict: 'allow', flags: 0 };
+const DENY = { verdict: 'deny', flags: 0 };
 
 function asMap(entries: PolicyEntry[]): Map<string, PolicyValue> {
   return new Map(entries.map((e) => [policyKeyId(e.key), e.value]));
@@ -50,10 +49,10 @@ function datapath(
   enf: PolicyEnforcement[],
   q: { subject: number; peer: number; direction: 'ingress' | 'egress'; proto: number; port: number },
 ): { verdict: 'allow' | 'deny'; level: number } {
-  const v = lookupPolicy(map, { ...q, direction: q.direction === 'ingress' ? 0 : 1 });
+  const v = lookupPolicy(map, q);
   const enforced = enf.find((e) => e.identity === q.subject)?.[q.direction] === true;
   if (!v) return { verdict: enforced ? 'deny' : 'allow', level: 0 };
-  if (v.verdict === POLICY_VERDICT.deny) return { verdict: 'deny', level: 0 };
+  if (v.verdict === 'deny') return { verdict: 'deny', level: 0 };
   const level = v.flags & POLICY_FLAG.requireAuthenticatedIdentity ? 2 : v.flags & POLICY_FLAG.requireEncryption ? 1 : 0;
   return { verdict: 'allow', level };
 }
@@ -65,7 +64,7 @@ describe('compilePolicy()', () => {
       [{ identity: 300, ingress: true, egress: false }],
     );
     expect(entries).toEqual(
-      [80, 81, 82].map((dport) => ({ key: { subject: 300, peer: 400, dport, proto: 6, direction: 0 }, value: ALLOW })),
+      [80, 81, 82].map((dport) => ({ key: { subject: 300, peer: 400, dport, proto: 6, direction: 'ingress' }, value: ALLOW })),
     );
   });
 
@@ -79,10 +78,10 @@ describe('compilePolicy()', () => {
       [{ identity: 300, ingress: true, egress: false }],
     );
     const map = asMap(entries);
-    expect(map.get(policyKeyId({ subject: 300, peer: 400, dport: 22, proto: 6, direction: 0 }))).toEqual(DENY);
-    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 0, proto: 6, port: 22 })).toEqual(DENY);
-    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 0, proto: 6, port: 23 })).toEqual(ALLOW);
-    expect(lookupPolicy(map, { subject: 300, peer: 500, direction: 0, proto: 6, port: 22 })).toEqual(DENY);
+    expect(map.get(policyKeyId({ subject: 300, peer: 400, dport: 22, proto: 6, direction: 'ingress' }))).toEqual(DENY);
+    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 6, port: 22 })).toEqual(DENY);
+    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 6, port: 23 })).toEqual(ALLOW);
+    expect(lookupPolicy(map, { subject: 300, peer: 500, direction: 'ingress', proto: 6, port: 22 })).toEqual(DENY);
   });
 
   it('compiles only denies in a direction the subject is not isolated in', () => {
@@ -93,7 +92,7 @@ describe('compilePolicy()', () => {
       ],
       [],
     );
-    expect(entries).toEqual([{ key: { subject: 300, peer: 500, dport: 0, proto: 0, direction: 1 }, value: DENY }]);
+    expect(entries).toEqual([{ key: { subject: 300, peer: 500, dport: 0, proto: 0, direction: 'egress' }, value: DENY }]);
   });
 
   it('keeps the least demanding requirement among overlapping allows', () => {
@@ -105,11 +104,11 @@ describe('compilePolicy()', () => {
       [{ identity: 300, ingress: true, egress: true }],
     );
     const map = asMap(entries);
-    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 0, proto: 6, port: 443 })).toEqual({
-      verdict: POLICY_VERDICT.allow,
+    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 6, port: 443 })).toEqual({
+      verdict: 'allow',
       flags: POLICY_FLAG.requireEncryption,
     });
-    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 0, proto: 17, port: 443 })).toBeUndefined();
+    expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 17, port: 443 })).toBeUndefined();
   });
 
   it('treats 1-65535 as any port and rejects a range above the bound with a typed error', () => {
