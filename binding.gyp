@@ -11,7 +11,8 @@
         "native/src/route.cc",
         "native/src/rule.cc",
         "native/src/wireguard.cc",
-        "native/src/xfrm.cc"
+        "native/src/xfrm.cc",
+        "native/src/netns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

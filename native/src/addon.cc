@@ -3,6 +3,7 @@
 
 #include "addr.h"
 #include "link.h"
+#include "netns.h"
 #include "route.h"
 #include "rule.h"
 #include "wireguard.h"
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   veil::RegisterRules(env, exports);
   veil::RegisterWireGuard(env, exports);
   veil::RegisterXfrm(env, exports);
+  veil::RegisterNetns(env, exports);
   return exports;
 }
 
