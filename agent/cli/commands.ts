@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
+import { labCommand } from './lab-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -22,4 +23,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, labCommand];
