@@ -161,8 +161,14 @@ export function supervise(
     }
     await sleep(backoff.next());
     if (stopped) return;
-    rec = await launch(spec);
     restarts++;
+    try {
+      rec = await launch(spec);
+    } catch (err) {
+      // Counted as an attempt; the next tick sees it is not running and tries again (or gives up).
+      opts.logger?.warn({ process: spec.name, restarts, err }, 'Lab process did not restart');
+      return;
+    }
     opts.logger?.warn({ process: spec.name, pid: rec.pid, restarts }, 'Restarted lab process');
     opts.onRestart?.(rec);
   };
