@@ -12,6 +12,8 @@ export const LAB_NOT_FOUND = 'VEIL_LAB_NOT_FOUND';
 export const LAB_STATE = 'VEIL_LAB_STATE';
 /** `up` was interrupted (SIGINT/SIGTERM); what it created was removed. */
 export const LAB_INTERRUPTED = 'VEIL_LAB_INTERRUPTED';
+/** `up` failed and removing what it had created failed too: `down` must be run again. */
+export const LAB_CLEANUP = 'VEIL_LAB_CLEANUP';
 /** A lab process (etcd) did not start or did not become ready. */
 export const LAB_PROCESS = 'VEIL_LAB_PROCESS';
 /** A request on a running lab that cannot be met (duplicate pod, full pod CIDR, unknown node). */

@@ -21,7 +21,7 @@ import {
   underlayPlan,
   type DefaultPod,
 } from './address-plan.js';
-import { LabError, LAB_CONFLICT, LAB_INTERRUPTED } from './errors.js';
+import { LabError, LAB_CLEANUP, LAB_CONFLICT, LAB_INTERRUPTED } from './errors.js';
 import { probeEsp } from './esp-probe.js';
 import { etcdSocketPath, startLabEtcd } from './lab-etcd.js';
 import { openLabStore, type LabStore } from './lab-store.js';
@@ -169,7 +169,15 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     await store?.close().catch(() => undefined);
     store = undefined;
     log?.warn({ lab: opts.name, err }, 'Lab start failed: removing what it created');
-    await removeLab(state, root, log);
+    try {
+      await removeLab(state, root, log);
+    } catch (cleanupErr) {
+      throw new LabError(
+        LAB_CLEANUP,
+        `${(err as Error).message}; removing what lab ${quote(opts.name)} had created also failed (${(cleanupErr as Error).message}): run "veil lab down --name ${opts.name}"`,
+        { cause: err },
+      );
+    }
     throw err;
   } finally {
     await store?.close();
