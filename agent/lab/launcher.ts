@@ -12,7 +12,7 @@
  * pid is the program's own.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MissingDependencyError } from '../errors.js';
@@ -21,6 +21,7 @@ import { quote } from '../net/ip.js';
 import { projectRoot } from '../project-root.js';
 import { Backoff } from '../util/backoff.js';
 import { LabError, LAB_PROCESS } from './errors.js';
+import { findProgram } from './programs.js';
 
 export interface LaunchSpec {
   /** A short name for messages and the record ("etcd", "agent-node-1"). */
@@ -71,6 +72,10 @@ export async function isRunning(rec: ProcessRecord): Promise<boolean> {
 
 /** Spawns a detached process; resolves once it runs (its record) or rejects when it cannot start. */
 export async function launch(spec: LaunchSpec): Promise<ProcessRecord> {
+  // Through veil-netns-exec a missing program would only show as exit status 127 later.
+  if (!(spec.command.includes('/') ? executable(spec.command) : findProgram(spec.command))) {
+    throw new LabError(LAB_PROCESS, `Cannot start ${spec.name}: program ${quote(spec.command)} is not installed or not executable`);
+  }
   await mkdir(dirname(spec.log), { recursive: true, mode: 0o700 });
   const out = await open(spec.log, 'a', 0o640);
   let command = spec.command;
@@ -191,6 +196,15 @@ export function supervise(
       await stop(rec);
     },
   };
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

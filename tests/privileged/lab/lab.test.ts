@@ -70,9 +70,14 @@ beforeAll(async () => {
   );
 });
 
+/** Labs of the failure tests: removed here too if a test failed before it could check. */
+const extraLabs: string[] = [];
+
 afterAll(async () => {
   // Safety net when a test failed before the down test ran.
-  if (existsSync(labPaths(name).state)) await veil(['lab', 'down', '--name', name], { expectFail: true });
+  for (const lab of [name, ...extraLabs]) {
+    if (existsSync(labPaths(lab).state)) await veil(['lab', 'down', '--name', lab], { expectFail: true });
+  }
 });
 
 describe('veil lab up (2 nodes × 2 pods)', () => {
@@ -237,6 +242,9 @@ describe('veil lab up (2 nodes × 2 pods)', () => {
 
   it('down removes exactly what the lab made: namespaces, processes, etcd, files', async () => {
     const procs = state.journal.flatMap((e) => (e.kind === 'process' ? [e] : []));
+    // Partial state: one namespace and one process are already gone; down must not mind.
+    await run('ip', ['netns', 'del', `veil-${name}-pod-backend-server-2-1`]);
+    process.kill(procs.find((p) => p.name === 'sleeper-node-1')!.pid, 'SIGKILL');
     const r = await veil(['lab', 'down', '--name', name]);
     expect(r.stdout).toContain(`Lab "${name}" removed`);
     expect(netnsBefore.filter((n) => n.startsWith(`veil-${name}-`))).toEqual([]);
@@ -264,6 +272,7 @@ describe('veil lab failure paths', () => {
 
   it('SIGINT during up removes what was created so far', async () => {
     const lab = uniqueName('lb');
+    extraLabs.push(lab);
     const child = spawn(process.execPath, [CLI, 'lab', 'up', '--name', lab, '--nodes', '6', '--pods-per-node', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -287,6 +296,28 @@ describe('veil lab failure paths', () => {
     expect(await labNetns(lab)).toEqual([]);
     expect(existsSync(labPaths(lab).dir)).toBe(false);
     expect(commandLines().filter((c) => c.includes(`/run/veil/lab/${lab}/`))).toEqual([]);
+  });
+
+  it('a failure late in up (a node process that cannot start) removes everything, etcd included', async () => {
+    const lab = uniqueName('lb');
+    extraLabs.push(lab);
+    let etcdPid = 0;
+    await expect(
+      labUp(
+        { name: lab, nodes: 1, podsPerNode: 1, mode: 'wireguard' },
+        {
+          nodeProcesses: (_n, st) => {
+            const e = st.journal.find((j) => j.kind === 'process' && j.name === 'etcd');
+            etcdPid = e && e.kind === 'process' ? e.pid : 0;
+            return [{ name: 'agent', command: '/nonexistent/veil-agent', args: [], log: join(labPaths(lab).logs, 'agent.log') }];
+          },
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'VEIL_LAB_PROCESS' });
+    expect(etcdPid).toBeGreaterThan(0);
+    expect(existsSync(`/proc/${etcdPid}`) && readFileSync(`/proc/${etcdPid}/cmdline`, 'utf8').includes('etcd')).toBe(false);
+    expect(await labNetns(lab)).toEqual([]);
+    expect(existsSync(labPaths(lab).dir)).toBe(false);
   });
 
   it('status of a lab that does not exist says how to start one', async () => {

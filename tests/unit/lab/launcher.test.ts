@@ -50,7 +50,7 @@ describe('process launcher', () => {
   it('reports a program that does not exist', async () => {
     await expect(launch({ name: 'ghost', command: '/nonexistent/veil-ghost', args: [], log: join(dir, 'g.log') })).rejects.toMatchObject({
       code: 'VEIL_LAB_PROCESS',
-      message: expect.stringContaining('Cannot start ghost'),
+      message: 'Cannot start ghost: program "/nonexistent/veil-ghost" is not installed or not executable',
     });
   });
 
