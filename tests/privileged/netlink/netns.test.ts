@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addLinks, getLink } from '../../../agent/netlink/link.js';
 import { addNetns, deleteNetns, getSysctl, setSysctl } from '../../../agent/netlink/netns.js';
 import { ValidationError } from '../../../agent/errors.js';
+import { native } from '../../../agent/native/addon.js';
 import { run, runIn, uniqueName } from '../../support/netns.js';
 
 const created: string[] = [];
@@ -88,6 +89,23 @@ describe('named network namespaces', () => {
     await expect(setSysctl('net.ipv4/../x', '1')).rejects.toThrow(ValidationError);
     await expect(setSysctl('net.ipv4.ip_forward', '')).rejects.toThrow(ValidationError);
     await expect(setSysctl('net.ipv4.no_such_key', '1', { netns: 'lbnonexistent' })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('the addon refuses bad input on its own when the TypeScript checks are bypassed', async () => {
+    const raw = native();
+    for (const call of [
+      () => raw.netnsAdd!('a/b'),
+      () => raw.netnsAdd!('..'),
+      () => raw.netnsAdd!(5),
+      () => raw.netnsDelete!(''),
+      () => raw.sysctlSet!('net..x', '1'),
+      () => raw.sysctlSet!('net.ipv4/../../x', '1'),
+      () => raw.sysctlSet!('net.ipv4.ip_forward', ''),
+      () => raw.sysctlGet!('.net', {}),
+    ]) {
+      await expect(call()).rejects.toMatchObject({ code: 'EINVAL' });
+    }
+    expect(existsSync('/run/netns/a')).toBe(false);
   });
 
   it('setSysctl() on a missing key names the key and the errno', async () => {
