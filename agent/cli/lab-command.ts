@@ -74,8 +74,8 @@ async function down(args: string[]): Promise<number> {
   const { values } = parseCommandArgs('lab down', args, { name: { type: 'string' } });
   const name = checkLabName(values.name ?? DEFAULT_LAB_NAME);
   requireRoot();
-  const state = await labDown(name, deps());
-  out(`Lab "${name}" removed: ${state.journal.length} objects (namespaces and processes)`);
+  const { removed } = await labDown(name, deps());
+  out(`Lab "${name}" removed: ${removed} objects (namespaces and processes)`);
   return 0;
 }
 

@@ -2,6 +2,7 @@
  * `veil lab` operations: up, down, status, pods add / delete. Each takes one typed list of what
  * it depends on (LabDeps); the CLI is the only place that builds it.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, MissingDependencyError } from '../errors.js';
@@ -21,7 +22,7 @@ import {
   underlayPlan,
   type DefaultPod,
 } from './address-plan.js';
-import { LabError, LAB_CLEANUP, LAB_CONFLICT, LAB_INTERRUPTED } from './errors.js';
+import { LabError, LAB_CLEANUP, LAB_CONFLICT, LAB_INTERRUPTED, LAB_NOT_FOUND } from './errors.js';
 import { probeEsp } from './esp-probe.js';
 import { etcdSocketPath, startLabEtcd } from './lab-etcd.js';
 import { openLabStore, type LabStore } from './lab-store.js';
@@ -225,11 +226,22 @@ async function removeLab(state: LabState, root: string, log: Logger | undefined)
 }
 
 /** `veil lab down`: removes exactly what the state file names, in reverse. */
-export async function labDown(name: string, deps: LabDeps = {}): Promise<LabState> {
+export async function labDown(name: string, deps: LabDeps = {}): Promise<{ removed: number }> {
   const root = deps.root ?? DEFAULT_LAB_ROOT;
-  const state = await readLabState(name, root);
+  let state: LabState;
+  try {
+    state = await readLabState(name, root);
+  } catch (err) {
+    // A directory without a state file: `up` stopped between claiming the name and its first
+    // write, before it created anything. Release the name.
+    if (err instanceof LabError && err.code === LAB_NOT_FOUND && existsSync(labPaths(name, root).dir)) {
+      await removeLabDir(name, root);
+      return { removed: 0 };
+    }
+    throw err;
+  }
   await removeLab(state, root, deps.logger);
-  return state;
+  return { removed: state.journal.length };
 }
 
 export interface LabStatus {

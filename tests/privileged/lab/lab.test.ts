@@ -5,13 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labPodAdd, labStatus, labUp } from '../../../agent/lab/lab.js';
 import { isRunning } from '../../../agent/lab/launcher.js';
 import { openLabStore } from '../../../agent/lab/lab-store.js';
-import { labPaths, readLabState, type LabState } from '../../../agent/lab/state.js';
+import { claimLabDir, labPaths, readLabState, type LabState } from '../../../agent/lab/state.js';
 import { ipJson, run, runIn, eventually, uniqueName } from '../../support/netns.js';
 
 const CLI = join(import.meta.dirname, '../../../dist/agent/cli/main.js');
@@ -322,5 +322,29 @@ describe('veil lab failure paths', () => {
 
   it('status of a lab that does not exist says how to start one', async () => {
     await expect(labStatus('lbnonexistent')).rejects.toMatchObject({ code: 'VEIL_LAB_NOT_FOUND', message: expect.stringContaining('veil lab up --name lbnonexistent') });
+  });
+});
+
+describe('veil lab down on what an interrupted up left', () => {
+  it('releases a claimed name whose state file was never written', async () => {
+    const lab = uniqueName('lb');
+    await claimLabDir(lab);
+    const r = await veil(['lab', 'down', '--name', lab]);
+    expect(r.stdout).toContain(`Lab "${lab}" removed: 0 objects`);
+    expect(existsSync(labPaths(lab).dir)).toBe(false);
+  });
+
+  it('refuses a damaged state file and says how to clean up by hand', async () => {
+    const lab = uniqueName('lb');
+    await claimLabDir(lab);
+    try {
+      await writeFile(labPaths(lab).state, JSON.stringify({ v: 1, name: lab, journal: [{ kind: 'netns', name: 'production' }] }));
+      const r = await veil(['lab', 'down', '--name', lab], { expectFail: true });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('[VEIL_LAB_STATE]');
+      expect(r.stderr).toContain('remove the lab\'s namespaces');
+    } finally {
+      await rm(labPaths(lab).dir, { recursive: true, force: true });
+    }
   });
 });
