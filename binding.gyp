@@ -14,7 +14,8 @@
         "native/src/xfrm.cc",
         "native/src/bpf.cc",
         "native/src/bpf-attach.cc",
-        "native/src/bpf-ringbuf.cc"
+        "native/src/bpf-ringbuf.cc",
+        "native/src/netns.cc"
       ],
       "libraries": ["-lbpf", "-lelf", "-lz"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -4,6 +4,7 @@ import { projectRoot } from '../project-root.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
 import { keysCommand } from './keys-command.js';
+import { labCommand } from './lab-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -23,4 +24,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand];

@@ -4,6 +4,7 @@
 #include "addr.h"
 #include "bpf.h"
 #include "link.h"
+#include "netns.h"
 #include "route.h"
 #include "rule.h"
 #include "wireguard.h"
@@ -21,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   veil::RegisterBpf(env, exports);
   veil::RegisterBpfAttach(env, exports);
   veil::RegisterBpfRingbuf(env, exports);
+  veil::RegisterNetns(env, exports);
   return exports;
 }
 
