@@ -16,7 +16,7 @@ import {
 import { resolveIpsecOptions } from '../../../agent/reconcile/ipsec-desired.js';
 import { planNode, type NodePlan } from '../../../agent/reconcile/ipsec-plan.js';
 import type { XfrmPolicy, XfrmPolicyId, XfrmState, XfrmStateId } from '../../../agent/xfrm/types.js';
-import { BOOT_B, localNode, recordOf, twoNodes } from './ipsec-fixture.js';
+import { BOOT_B, localNode, recordOf, twoNodes } from '../../support/ipsec-nodes.js';
 
 const opts = resolveIpsecOptions();
 

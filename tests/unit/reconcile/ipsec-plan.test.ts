@@ -4,7 +4,7 @@ import { SpiAllocator, spiCandidate } from '../../../agent/keys/spi.js';
 import { resolveIpsecOptions, validateLocalNode, type IpsecOptions, type LocalIpsecNode } from '../../../agent/reconcile/ipsec-desired.js';
 import { decryptedMark, encryptMark, keySlot } from '../../../agent/reconcile/ipsec-marks.js';
 import { blockPolicies, planNode, type NodePlan, type PlannedState } from '../../../agent/reconcile/ipsec-plan.js';
-import { BOOT_B, localNode, recordOf, twoNodes } from './ipsec-fixture.js';
+import { BOOT_B, localNode, recordOf, twoNodes } from '../../support/ipsec-nodes.js';
 
 const opts = resolveIpsecOptions();
 

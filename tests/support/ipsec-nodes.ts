@@ -1,6 +1,6 @@
 /** Two nodes' IPsec views for plan and diff tests: each node's local description and its record. */
-import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
-import type { LocalIpsecNode, RemoteIpsecNode } from '../../../agent/reconcile/ipsec-desired.js';
+import { X25519PrivateKey } from '../../agent/keys/x25519.js';
+import type { LocalIpsecNode, RemoteIpsecNode } from '../../agent/reconcile/ipsec-desired.js';
 
 export const BOOT_A = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0';
 export const BOOT_B = '1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d';
