@@ -196,7 +196,12 @@ export class IpsecReconciler implements Reconciler<RemoteIpsecNode> {
   }
 
   private async reconcileNode(node: string, record: RemoteIpsecNode): Promise<void> {
-    const plan = planNode(this.local, record, this.options, (r) => this.spis.allocate(r));
+    let plan: NodePlan;
+    try {
+      plan = planNode(this.local, record, this.options, (r) => this.spis.allocate(r));
+    } catch (err) {
+      throw new IpsecReconcileError(node, `Cannot plan IPsec SAs for node "${node}": ${(err as Error).message}; nothing was changed in the kernel`, { cause: err });
+    }
     for (const s of plan.states) {
       if (s.spiCollision) {
         this.log.error(

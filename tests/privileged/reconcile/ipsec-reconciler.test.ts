@@ -94,6 +94,25 @@ describe('IPsec reconciler on the host kernel (policies only, no ESP)', () => {
     expect(left.map((p) => `${p.dst} ${p.action} ${p.templates.map((t) => t.reqid).join()}`).sort()).toEqual(['0.0.0.0/0 block ', '10.8.0.0/16 allow 7', '::/0 block '].sort());
   });
 
+  it('refuses a record with a low-order node key before touching the kernel, and keeps what was installed', async () => {
+    const ns = await freshNetns();
+    const { a, b } = twoNodes();
+    const r = new IpsecReconciler(a, { log: logged().log, netns: ns });
+    await r.adopt();
+    const policiesBefore = await ipXfrmPolicies(ns);
+    const rec = recordOf(b);
+    // 32 zero bytes: a low-order X25519 point, whose shared secret is all zero.
+    const bad = { ...rec, keys: rec.keys.map((k) => (k.kind === 'node' ? { ...k, publicKey: Buffer.alloc(32).toString('base64') } : k)) };
+    const err = (await r.update('node-b', bad).catch((e: unknown) => e)) as IpsecReconcileError;
+    expect(err).toBeInstanceOf(IpsecReconcileError);
+    expect(err).toMatchObject({ code: 'VEIL_KEY_MATERIAL', node: 'node-b' });
+    expect((err.cause as Error).name).toBe('KeyMaterialError');
+    expect(err.message).toMatch(/^Cannot plan IPsec SAs for node "node-b": .+; nothing was changed in the kernel$/);
+    expect(await listStates(undefined, { netns: ns })).toEqual([]);
+    expect(await ipXfrmPolicies(ns)).toEqual(policiesBefore);
+    expect(r.counts()).toEqual({ nodes: 0, inStates: 0, outStates: 0, policies: 0, spiCollisions: 0 });
+  });
+
   it('refuses update() before adopt() and a record published under another name', async () => {
     const ns = await freshNetns();
     const { a, b } = twoNodes();
