@@ -343,6 +343,23 @@ describe('veil lab failure paths', () => {
     expect(existsSync(labPaths(lab).dir)).toBe(false);
   });
 
+  it('a leftover namespace with a lab name stops up with a clear message and is left alone', async () => {
+    const lab = uniqueName('lb');
+    extraLabs.push(lab);
+    const leftover = `veil-${lab}-node-1`;
+    await run('ip', ['netns', 'add', leftover]);
+    try {
+      const r = await veil(['lab', 'up', '--name', lab, '--nodes', '1', '--pods-per-node', '0'], { expectFail: true });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`Network namespace "${leftover}" already exists but is not part of this lab`);
+      expect(r.stderr).toContain(`ip netns del ${leftover}`);
+      expect(await labNetns(lab)).toEqual([leftover]);
+      expect(existsSync(labPaths(lab).dir)).toBe(false);
+    } finally {
+      await run('ip', ['netns', 'del', leftover]);
+    }
+  });
+
   it('status of a lab that does not exist says how to start one', async () => {
     await expect(labStatus('lbnonexistent')).rejects.toMatchObject({ code: 'VEIL_LAB_NOT_FOUND', message: expect.stringContaining('veil lab up --name lbnonexistent') });
   });
