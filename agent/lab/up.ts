@@ -23,7 +23,6 @@ function checkAbort(signal: AbortSignal | undefined, name: string): void {
   }
 }
 
-
 /**
  * Builds a lab. On any failure or interruption everything created so far is removed again
  * (down on the partial state) and the error is rethrown.
@@ -100,7 +99,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     await mkdir(paths.logs, { recursive: true, mode: 0o700 });
     const etcdLog = join(paths.logs, 'etcd.log');
     await startLabEtcd(
-      { labDir: paths.dir, dataDir: paths.etcdData, netns: u.netns, listenIp: u.addresses[0]!.split('/')[0]!, log: etcdLog },
+      { labDir: paths.dir, dataDir: paths.etcdData, netns: u.netns, listenIp: hostAddress(u.addresses[0]!), log: etcdLog },
       async (rec) => {
         state.journal.push({ kind: 'process', ...rec });
         state.etcd = { url: u.etcdUrl, socket: etcdSocketPath(paths.dir), dataDir: paths.etcdData, log: etcdLog };
