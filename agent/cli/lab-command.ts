@@ -4,7 +4,11 @@
  */
 import { ConfigError, MissingDependencyError } from '../errors.js';
 import { createRootLogger, moduleLogger } from '../log/logger.js';
-import { labDown, labPodAdd, labPodDelete, labStatus, labUp, type LabDeps, type LabStatus } from '../lab/lab.js';
+import type { LabDeps } from '../lab/deps.js';
+import { labPodAdd, labPodDelete } from '../lab/pods.js';
+import { labDown } from '../lab/remove.js';
+import { labStatus, type LabStatus } from '../lab/status.js';
+import { labUp } from '../lab/up.js';
 import { parseLabelsArg } from '../lab/labels-arg.js';
 import { DEFAULT_LAB_NAME, resolveLabUpOptions } from '../lab/options.js';
 import { checkLabName } from '../lab/address-plan.js';

@@ -109,6 +109,11 @@ export function podAddressPlan(index: number, host: number): PodAddressPlan {
   };
 }
 
+/** The address part of "address/prefix". */
+export function hostAddress(cidr: string): string {
+  return cidr.split('/')[0]!;
+}
+
 /** The lowest free pod host number on a node, or null when the node's CIDR is full. */
 export function nextPodHost(used: Iterable<number>): number | null {
   const taken = new Set(used);

@@ -3,10 +3,13 @@
  * routes, sysctls); the `ip` equivalent of each step is in its comment. Removal is by namespace:
  * deleting a namespace deletes its links, and deleting one end of a veth deletes the other.
  */
+import { hasCode } from '../errors.js';
+import { quote } from '../net/ip.js';
 import { addAddresses } from '../netlink/address.js';
 import { addLinks, setLink } from '../netlink/link.js';
 import { addNetns, setSysctl } from '../netlink/netns.js';
 import { addRoutes } from '../netlink/route.js';
+import { LabError, LAB_CONFLICT } from './errors.js';
 import { POD_IFACE, type NodePlan, type PodAddressPlan, type UnderlayPlan } from './address-plan.js';
 
 /** Records a namespace once it exists (the caller writes it to the state journal). */
@@ -17,7 +20,19 @@ export type RecordNetns = (name: string) => Promise<void>;
  * ones included) are usable at once instead of tentative for a second.
  */
 async function freshNetns(name: string, record: RecordNetns): Promise<void> {
-  await addNetns(name);
+  try {
+    await addNetns(name);
+  } catch (err) {
+    if (hasCode(err, 'EEXIST')) {
+      // Not ours (it is not in the journal), so the cleanup of this `up` leaves it alone.
+      throw new LabError(
+        LAB_CONFLICT,
+        `Network namespace ${quote(name)} already exists but is not part of this lab (left by an earlier lab that was not removed?): delete it with "ip netns del ${name}" and run "veil lab up" again`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
   await record(name);
   await setSysctl('net.ipv6.conf.all.accept_dad', 0, { netns: name });
   await setSysctl('net.ipv6.conf.default.accept_dad', 0, { netns: name });

@@ -8,7 +8,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labPodAdd, labStatus, labUp } from '../../../agent/lab/lab.js';
+import { labPodAdd } from '../../../agent/lab/pods.js';
+import { labStatus } from '../../../agent/lab/status.js';
+import { labUp } from '../../../agent/lab/up.js';
+import { IdentityAllocator } from '../../../agent/identity/allocator.js';
+import { canonicalLabelSet } from '../../../agent/identity/labels.js';
 import { isRunning } from '../../../agent/lab/launcher.js';
 import { openLabStore } from '../../../agent/lab/lab-store.js';
 import { claimLabDir, labPaths, readLabState, type LabState } from '../../../agent/lab/state.js';
@@ -199,6 +203,25 @@ describe('veil lab up (2 nodes × 2 pods)', () => {
     expect(s.notes.join(' ')).toMatch(/identity is null until an agent/);
   });
 
+  it('status shows the identity an allocator gave a pod’s label set, and a readable table without --json', async () => {
+    const s = await openLabStore(state.etcd!.socket);
+    let id: number;
+    try {
+      const ns = await s.cluster.get('namespaces', 'frontend');
+      const labels = canonicalLabelSet({ namespace: 'frontend', serviceAccount: 'client', podLabels: { app: 'client' }, namespaceLabels: ns!.record.labels });
+      id = (await new IdentityAllocator({ store: s.store }).allocate(labels)).id;
+    } finally {
+      await s.close();
+    }
+    const st = JSON.parse((await veil(['lab', 'status', '--name', name, '--json'])).stdout) as { pods: { name: string; identity: number | null }[] };
+    expect(st.pods.filter((p) => p.name.startsWith('client-')).map((p) => p.identity)).toEqual([id, id]);
+    expect(st.pods.filter((p) => p.name.startsWith('server-')).map((p) => p.identity)).toEqual([null, null]);
+    const text = (await veil(['lab', 'status', '--name', name])).stdout;
+    expect(text).toContain(`Lab "${name}" (wireguard, ready)`);
+    expect(text).toMatch(new RegExp(`frontend/client-1-0\\s+node-1\\s+10\\.78\\.1\\.2 fd78:0:0:1::2\\s+identity ${id}`));
+    expect(text).toMatch(/process {3}etcd pid \d+ running/);
+  });
+
   it('a second up with the same name refuses clearly and leaves the running lab alone', async () => {
     const r = await veil(['lab', 'up', '--name', name, '--nodes', '1'], { expectFail: true });
     expect(r.code).toBe(1);
@@ -318,6 +341,23 @@ describe('veil lab failure paths', () => {
     expect(existsSync(`/proc/${etcdPid}`) && readFileSync(`/proc/${etcdPid}/cmdline`, 'utf8').includes('etcd')).toBe(false);
     expect(await labNetns(lab)).toEqual([]);
     expect(existsSync(labPaths(lab).dir)).toBe(false);
+  });
+
+  it('a leftover namespace with a lab name stops up with a clear message and is left alone', async () => {
+    const lab = uniqueName('lb');
+    extraLabs.push(lab);
+    const leftover = `veil-${lab}-node-1`;
+    await run('ip', ['netns', 'add', leftover]);
+    try {
+      const r = await veil(['lab', 'up', '--name', lab, '--nodes', '1', '--pods-per-node', '0'], { expectFail: true });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`Network namespace "${leftover}" already exists but is not part of this lab`);
+      expect(r.stderr).toContain(`ip netns del ${leftover}`);
+      expect(await labNetns(lab)).toEqual([leftover]);
+      expect(existsSync(labPaths(lab).dir)).toBe(false);
+    } finally {
+      await run('ip', ['netns', 'del', leftover]);
+    }
   });
 
   it('status of a lab that does not exist says how to start one', async () => {
