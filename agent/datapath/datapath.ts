@@ -14,7 +14,7 @@ import { ValidationError, VeilError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
 import { quote } from '../net/ip.js';
 import { checkIfName, checkInt, checkNetnsName, U32_MAX } from '../netlink/validate.js';
-import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawProgram } from './native.js';
+import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawPinnedLink, type RawProgram } from './native.js';
 
 /** Where the agent pins its maps and links by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/veil';
@@ -228,6 +228,25 @@ export interface Attachment {
 export async function attachment(target: AttachTarget, opts: { pinDir: string }): Promise<Attachment> {
   const args = targetArgs(target, opts?.pinDir);
   return callNative(`Cannot read the attachment of ${describe(target)}`, () => bpfAddon().bpfAttachment(args));
+}
+
+/** A tcx link pinned under `<pinDir>/links/`. `ifindex` 0: its device is gone (defunct). */
+export type PinnedLink = RawPinnedLink;
+
+/** Every tcx link Veil pinned (what a restarted agent finds attached). */
+export async function listLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  return callNative(`Cannot list the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir }));
+}
+
+/**
+ * Removes the pins of links whose device is gone (a pod deleted while the agent was down: the
+ * kernel detached the program, the pin kept the link object). Returns the links it unpinned.
+ */
+export async function pruneLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  const all = await callNative(`Cannot prune the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir, prune: true }));
+  return all.filter((l) => l.ifindex === 0);
 }
 
 export interface TestRunOptions {

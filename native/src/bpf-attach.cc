@@ -12,6 +12,7 @@
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -326,6 +327,76 @@ void DoQuery(AttachC& a) {
   a.hasCls = a.clsProgId != 0;
 }
 
+// Every link pinned under <pinDir>/links: what it is attached to now (ifindex 0: its device is
+// gone and the link no longer runs anything).
+struct PinnedLinkC {
+  std::string name;
+  uint32_t linkId = 0, progId = 0, ifindex = 0, attachType = 0;
+};
+
+std::vector<PinnedLinkC> ListLinks(const std::string& pinDir, bool pruneDefunct, const std::string& op) {
+  std::vector<PinnedLinkC> out;
+  std::string dir = pinDir + "/links";
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    int e = errno;
+    throw NlError(e, op, "Cannot read link pins in \"" + dir + "\": " + strerror(e));
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
+  while (dirent* ent = readdir(d)) {
+    std::string name = ent->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = dir + "/" + name;
+    auto l = OpenPinnedLink(path, op);
+    if (!l) continue;  // removed meanwhile
+    PinnedLinkC p;
+    p.name = name;
+    p.linkId = l->info.id;
+    p.progId = l->info.prog_id;
+    p.ifindex = l->info.type == kBpfLinkTypeTcx ? l->info.ifindex : 0;
+    p.attachType = l->info.type == kBpfLinkTypeTcx ? l->info.attach_type : 0;
+    if (pruneDefunct && p.ifindex == 0) {
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        int e = errno;
+        throw NlError(e, op, "Cannot unpin defunct link \"" + path + "\": " + strerror(e));
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// links({pinDir, prune?}) -> [{name, linkId, progId, ifindex, direction}]: with prune, pins of
+// links whose device is gone are removed (they are still listed, with ifindex 0).
+Napi::Value LinksJs(const Napi::CallbackInfo& info) {
+  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const std::string op = "bpf.links";
+    if (info.Length() < 1 || !info[0].IsObject()) throw InvalidArg(op, "Expected an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    std::string pinDir = GetString(o, "pinDir", op);
+    bool prune = GetBool(o, "prune", op, false);
+    auto out = std::make_shared<std::vector<PinnedLinkC>>();
+    return RunAsync(
+        info.Env(), [pinDir, prune, out, op]() { *out = ListLinks(pinDir, prune, op); },
+        [out](Napi::Env env) -> Napi::Value {
+          Napi::Array a = Napi::Array::New(env, out->size());
+          for (size_t i = 0; i < out->size(); i++) {
+            auto& l = (*out)[i];
+            Napi::Object x = Napi::Object::New(env);
+            x.Set("name", l.name);
+            x.Set("linkId", l.linkId);
+            x.Set("progId", l.progId);
+            x.Set("ifindex", l.ifindex);
+            if (l.attachType == static_cast<uint32_t>(kBpfTcxIngress)) x.Set("direction", "ingress");
+            if (l.attachType == static_cast<uint32_t>(kBpfTcxEgress)) x.Set("direction", "egress");
+            a.Set(i, x);
+          }
+          return a;
+        });
+  });
+}
+
 std::shared_ptr<AttachC> GetAttachArgs(const Napi::CallbackInfo& info, const std::string& op, bool needProg) {
   if (info.Length() < 1 || !info[0].IsObject()) throw InvalidArg(op, "Expected an options object");
   Napi::Object o = info[0].As<Napi::Object>();
@@ -415,6 +486,7 @@ void RegisterBpfAttach(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "bpfAttach", AttachJs);
   Export(env, exports, "bpfDetach", DetachJs);
   Export(env, exports, "bpfAttachment", AttachmentJs);
+  Export(env, exports, "bpfLinks", LinksJs);
 }
 
 }  // namespace veil
