@@ -154,6 +154,35 @@ export async function loadObject(path: string, opts: LoadOptions): Promise<BpfOb
   return new BpfObject(path, raw);
 }
 
+/** Maps every Veil object shares within one agent but does not pin (its readers are this process). */
+export const UNPINNED_SHARED_MAPS = ['veil_events'] as const;
+
+/**
+ * Loads several objects (from-pod, to-pod, uplink programs) so that they share one instance of
+ * every map: pinned maps through the pin directory, the unpinned ones in `shared` (default: the
+ * event ring buffer) by handing the first object's map to the others. All or nothing: when one
+ * object fails, the ones already loaded are closed.
+ */
+export async function loadObjects(paths: string[], opts: LoadOptions & { shared?: readonly string[] }): Promise<BpfObject[]> {
+  const shared = opts.shared ?? UNPINNED_SHARED_MAPS;
+  const loaded: BpfObject[] = [];
+  const reuse: Record<string, BpfMapHandle | number> = { ...(opts.reuseMaps ?? {}) };
+  try {
+    for (const path of paths) {
+      const obj = await loadObject(path, { ...opts, reuseMaps: reuse });
+      loaded.push(obj);
+      for (const name of shared) {
+        const m = obj.maps.get(name);
+        if (m && reuse[name] === undefined) reuse[name] = m;
+      }
+    }
+    return loaded;
+  } catch (err) {
+    for (const o of loaded) o.close();
+    throw err;
+  }
+}
+
 /** Where a program attaches: a device (name or ifindex) in a namespace, one direction. */
 export interface AttachTarget {
   interface: string | number;

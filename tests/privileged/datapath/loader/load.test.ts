@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readdir } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
-import { loadObject, testRun } from '../../../../agent/datapath/datapath.js';
+import { loadObject, loadObjects, testRun } from '../../../../agent/datapath/datapath.js';
 import { bpfAddon } from '../../../../agent/datapath/native.js';
 import { NetlinkError, ValidationError, VeilError } from '../../../../agent/errors.js';
 import { fixtureObject, ipv4UdpFrame, pinDirPerTest } from '../../../support/bpf.js';
@@ -68,6 +68,18 @@ describe('loadObject()', () => {
       a.close();
       b.close();
     }
+  });
+
+  it('loadObjects() gives every object the same maps, pinned or not, or loads none', async () => {
+    const dir = pinDir();
+    const objs = await loadObjects([fixtureObject('loader-fixture'), fixtureObject('loader-fixture')], { pinDir: dir });
+    try {
+      const [a, b] = objs as [Awaited<ReturnType<typeof loadObject>>, Awaited<ReturnType<typeof loadObject>>];
+      for (const name of ['veil_events', 'veil_policy', 'veil_counters']) expect(b.map(name).id).toBe(a.map(name).id);
+    } finally {
+      for (const o of objs) o.close();
+    }
+    await expect(loadObjects([fixtureObject('loader-fixture'), '/nonexistent.bpf.o'], { pinDir: dir })).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('refuses bad input with typed errors', async () => {
