@@ -129,3 +129,26 @@ describe('testRun()', () => {
     }
   });
 });
+
+describe('the addon edge, with the TypeScript checks bypassed', () => {
+  it('refuses garbage with errors carrying an errno name, and does not crash', async () => {
+    const a = bpfAddon() as unknown as Record<string, (...args: unknown[]) => unknown>;
+    await expect(a.bpfLoad!(123)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfLoad!('/x.o', { pinDir: 'relative' })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(a.bpfAttach!({})).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfAttach!({ progFd: 0, interface: 'lo', direction: 'up', pinDir: '/sys/fs/bpf/x' })).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfMapLookup!({}, Buffer.alloc(4))).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfMapLookup!(0, Buffer.alloc(4))).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('is not a BPF map') });
+    await expect(a.bpfTestRun!(-1, Buffer.alloc(64))).rejects.toMatchObject({ code: 'EBADF' });
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: pinDir() });
+    try {
+      await expect(a.bpfTestRun!(obj.program('fixture_pass').fd, Buffer.alloc(5))).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(a.bpfAttach!({ progFd: obj.map('veil_policy').fd, interface: 'lo', direction: 'ingress', pinDir: '/sys/fs/bpf/x' })).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(() => a.bpfRingbufOpen!(obj.map('veil_policy').fd, () => undefined)).toThrow(expect.objectContaining({ code: expect.any(String) }));
+      expect(() => a.bpfBtfStructLayout!(fixtureObject('loader-fixture'), 'no_such_struct')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      await expect(a.bpfMapDump!(obj.map('veil_events').fd, {})).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('ring buffer') });
+    } finally {
+      obj.close();
+    }
+  });
+});
