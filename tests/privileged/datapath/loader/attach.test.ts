@@ -112,6 +112,30 @@ describe('attach() with tcx', () => {
   });
 });
 
+describe('concurrent attaches', () => {
+  it('of the same hook leave exactly one link with one of the programs', async () => {
+    const { host } = await topology();
+    const dir = pinDir();
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: dir });
+    try {
+      const target = { interface: 'lxc0', direction: 'ingress' as const, netns: host };
+      const progs = [obj.program('fixture_pass'), obj.program('fixture_drop')];
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => attach(progs[i % 2]!, target, { pinDir: dir })));
+      expect(results.every((r) => r.mode === 'tcx')).toBe(true);
+      const links = await listLinks({ pinDir: dir });
+      expect(links).toHaveLength(1);
+      expect(progs.map((p) => p.id)).toContain(links[0]!.progId);
+      // The kernel agrees: one program on the hook (bpftool net lists tcx links by device).
+      const r = JSON.parse((await run('bpftool', ['-j', 'link', 'show'])).stdout) as { type: number | string; prog_id: number }[];
+      const onHook = r.filter((l) => (l.type === 11 || l.type === 'tcx') && progs.some((p) => p.id === l.prog_id));
+      expect(onHook).toHaveLength(1);
+      await detach(target, { pinDir: dir });
+    } finally {
+      obj.close();
+    }
+  });
+});
+
 describe('pinned links after their device is gone', () => {
   it('listLinks() shows them defunct and pruneLinks() unpins only those', async () => {
     const { host } = await topology();
