@@ -5,6 +5,8 @@ import { loadObject, loadObjects, testRun } from '../../../../agent/datapath/dat
 import { bpfAddon } from '../../../../agent/datapath/native.js';
 import { NetlinkError, ValidationError, VeilError } from '../../../../agent/errors.js';
 import { fixtureObject, ipv4UdpFrame, pinDirPerTest } from '../../../support/bpf.js';
+import { run } from '../../../support/netns.js';
+import { projectRoot } from '../../../../agent/project-root.js';
 
 const pinDir = pinDirPerTest('ld');
 const TC_ACT_OK = 0;
@@ -150,5 +152,20 @@ describe('the addon edge, with the TypeScript checks bypassed', () => {
     } finally {
       obj.close();
     }
+  });
+});
+
+describe('bpffs', () => {
+  it('is mounted at /sys/fs/bpf with mount(2) when nothing is mounted there', async () => {
+    // In a private mount namespace (the host's bpffs stays untouched): unmount every bpffs at
+    // /sys/fs/bpf, let the built agent prepare a pin directory, then ask the kernel what is there.
+    const script = [
+      'while mountpoint -q /sys/fs/bpf; do umount -l /sys/fs/bpf; done',
+      'stat -f -c %T /sys/fs/bpf',
+      `node --input-type=module -e "const d = await import('${projectRoot()}/dist/agent/datapath/datapath.js'); await d.ensurePinDir('/sys/fs/bpf/veil-ld-mount/x');"`,
+      'stat -f -c %T /sys/fs/bpf /sys/fs/bpf/veil-ld-mount/x',
+    ].join(' && ');
+    const out = (await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script])).stdout.trim().split('\n');
+    expect(out).toEqual(['sysfs', 'bpf_fs', 'bpf_fs']);
   });
 });
