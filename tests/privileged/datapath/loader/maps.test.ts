@@ -98,6 +98,22 @@ describe('BpfMap batched operations', () => {
   });
 });
 
+describe('a closed object', () => {
+  it('refuses calls on its maps and programs instead of using fd numbers that may be reused', async () => {
+    const dir = pinDir();
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: dir });
+    const policy = await openPolicyMap(obj);
+    const byPath = await openPolicyMap(dir);
+    obj.close();
+    await expect(policy.get(policyKeys(1)[0]!)).rejects.toMatchObject({ code: 'EBADF', message: expect.stringContaining('is closed') });
+    await expect(policy.entries()).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(testRun([...obj.programs.values()][0]!, ipv4UdpFrame('10.0.0.1', '10.0.0.2'))).rejects.toMatchObject({ code: 'EBADF' });
+    expect(() => EventReader.open([...obj.maps.values()].find((m) => m.name === 'veil_events')!)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    // A map opened by its pinned path does not depend on the object.
+    expect(await byPath.entries()).toEqual([]);
+  });
+});
+
 describe('typed maps against the fixture program', () => {
   it('the ipcache tiers, the config and per-CPU counters are what the program sees', async () => {
     await withFixture(async (obj, dir) => {
