@@ -51,6 +51,18 @@ describe('BpfMap batched operations', () => {
     });
   });
 
+  it('a batched update refused by the kernel names the entry it stopped at', async () => {
+    await withFixture(async (obj) => {
+      // veil_counters is a per-CPU array of HOOK_MAX * REASON_MAX entries: index 256 is out of range.
+      const { bpfAddon } = await import('../../../../agent/datapath/native.js');
+      const info = await bpfAddon().bpfMapInfo(obj.map('veil_counters').fd);
+      const vs = 16 * info.possibleCpus;
+      const keys = Buffer.from(Uint32Array.of(1, 2, 256, 3).buffer);
+      const err = await bpfAddon().bpfMapUpdateBatch(obj.map('veil_counters').fd, keys, Buffer.alloc(4 * vs), {}).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'E2BIG', index: 2 });
+    });
+  });
+
   it('the per-entry fallback gives the same result', async () => {
     await withFixture(async (obj) => {
       const policy = await openPolicyMap(obj);
