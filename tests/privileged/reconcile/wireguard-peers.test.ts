@@ -500,4 +500,27 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     await n0.reconciler.delete('node-x');
     expect(await snapshot()).toEqual(before);
   });
+
+  it('prune() after sync removes only the peers and Veil routes no node claims', async () => {
+    const n0 = nodes[0]!;
+    const stray = X25519PrivateKey.generate().publicKey;
+    await n0.backend.setDevice(`${BASE}1`, { peers: [{ publicKey: stray.raw, endpoint: '192.168.77.99:51871', allowedIps: ['10.77.99.0/24'] }] });
+    await run('ip', ['-n', n0.ns, 'route', 'add', '10.77.98.0/24', 'dev', `${BASE}1`, 'proto', '118']);
+    await run('ip', ['-n', n0.ns, 'route', 'add', '10.77.97.0/24', 'dev', `${BASE}1`, 'proto', 'static']);
+    const before = { d0: await peerKeys(n0, 0), d1: await peerKeys(n0, 1) };
+    // A restarted agent sees the strays but keeps them until every source synced.
+    await n0.backend.close();
+    await startNode(n0, newBackend(n0.ns));
+    for (const o of nodes) if (o !== n0) await n0.reconciler.update(o.name, { record: record(o), channels: o.state });
+    expect((await peerKeys(n0, 1)).has(stray.base64)).toBe(true);
+    await n0.reconciler.prune();
+    const d1 = await peerKeys(n0, 1);
+    expect(d1.has(stray.base64)).toBe(false);
+    before.d1.delete(stray.base64);
+    expect({ d0: await peerKeys(n0, 0), d1 }).toEqual(before);
+    const routes = (await run('ip', ['-n', n0.ns, 'route', 'show', 'dev', `${BASE}1`])).stdout;
+    expect(routes).not.toContain('10.77.98.0/24');
+    expect(routes).toContain('10.77.97.0/24 proto static');
+    expect(n0.backend.sets.map((x) => x.config.peers?.map((p) => [p.publicKey.toString('base64'), p.remove === true]))).toEqual([[[stray.base64, true]]]);
+  });
 });
