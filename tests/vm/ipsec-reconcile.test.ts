@@ -289,6 +289,48 @@ describe('IPsec reconciler with ESP (VM)', () => {
     expect(spisB).toHaveLength(3);
   });
 
+  it("rotates node B's key under a UDP stream: B accepts the new key before A sends with it, 0 lost, xfrm errors unchanged", async () => {
+    const COUNT = 1500;
+    const before = await reconcile(A, a, recordOf(b));
+    const slotOld = slotOf(before, 301);
+    await v.check(`printf '%x' ${encryptMark(301, slotOld).value} > ${TMP}/mark-nk`);
+    const statsBefore = { a: await xfrmStat(A), b: await xfrmStat(B) };
+    const decryptedBefore = await decryptedCount(301);
+    let slotNew = -1;
+    const steps: string[] = [];
+    const applied = (r: ReconcileResult) => r.log.find((l) => l.msg === 'Applied IPsec changes') ?? {};
+
+    const r = await stream('nk', 5330, `${TMP}/mark-nk`, COUNT, 0.02, async () => {
+      for (let i = 0; (await decryptedCount(301)) < decryptedBefore + 20; i++) {
+        if (i > 300) throw new Error('The UDP stream did not start');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      // B generates node key 2 and installs its inbound SAs first; then its record carries it
+      // and A adds out SAs for it (both() runs B, then A).
+      b.nodeKey.generations.push({ generation: 2, privateKey: X25519PrivateKey.generate() });
+      const g = await both();
+      steps.push(`publish: B +${applied(g.b).addedStates ?? 0} in, A +${applied(g.a).addedStates ?? 0} out`);
+      // A sends with B's newest node key.
+      slotNew = slotOf(g.a, 301);
+      await v.check(`printf '%x' ${encryptMark(301, slotNew).value} > ${TMP}/mark-nk; sleep 1`);
+      // B retires node key 1 after every peer moved: its inbound SAs go, then A's out SAs.
+      b.nodeKey.generations = b.nodeKey.generations.filter((k) => k.generation === 2);
+      const ret = await both();
+      steps.push(`retire: B -${applied(ret.b).deletedStates ?? 0} in, A -${applied(ret.a).deletedStates ?? 0} out`);
+    });
+
+    // Two identities on A send to B: two inbound SAs on B and two outbound SAs on A per generation.
+    expect(steps).toEqual(['publish: B +2 in, A +2 out', 'retire: B -2 in, A -2 out']);
+    expect(slotNew).toBe(keySlot(1, 2));
+    expect(r.overlapped).toBe(true);
+    expect(r.sent).toEqual({ sent: COUNT, marks: [hex(encryptMark(301, slotOld).value), hex(encryptMark(301, slotNew).value)], refused: {} });
+    expect(r.received).toEqual({ received: COUNT, max: COUNT, missing: [], duplicates: 0 });
+    expect(await decryptedCount(301)).toBe(decryptedBefore + COUNT);
+    expect({ a: await xfrmStat(A), b: await xfrmStat(B) }).toEqual(statsBefore);
+    expect(await ipStates(A)).toHaveLength(3);
+    expect(await ipStates(B)).toHaveLength(3);
+  });
+
   it('adopts on restart: no state re-created, SPIs, add times and counters carried on', async () => {
     const before = { a: await ipStates(A), b: await ipStates(B) };
     const policiesBefore = { a: await v.check(`ip -n ${A} xfrm policy list`), b: await v.check(`ip -n ${B} xfrm policy list`) };
