@@ -94,7 +94,7 @@ describe('IPsec reconciler on the host kernel (policies only, no ESP)', () => {
     expect(left.map((p) => `${p.dst} ${p.action} ${p.templates.map((t) => t.reqid).join()}`).sort()).toEqual(['0.0.0.0/0 block ', '10.8.0.0/16 allow 7', '::/0 block '].sort());
   });
 
-  it('reconciles the policy side of a node for real: adds, changes only differences, adopts on restart, deletes', async () => {
+  it('reconciles the policy side of a node for real: adds, changes only differences, adopts on restart, re-creates what went missing, deletes', async () => {
     const ns = await freshNetns();
     // No identity keys on either side: the plan for B is its in/fwd policies only (no state), which
     // the host kernel can hold.
@@ -127,6 +127,13 @@ describe('IPsec reconciler on the host kernel (policies only, no ESP)', () => {
     await restarted.update('node-b', { ...recordOf(b), podCidrs: ['10.244.3.0/24'] });
     expect(await allow()).toEqual(inbound('10.244.3.0/24'));
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({ msg: 'Applied IPsec changes', node: 'node-b', addedPolicies: 2, deletedPolicies: 2, addedStates: 0 });
+
+    // Removed behind the reconciler's back (an operator, a flush): resync() puts it back.
+    await run('ip', ['-n', ns, 'xfrm', 'policy', 'delete', 'src', '10.244.3.0/24', 'dst', '10.244.1.0/24', 'dir', 'fwd']);
+    await run('ip', ['-n', ns, 'xfrm', 'policy', 'delete', 'src', '::/0', 'dst', '::/0', 'dir', 'out', 'mark', '0xe00', 'mask', '0xf00']);
+    await restarted.resync();
+    expect(await allow()).toEqual(inbound('10.244.3.0/24'));
+    expect((await ipXfrmPolicies(ns)).filter((p) => p.action === 'block')).toHaveLength(2);
 
     await restarted.delete('node-b');
     expect(await allow()).toEqual([]);
