@@ -398,4 +398,27 @@ describe('IPsec reconciler with ESP (VM)', () => {
     expect(lines.filter((l) => !/^IP6 2001:db8::1 > 2001:db8::2: ESP\(spi=0x[0-9a-f]{8},seq=0x[0-9a-f]+\), length \d+$/.test(l))).toEqual([]);
     expect(lines).toHaveLength(30);
   });
+
+  it('drops marked traffic, never sends it in clear, while SAs are missing; the next reconcile re-creates them', async () => {
+    const slot = slotOf(await reconcile(A, a, recordOf(b)), 300);
+    await v.check(`printf '%x' ${encryptMark(300, slot).value} > ${TMP}/mark-flush`);
+    const cap = background('capf', `ip netns exec ${A} tcpdump -Z root -i ul0 -Q out -nn -U -s 128 -w ${TMP}/capf.pcap ip`);
+    await waitFor('tcpdump', `grep -q 'listening on' ${TMP}/capf.err`);
+    const decrypted = await decryptedCount(300);
+    // ip -n A xfrm state flush: every SA gone behind the reconciler's back; the policies stay.
+    await v.check(`ip -n ${A} xfrm state flush`);
+    const sent = JSON.parse(await v.check(`ip netns exec ${A} ${UDP} send ${POD_A} ${POD_B} 5350 ${TMP}/mark-flush 10 0.01`)) as { sent: number };
+    expect(sent.sent).toBe(10);
+    await v.check('sleep 1');
+    expect((await cap.stop()).code).toBe(0);
+    const lines = (await v.check(`tcpdump -r ${TMP}/capf.pcap -nn -t 2>/dev/null`)).split('\n').filter((l) => l.startsWith('IP '));
+    // Nothing left A: no ESP (no SA) and above all no plaintext UDP from the pod.
+    expect(lines).toEqual([]);
+    expect(await decryptedCount(300)).toBe(decrypted);
+
+    const again = await reconcile(A, a, recordOf(b));
+    expect(again.log).toEqual(expect.arrayContaining([expect.objectContaining({ msg: 'Applied IPsec changes', addedStates: 6 })]));
+    const s = await stream('flush', 5351, `${TMP}/mark-flush`, 10, 0.01);
+    expect(s.received).toEqual({ received: 10, max: 10, missing: [], duplicates: 0 });
+  });
 });
