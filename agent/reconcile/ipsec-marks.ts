@@ -1,30 +1,17 @@
 /**
- * The skb marks the IPsec reconciler writes into XFRM states and policies, in the one layout of
- * bpf/include/veil/marks.h (a unit test reads that header and compares every constant):
- *
- *   31            16 15    12 11     8 7      4 3      0
- *  |    identity    | (free) | purpose|key slot| (free) |
+ * The skb marks the IPsec reconciler writes into XFRM states and policies, built on the one
+ * mirror of bpf/include/veil/marks.h (agent/datapath/marks.ts, tested against the header):
  *
  * - encrypt mark (purpose 0xE): set by from-pod on a packet XFRM must encrypt; identity = the
  *   sending pod's identity (0 in per-node-pair mode), key slot = the slot of the SA to use.
  * - decrypted mark (purpose 0xD): set by an inbound SA (XFRMA_SET_MARK) on what it decrypted;
  *   identity = the sender's identity, authenticated by the SA's key.
  *
- * The datapath's own mirror of marks.h (agent/datapath/marks.ts) is owned by the datapath; this
- * file holds only what XFRM needs and checks the same header.
+ * XFRM matches both with MARK_MATCH_MASK, so bits Veil does not own never select an SA.
  */
+import { MARK_MATCH_MASK, MARK_PURPOSE_MASK, MarkPurpose, encodeMark } from '../datapath/marks.js';
 import { ValidationError } from '../errors.js';
 import { quote } from '../net/ip.js';
-
-export const MARK_PURPOSE_MASK = 0x00000f00;
-export const MARK_IDENTITY_MASK = 0xffff0000;
-export const MARK_IDENTITY_SHIFT = 16;
-export const MARK_KEY_SLOT_MASK = 0x000000f0;
-export const MARK_KEY_SLOT_SHIFT = 4;
-/** The bits Veil owns; XFRM states and policies match marks with this mask. */
-export const MARK_MATCH_MASK = 0xffff0ff0;
-export const MARK_ENCRYPT = 0x00000e00;
-export const MARK_DECRYPTED = 0x00000d00;
 
 /** Number of key slots (4 bits). */
 export const KEY_SLOTS = 16;
@@ -41,26 +28,17 @@ function check(identity: number, slot: number): void {
 /** The encrypt mark for `identity` and `slot` (what from-pod writes, what out policies match). */
 export function encryptMark(identity: number, slot: number): { value: number; mask: number } {
   check(identity, slot);
-  return { value: ((identity << MARK_IDENTITY_SHIFT) | MARK_ENCRYPT | (slot << MARK_KEY_SLOT_SHIFT)) >>> 0, mask: MARK_MATCH_MASK };
+  return { value: encodeMark({ purpose: MarkPurpose.ENCRYPT, identity, keySlot: slot }), mask: MARK_MATCH_MASK };
 }
 
 /** The decrypted mark an inbound SA sets on what it decrypted (XFRMA_SET_MARK). */
 export function decryptedMark(identity: number, slot: number): { value: number; mask: number } {
   check(identity, slot);
-  return { value: ((identity << MARK_IDENTITY_SHIFT) | MARK_DECRYPTED | (slot << MARK_KEY_SLOT_SHIFT)) >>> 0, mask: MARK_MATCH_MASK };
+  return { value: encodeMark({ purpose: MarkPurpose.DECRYPTED, identity, keySlot: slot }), mask: MARK_MATCH_MASK };
 }
 
 /** Any encrypt mark, whatever identity and slot: what the lowest-priority block policy matches. */
-export const ANY_ENCRYPT_MARK = { value: MARK_ENCRYPT, mask: MARK_PURPOSE_MASK } as const;
-
-/** Reads (purpose, identity, slot) back from a mark value. */
-export function decodeMark(value: number): { purpose: number; identity: number; slot: number } {
-  return {
-    purpose: value & MARK_PURPOSE_MASK,
-    identity: (value >>> MARK_IDENTITY_SHIFT) & 0xffff,
-    slot: (value & MARK_KEY_SLOT_MASK) >>> MARK_KEY_SLOT_SHIFT,
-  };
-}
+export const ANY_ENCRYPT_MARK = { value: MarkPurpose.ENCRYPT, mask: MARK_PURPOSE_MASK } as const;
 
 /**
  * The key slot of an SA whose sender contributes key generation `senderGeneration` and whose
