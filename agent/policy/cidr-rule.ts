@@ -25,9 +25,3 @@ export interface CidrRule {
   requireEncryption?: boolean;
   requireAuthenticatedIdentity?: boolean;
 }
-
-/** "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16": the block's identity in messages and keys. */
-export function cidrBlockText(r: Pick<CidrRule, 'cidr' | 'except'>): string {
-  const base = `${r.cidr.addr}/${r.cidr.prefixLen}`;
-  return r.except.length === 0 ? base : `${base} except ${r.except.map((c) => `${c.addr}/${c.prefixLen}`).join(',')}`;
-}

@@ -13,7 +13,7 @@
  * ipBlock whose CIDR has host bits set or no prefix length; unknown fields anywhere.
  */
 import { ValidationError } from '../errors.js';
-import { checkLabelKey, checkLabelValue } from '../identity/labels.js';
+import { checkLabelKey, checkLabelValue, isDns1123Label, isDns1123Subdomain } from '../identity/labels.js';
 import { checkCidr, formatIp, maskHostBits, parseIp, type Cidr } from '../net/ip.js';
 import { quote } from '../store/validate.js';
 import { at, describe, InputReader, join } from './input-reader.js';
@@ -65,8 +65,6 @@ export interface NetworkPolicy {
 }
 
 const PROTOCOLS: Record<string, PortProtocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** ObjectMeta fields the API server fills in: accepted (kubectl get -o yaml output) and ignored. */
 const SERVER_METADATA = [
   'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds',
@@ -89,11 +87,11 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
 
   const meta = r.object(r.get(top, 'metadata'), 'metadata', ['name', 'namespace', 'annotations', 'labels', ...SERVER_METADATA]);
   const name = r.get(meta, 'name');
-  if (typeof name !== 'string' || name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
+  if (!isDns1123Subdomain(name)) {
     throw r.fail('metadata.name', `name ${quote(name)} is invalid: give a DNS-1123 subdomain (lower-case letters, digits, "-", ".", at most 253 characters)`);
   }
   const rawNs = r.get(meta, 'namespace') ?? options.defaultNamespace ?? 'default';
-  if (typeof rawNs !== 'string' || rawNs.length > 63 || !DNS1123_LABEL.test(rawNs)) {
+  if (!isDns1123Label(rawNs)) {
     throw r.fail('metadata.namespace', `namespace ${quote(rawNs)} is invalid: give a DNS-1123 label (lower-case letters, digits, "-", at most 63 characters)`);
   }
   const namespace = rawNs;
