@@ -65,9 +65,10 @@ export class InputReader {
   }
 }
 
-/** "spec" + "ingress" → "spec.ingress"; keys that are not identifiers are quoted. */
+/** "spec" + "ingress" → "spec.ingress"; keys that are not identifiers are quoted, long ones cut. */
 export function join(path: string, key: string): string {
-  const part = /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
+  const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
+  const part = /^[A-Za-z_][A-Za-z0-9_]*$/.test(shown) ? shown : `[${JSON.stringify(shown)}]`;
   if (path === '') return part;
   return part.startsWith('[') ? `${path}${part}` : `${path}.${part}`;
 }

@@ -164,6 +164,16 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     expect(inputError(() => parse(many)).message).toMatch(/documents: keep at most 1000/);
   });
 
+  it('cuts long keys and values in messages', () => {
+    const key = 'k'.repeat(100_000);
+    const obj = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'shop' }, spec: { podSelector: {}, [key]: 1 } };
+    const e = inputError(() => parse(JSON.stringify(obj)));
+    expect(e.message.length).toBeLessThan(600);
+    expect(e.path).toBe(`spec[${JSON.stringify(`${'k'.repeat(61)}...`)}]`);
+    const v = inputError(() => parse(spec(`podSelector: {matchLabels: {a: "${'v'.repeat(100_000)}"}}`)));
+    expect(v.message.length).toBeLessThan(600);
+  });
+
   it('never lets "__proto__" keys reach a prototype', () => {
     const e = inputError(() => parse(spec('podSelector: {}\n__proto__: {polluted: true}')));
     expect(e.path).toBe('spec.__proto__');
