@@ -1,11 +1,10 @@
 /**
  * A rule whose peer is an address block (NetworkPolicy ipBlock) instead of an identity. The
- * datapath's policy map is keyed by identities, so CIDR rules reach it in two steps (plan,
- * docs/policy.md "ipBlock"): the ipcache side gives every distinct prefix (cidr and each except)
- * a local CIDR identity and installs the prefixes in the ipcache's LPM tier, where the longest
- * prefix wins — an address inside an `except` prefix resolves to the except's identity, which has
- * no allow rule; then each CidrRule becomes a PolicyRule whose peer is the cidr's identity.
- * Until then the compiler reports CIDR rules beside the identity rules, already normalized.
+ * datapath's policy map is keyed by identities, so CIDR rules reach it in two steps
+ * (docs/policy.md "ipBlock"): the ipcache side gives every distinct prefix (cidr and each except)
+ * a CIDR identity and installs it in the ipcache's LPM tier, where the longest prefix wins; then
+ * cidr-identities.ts turns each CidrRule into PolicyRules whose peers are those identities. The
+ * compiler reports CIDR rules beside the identity rules, merged when identical.
  */
 import type { Cidr } from '../net/ip.js';
 import type { PolicyDirection, PolicyProtocol } from './rule.js';
