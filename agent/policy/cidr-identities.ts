@@ -14,8 +14,7 @@
  */
 import { ValidationError } from '../errors.js';
 import { formatCidr, type Cidr } from '../net/ip.js';
-import type { CidrRule } from './cidr-rule.js';
-import { contains } from './network-policy.js';
+import { contains, type CidrRule } from './cidr-rule.js';
 import { normalizeRules } from './rule-set.js';
 import type { PolicyRule } from './rule.js';
 

@@ -14,7 +14,8 @@
  */
 import { ValidationError } from '../errors.js';
 import { checkLabelKey, checkLabelValue, isDns1123Label, isDns1123Subdomain } from '../identity/labels.js';
-import { checkCidr, formatIp, maskHostBits, parseIp, type Cidr } from '../net/ip.js';
+import { checkCidr, type Cidr } from '../net/ip.js';
+import { contains } from './cidr-rule.js';
 import { quote } from '../store/validate.js';
 import { at, describe, InputReader, join } from './input-reader.js';
 import { parseLabelSelector, type LabelSelector } from './label-selector.js';
@@ -206,15 +207,6 @@ function parseIpBlock(r: InputReader, value: unknown, path: string): PeerSpec {
     return c;
   });
   return { kind: 'ipBlock', cidr, except };
-}
-
-/** True when prefix `inner` lies inside prefix `outer` (same family, inner at least as long). */
-export function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
-  const a = parseIp(outer.addr);
-  const b = parseIp(inner.addr);
-  if (!a || !b) return false;
-  return formatIp(maskHostBits(a, outer.prefixLen)) === formatIp(maskHostBits(b, outer.prefixLen));
 }
 
 function parsePort(r: InputReader, value: unknown, path: string): PortSpec {

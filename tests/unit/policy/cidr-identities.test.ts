@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../agent/errors.js';
 import { formatCidr, formatIp, maskHostBits, type Cidr } from '../../../agent/net/ip.js';
 import { cidrPrefixes, cidrRulesToPolicyRules, withCidrIdentities } from '../../../agent/policy/cidr-identities.js';
-import type { CidrRule } from '../../../agent/policy/cidr-rule.js';
-import { contains } from '../../../agent/policy/network-policy.js';
+import { contains, type CidrRule } from '../../../agent/policy/cidr-rule.js';
 
 const c = (text: string): Cidr => {
   const [addr, len] = text.split('/') as [string, string];
