@@ -4,6 +4,7 @@
  * PolicyInputError carrying the document's location and the field path. Object keys are read
  * with Object.hasOwn only, so "__proto__" and friends never reach a prototype.
  */
+import { ValidationError } from '../errors.js';
 import { quote } from '../store/validate.js';
 import { PolicyInputError, PolicyUnsupportedError, type PolicyLocation } from './errors.js';
 
@@ -21,6 +22,16 @@ export class InputReader {
 
   unsupported(path: string, problem: string): PolicyUnsupportedError {
     return new PolicyUnsupportedError(this.at, path, problem);
+  }
+
+  /** Runs a shared validator (agent/identity/labels.ts) and turns its ValidationError into a located one. */
+  check<T>(path: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (err instanceof ValidationError) throw this.fail(path, err.message);
+      throw err;
+    }
   }
 
   /** A mapping whose keys are all in `allowed` (unknown fields are refused, as kubectl --validate=strict does). */

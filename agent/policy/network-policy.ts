@@ -12,7 +12,6 @@
  * server stores and ignores them, Veil refuses them so that nobody believes they apply); an
  * ipBlock whose CIDR has host bits set or no prefix length; unknown fields anywhere.
  */
-import { ValidationError } from '../errors.js';
 import { checkLabelKey, checkLabelValue, isDns1123Label, isDns1123Subdomain } from '../identity/labels.js';
 import { checkCidr, type Cidr } from '../net/ip.js';
 import { contains } from './cidr-rule.js';
@@ -100,7 +99,7 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
   const annotations = readAnnotations(r, r.get(meta, 'annotations'));
   const labels = r.get(meta, 'labels');
   if (labels !== undefined && labels !== null) {
-    for (const [k, v] of r.stringMap(labels, 'metadata.labels', MAX_METADATA_ENTRIES)) checked(r, join('metadata.labels', k), () => (checkLabelKey('', k), checkLabelValue('', k, v)));
+    for (const [k, v] of r.stringMap(labels, 'metadata.labels', MAX_METADATA_ENTRIES)) r.check(join('metadata.labels', k), () => (checkLabelKey('', k), checkLabelValue('', k, v)));
   }
 
   const spec = r.object(r.get(top, 'spec'), 'spec', ['podSelector', 'policyTypes', 'ingress', 'egress']);
@@ -124,21 +123,12 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
   return { namespace, name, podSelector, ingress: rules('ingress', ingressRaw), egress: rules('egress', egressRaw), annotations, location: { ...r.at } };
 }
 
-function checked(r: InputReader, path: string, run: () => unknown): void {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ValidationError) throw r.fail(path, err.message);
-    throw err;
-  }
-}
-
 function readAnnotations(r: InputReader, value: unknown): Array<[string, string]> {
   if (value === undefined || value === null) return [];
   const entries = r.stringMap(value, 'metadata.annotations', MAX_METADATA_ENTRIES);
   let bytes = 0;
   for (const [k, v] of entries) {
-    checked(r, join('metadata.annotations', k), () => checkLabelKey('', k));
+    r.check(join('metadata.annotations', k), () => checkLabelKey('', k));
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (bytes > MAX_ANNOTATIONS_BYTES) throw r.fail('metadata.annotations', `annotations total ${bytes} bytes: Kubernetes allows at most ${MAX_ANNOTATIONS_BYTES}`);
