@@ -136,7 +136,7 @@ function readAnnotations(r: InputReader, value: unknown): Array<[string, string]
 }
 
 function policyTypes(r: InputReader, value: unknown, hasEgressRules: boolean): Set<PolicyDirection> {
-  const list = value === undefined ? [] : r.array(value, 'spec.policyTypes', 2 + 1);
+  const list = value === undefined ? [] : r.array(value, 'spec.policyTypes', 2);
   if (list.length === 0) return new Set(hasEgressRules ? ['ingress', 'egress'] : ['ingress']);
   const out = new Set<PolicyDirection>();
   list.forEach((t, i) => {

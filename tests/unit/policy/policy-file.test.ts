@@ -69,6 +69,14 @@ spec:
     expect(p.ingress).toEqual([{ peers: null, ports: [], requirement: 0 }]);
   });
 
+  it('reads ipBlocks of the whole address space with excepts, IPv4 and IPv6', () => {
+    const p = parse(spec('podSelector: {}\negress:\n- to:\n  - ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8, 192.168.0.0/16]}\n  - ipBlock: {cidr: "::/0", except: ["fd00::/8"]}'))[0]!;
+    expect(p.egress![0]!.peers).toEqual([
+      { kind: 'ipBlock', cidr: { addr: '0.0.0.0', prefixLen: 0, family: 4 }, except: [{ addr: '10.0.0.0', prefixLen: 8, family: 4 }, { addr: '192.168.0.0', prefixLen: 16, family: 4 }] },
+      { kind: 'ipBlock', cidr: { addr: '::', prefixLen: 0, family: 6 }, except: [{ addr: 'fd00::', prefixLen: 8, family: 6 }] },
+    ]);
+  });
+
   it('canonicalizes selectors so that equal selectors share one key', () => {
     const [a, b] = parse(
       np('a', 'shop', 'podSelector: {matchLabels: {b: "2", a: "1"}, matchExpressions: [{key: c, operator: In, values: [y, x, x]}]}') +
@@ -85,6 +93,7 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     ['missing podSelector', 'policyTypes: [Ingress]', 'spec.podSelector', /is required: use "podSelector: \{\}"/],
     ['bad policy type', 'podSelector: {}\npolicyTypes: [ingress]', 'spec.policyTypes[0]', /not "Ingress" or "Egress"/],
     ['duplicate policy type', 'podSelector: {}\npolicyTypes: [Ingress, Ingress]', 'spec.policyTypes[1]', /listed twice/],
+    ['three policy types', 'podSelector: {}\npolicyTypes: [Ingress, Egress, Ingress]', 'spec.policyTypes', /has 3 entries: keep at most 2/],
     ['rules outside policyTypes', 'podSelector: {}\npolicyTypes: [Egress]\ningress: [{}]', 'spec.ingress', /does not list "Ingress"/],
     ['empty peer', 'podSelector: {}\ningress:\n- from: [{}]', 'spec.ingress[0].from[0]', /peer is empty/],
     ['ipBlock with a selector', 'podSelector: {}\ningress:\n- from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]', 'spec.ingress[0].from[0]', /either an ipBlock or/],
