@@ -79,8 +79,8 @@ spec:
 
   it('canonicalizes selectors so that equal selectors share one key', () => {
     const [a, b] = parse(
-      np('a', 'shop', 'podSelector: {matchLabels: {b: "2", a: "1"}, matchExpressions: [{key: c, operator: In, values: [y, x, x]}]}') +
-        np('b', 'shop', 'podSelector: {matchExpressions: [{key: c, operator: In, values: [x, y]}], matchLabels: {a: "1", b: "2"}}'),
+      np('a', 'shop', 'podSelector: {matchLabels: {b: "2", a: "1"}, matchExpressions: [{key: c, operator: In, values: [z, x, x]}]}') +
+        np('b', 'shop', 'podSelector: {matchExpressions: [{key: c, operator: In, values: [x, z]}], matchLabels: {a: "1", b: "2"}}'),
     );
     expect(a!.podSelector.key).toBe(b!.podSelector.key);
   });
@@ -171,6 +171,17 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     expect(inputError(() => parse(wide)).message).toMatch(/has 300 entries: keep at most 256/);
     const many = Array.from({ length: 1001 }, () => '---\n{}\n').join('');
     expect(inputError(() => parse(many)).message).toMatch(/documents: keep at most 1000/);
+  });
+
+  it('refuses unquoted values that YAML 1.1 (Kubernetes) and 1.2 read differently', () => {
+    const octal = inputError(() => parse(spec('podSelector: {}\ningress:\n- ports: [{port: 010}]')));
+    expect(octal.message).toMatch(/number "010" at line 10, column \d+ is read differently by Kubernetes \(YAML 1.1\) and YAML 1.2: write it as a plain decimal \(10\) or quote it/);
+    expect(inputError(() => parse(spec('podSelector: {}\ningress:\n- ports: [{port: 0x50}]'))).message).toMatch(/number "0x50"/);
+    const yes = inputError(() => parse(spec('podSelector: {matchLabels: {enabled: yes}}')));
+    expect(yes.message).toMatch(/value "yes" at line \d+, column \d+ is read differently.*quote it \("yes"\)/);
+    expect(inputError(() => parse(spec('podSelector: {matchLabels: {on: "x"}}'))).message).toMatch(/key "on"/);
+    // Quoted, they are what they say.
+    expect(parse(spec('podSelector: {matchLabels: {enabled: "yes", "on": "x"}}\ningress:\n- ports: [{port: 8080}]'))[0]!.podSelector.requirements.map((q) => q.values[0])).toEqual(['yes', 'x']);
   });
 
   it('cuts long keys and values in messages', () => {
