@@ -87,13 +87,16 @@ export function parsePolicies(text: string, options: ReadPoliciesOptions = {}): 
 
 /** YAML 1.1 booleans (what kubectl and the API server read) that YAML 1.2 reads as strings. */
 const YAML11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/;
+/** YAML 1.1 timestamps (`2026-01-31`), which Kubernetes' reader turns into RFC 3339 text. */
+const YAML11_TIMESTAMP = /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ]|$)/;
 /** Numbers both YAML versions read the same: plain decimal integers and decimals. */
 const PLAIN_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 
 /**
  * Refuses unquoted values that Kubernetes (YAML 1.1) and this reader (YAML 1.2) would read
- * differently: `yes`/`no`/`on`/`off`/`y`/`n` (booleans there, strings here) and numbers written
- * with a leading zero, a base prefix, underscores or an exponent (`010` is 8 there, 10 here).
+ * differently: `yes`/`no`/`on`/`off`/`y`/`n` (booleans there, strings here), dates (timestamps
+ * there) and numbers written with a leading zero, a base prefix, underscores or an exponent
+ * (`010` is 8 there, 10 here).
  * A policy must mean the same to Veil as to the cluster it came from.
  */
 function checkAmbiguousScalars(location: PolicyLocation, doc: Document, lines: LineCounter): void {
@@ -101,12 +104,12 @@ function checkAmbiguousScalars(location: PolicyLocation, doc: Document, lines: L
     Scalar(key, node) {
       if (!isScalar(node) || node.type !== 'PLAIN' || typeof node.source !== 'string') return;
       const src = node.source;
-      const ambiguous = typeof node.value === 'number' ? !PLAIN_NUMBER.test(src) : typeof node.value === 'string' && YAML11_BOOLEAN.test(src);
+      const ambiguous = typeof node.value === 'number' ? !PLAIN_NUMBER.test(src) : typeof node.value === 'string' && (YAML11_BOOLEAN.test(src) || YAML11_TIMESTAMP.test(src));
       if (!ambiguous) return;
       const pos = node.range ? lines.linePos(node.range[0]) : undefined;
       const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
       const what = typeof node.value === 'number' ? `number ${JSON.stringify(src)}` : `${key === 'key' ? 'key' : 'value'} ${JSON.stringify(src)}`;
-      const fix = typeof node.value === 'number' ? `write it as a plain decimal (${String(node.value)}) or quote it` : `quote it ("${src}") if you mean the text, or write true/false`;
+      const fix = typeof node.value === 'number' ? `write it as a plain decimal (${String(node.value)}) or quote it` : `quote it ("${src}") if you mean the text`;
       throw new PolicyInputError(location, '', `${what}${where} is read differently by Kubernetes (YAML 1.1) and YAML 1.2: ${fix}`);
     },
   });

@@ -180,6 +180,7 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     const yes = inputError(() => parse(spec('podSelector: {matchLabels: {enabled: yes}}')));
     expect(yes.message).toMatch(/value "yes" at line \d+, column \d+ is read differently.*quote it \("yes"\)/);
     expect(inputError(() => parse(spec('podSelector: {matchLabels: {on: "x"}}'))).message).toMatch(/key "on"/);
+    expect(inputError(() => parse(spec('podSelector: {matchLabels: {date: 2026-01-31}}'))).message).toMatch(/value "2026-01-31" at line/);
     // Quoted, they are what they say.
     expect(parse(spec('podSelector: {matchLabels: {enabled: "yes", "on": "x"}}\ningress:\n- ports: [{port: 8080}]'))[0]!.podSelector.requirements.map((q) => q.values[0])).toEqual(['yes', 'x']);
   });
