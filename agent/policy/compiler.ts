@@ -154,7 +154,7 @@ export class PolicyCompiler {
     return true;
   }
 
-  /** The current compilation (cached until an identity or policy changes). */
+  /** The current compilation, cached until an identity or policy changes: shared, so treat it as read-only. */
   compile(): PolicyCompilation {
     if (this.result) return this.result;
     for (const [key, entry] of this.policies) {
