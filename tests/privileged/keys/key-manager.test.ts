@@ -21,6 +21,8 @@ import { KeyManager, type KeyManagerOptions } from '../../../agent/keys/key-mana
 import { KeyStorePaths, type SlotRef } from '../../../agent/keys/key-store-paths.js';
 import { readPrivateKeyFile } from '../../../agent/keys/key-file.js';
 import type { NodeRecord } from '../../../agent/keys/node-record.js';
+import { serializeSignedNodeRecord, signNodeRecord } from '../../../agent/keys/node-record-sign.js';
+import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
 import { projectRoot } from '../../../agent/project-root.js';
 import { openEtcdStore, type EtcdStore } from '../../../agent/store/etcd-store.js';
 import { EtcdServer } from '../../support/etcd.js';
@@ -214,6 +216,7 @@ describe('key managers on a real etcd', () => {
       timeoutMs: 20_000,
       what: 'generation 2 active and every peer moved',
     });
+    await eventually(() => keyEvents('ky-a', NODE_KEY, 2).includes('rotation.completed'), { what: 'rotation.completed in the audit log' });
     const after = slot('ky-a', NODE_KEY).generations[0]!;
     expect(after.fingerprint).not.toBe(before.fingerprint);
     expect(after.acknowledgedBy).toEqual(['ky-b', 'ky-c']);
@@ -278,13 +281,33 @@ describe('key managers on a real etcd', () => {
     expect(auditEvents('ky-a').filter((e) => e.event === 'key.generated').length).toBe(generatedBefore);
   });
 
+  it('finishes a rotation when etcd goes away in the middle of it and comes back (watches resume)', async () => {
+    const before = slot('ky-b', NODE_KEY).generations[0]!;
+    calls.length = 0;
+    await etcd.kill(); // SIGKILL: every client loses the store
+    nodes.get('ky-b')!.manager.rotateNow(NODE_KEY);
+    // The new key is generated locally; publishing it fails until the store is back.
+    await eventually(() => calls.includes(`ky-b installLocal node/0/${before.generation + 1}`), { what: 'ky-b generating its next key' });
+    await eventually(() => nodes.get('ky-b')!.manager.lastError, { timeoutMs: 20_000, what: 'a pass failing while etcd is down' });
+    expect(phases('ky-b', NODE_KEY)).toEqual([`${before.generation}:active`, `${before.generation + 1}:generated`]);
+    await etcd.restart(); // start again on the same data directory and ports
+    await eventually(
+      () => phases('ky-b', NODE_KEY).join() === `${before.generation + 1}:active` && slot('ky-b', NODE_KEY).generations[0]!.movedPeers.length === 2,
+      { timeoutMs: 30_000, what: "ky-b's rotation completing after the etcd restart" },
+    );
+    await eventually(() => keyEvents('ky-b', NODE_KEY, before.generation + 1).includes('rotation.completed'));
+    // The other managers saw it through their resumed watches: they use and acknowledge the new key.
+    for (const peer of ['ky-a', 'ky-c']) expect(calls).toContain(`${peer} usePeer ky-b:node/0/${before.generation + 1}`);
+  });
+
   it('abandons a rotation that a peer never acknowledges, keeping the active key', async () => {
     await stopNode('ky-c'); // its record stays in the store: ky-a keeps waiting for it
     const active = slot('ky-a', NODE_KEY).generations[0]!;
     nodes.get('ky-a')!.manager.rotateNow(NODE_KEY);
     await eventually(() => phases('ky-a', NODE_KEY).join() === '2:active,3:published', { what: 'generation 3 published' });
     await eventually(() => slot('ky-a', NODE_KEY).generations[1]?.acknowledgedBy.includes('ky-b'), { what: "ky-b's acknowledgement" });
-    await eventually(() => phases('ky-a', NODE_KEY).join() === '2:active', { timeoutMs: ACK_TIMEOUT_MS + 10_000, what: 'generation 3 abandoned' });
+    await eventually(() => auditEvents('ky-a').some((e) => e.event === 'key.abandoned'), { timeoutMs: ACK_TIMEOUT_MS + 10_000, what: 'generation 3 abandoned' });
+    expect(phases('ky-a', NODE_KEY)).toEqual(['2:active']);
     expect(slot('ky-a', NODE_KEY).generations[0]!.fingerprint).toBe(active.fingerprint);
     expect(() => statSync(join(nodes.get('ky-a')!.dir, 'keys', 'node.3.key'))).toThrow(/ENOENT/);
     const abandoned = auditEvents('ky-a').find((e) => e.event === 'key.abandoned');
@@ -307,6 +330,46 @@ describe('key managers on a real etcd', () => {
     expect(calls.some((c) => c.startsWith('ky-a installPeer ky-d:node/'))).toBe(true);
   });
 
+  it('installs nothing from records that are unsigned, tampered, from an unknown CA or with an expired certificate', async () => {
+    calls.length = 0;
+    const store = nodes.get('ky-a')!.store;
+    const record = (name: string): NodeRecord => ({
+      version: 1,
+      name,
+      addresses: ['192.0.2.99'],
+      podCidrs: ['10.244.99.0/24'],
+      bootId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f9',
+      keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: X25519PrivateKey.generate().publicKey.base64, state: 'active' }],
+      issuedAt: Date.now(),
+      sequence: 1,
+    });
+    const signedBy = (issued: Issued, name: string) => signNodeRecord(record(name), { privateKey: issued.key, certificate: issued.certPem });
+    const otherCa = pki.createCa('ky-other-ca', 'p256');
+    const hour = 3_600_000;
+    const forged: [string, string, string][] = [
+      ['ky-x1', serializeSignedNodeRecord(signedBy(pki.issueNode(otherCa, 'ky-x1', 'p256'), 'ky-x1')), 'untrusted-certificate'],
+      ['ky-x2', JSON.stringify({ ...signedBy(pki.issueNode(ca, 'ky-x2', 'p256'), 'ky-x2'), signature: '' }), 'unsigned'],
+      ['ky-x3', (() => {
+        const env = signedBy(pki.issueNode(ca, 'ky-x3', 'p256'), 'ky-x3');
+        return JSON.stringify({ ...env, record: { ...env.record, podCidrs: ['10.0.0.0/8'] } });
+      })(), 'bad-signature'],
+      ['ky-x4', serializeSignedNodeRecord(signedBy(pki.issueNode(ca, 'ky-x4', 'p256', { notBefore: new Date(Date.now() - 48 * hour), notAfter: new Date(Date.now() - 24 * hour) }), 'ky-x4')), 'expired-certificate'],
+      ['ky-x5', '{"record":', 'malformed'],
+    ];
+    for (const [name, wire] of forged) await store.create(paths.record(name), Buffer.from(wire));
+    // An acknowledgement that claims to be from another peer than its key says.
+    await store.create(paths.ack('ky-a', 'ky-x6'), Buffer.from(JSON.stringify({ v: 1, owner: 'ky-a', peer: 'ky-b', installed: [], using: [] })));
+    await eventually(() => forged.every(([name]) => auditEvents('ky-a').some((e) => e.event === 'record.rejected' && e.peerNode === name)), {
+      what: "ky-a's rejection of every forged record",
+    });
+    await eventually(() => auditEvents('ky-a').some((e) => e.event === 'record.rejected' && e.peerNode === 'ky-x6'), { what: 'the forged acknowledgement rejected' });
+    const reasons = Object.fromEntries(auditEvents('ky-a').filter((e) => e.event === 'record.rejected').map((e) => [e.peerNode, e.reason]));
+    for (const [name, , reason] of forged) expect(reasons[name], name).toBe(reason);
+    expect(reasons['ky-x6']).toBe('malformed');
+    expect(calls.filter((c) => /ky-x\d:/.test(c))).toEqual([]);
+    expect(slot('ky-a', NODE_KEY).peers).toEqual(['ky-b', 'ky-c', 'ky-d']);
+  });
+
   it('leaves audit logs that pass "veil audit verify" and hold no key material', async () => {
     const live = [...nodes.get('ky-a')!.manager.status()];
     const keyFiles = live.flatMap((s) => s.generations.map((g) => join(nodes.get('ky-a')!.dir, 'keys', `${s.kind === 'node' ? 'node' : `identity-${s.identity}`}.${g.generation}.key`)));
@@ -323,12 +386,12 @@ describe('key managers on a real etcd', () => {
         for (const form of [s.toString('base64'), s.toString('hex'), s.toString('base64url')]) expect(text).not.toContain(form);
       }
     }
-    // ky-b's log holds its own keys' steps and the records it refused (only ky-d's).
+    // ky-b's log holds its own keys' steps (three initial keys, one rotation) and the records it
+    // refused: ky-d's with the identity it does not host, and the forged ones.
     const b = auditEvents('ky-b');
-    expect(b.filter((e) => e.event === 'key.activated')).toHaveLength(3);
-    const rejections = b.filter((e) => e.event === 'record.rejected');
-    expect(rejections.length).toBeGreaterThan(0);
-    expect(new Set(rejections.map((e) => `${String(e.peerNode)} ${String(e.reason)}`))).toEqual(new Set(['ky-d identity-not-hosted']));
+    expect(b.filter((e) => e.event === 'key.activated')).toHaveLength(4);
+    const rejected = new Set(b.filter((e) => e.event === 'record.rejected').map((e) => String(e.peerNode)));
+    expect(rejected).toEqual(new Set(['ky-d', 'ky-x1', 'ky-x2', 'ky-x3', 'ky-x4', 'ky-x5']));
   });
 });
 
