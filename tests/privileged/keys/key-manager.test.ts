@@ -254,6 +254,20 @@ describe('key managers on a real etcd', () => {
     ]);
     expect(events.map(order)).toEqual(events.map(order).sort((x, y) => x - y));
     expect(keyEvents('ky-a', NODE_KEY, 1).slice(-2)).toEqual(['key.retired on-demand', 'key.destroyed']);
+
+    // What an operator sees.
+    const veil = (...args: string[]) => spawnSync(process.execPath, [cli, 'keys', ...args], { encoding: 'utf8' });
+    const status = veil('status', '--state-dir', nodes.get('ky-a')!.dir);
+    expect(status.status).toBe(0);
+    expect(status.stdout).toContain('Keys of node "ky-a"');
+    expect(status.stdout).toMatch(new RegExp(`node key: 2 peers, next rotation \\d{4}-`));
+    expect(status.stdout).toContain(`generation 2  active       ${after.fingerprint}  acknowledged 2/2, moved 2/2`);
+    const both = veil('rotate', '--state-dir', nodes.get('ky-a')!.dir, '--store', etcd.clientUrl, '--node-key', '--identity', '5');
+    expect([both.status, both.stderr]).toEqual([1, 'veil keys: Give either --node-key or --identity N, not both [VEIL_CONFIG]\n']);
+    const noSlot = veil('rotate', '--state-dir', nodes.get('ky-a')!.dir, '--store', etcd.clientUrl, '--identity', '65000');
+    expect(noSlot.stderr).toContain('Node "ky-a" has no identity 65000 key: run "veil keys status --state-dir');
+    const noState = veil('status', '--state-dir', join(work, 'nowhere'));
+    expect(noState.stderr).toContain(`No key state in "${join(work, 'nowhere')}/keys"`);
   });
 
   it('rotates an identity key (rotateNow) while the node key stays as it is', async () => {
