@@ -4,6 +4,7 @@ import { KeyStorePaths } from '../../../agent/keys/key-store-paths.js';
 import { ackHas, encodePeerAck, parsePeerAck, type PeerAck } from '../../../agent/keys/peer-ack.js';
 import { parseRotationRequest } from '../../../agent/keys/rotation-request.js';
 import { RotationError } from '../../../agent/keys/errors.js';
+import { thrown } from '../../support/validation-error.js';
 
 const who = { owner: 'node-a', peer: 'node-b' };
 const ack: PeerAck = {
@@ -13,15 +14,7 @@ const ack: PeerAck = {
   using: [{ kind: 'node', identity: 0, generation: 3 }],
 };
 
-function refused(bytes: Buffer | string): NodeRecordError {
-  try {
-    parsePeerAck(Buffer.from(bytes), who);
-  } catch (err) {
-    expect(err).toBeInstanceOf(NodeRecordError);
-    return err as NodeRecordError;
-  }
-  throw new Error('expected parsePeerAck() to refuse the document');
-}
+const refused = (bytes: Buffer | string): NodeRecordError => thrown(() => parsePeerAck(Buffer.from(bytes), who), NodeRecordError);
 
 describe('acknowledgement documents', () => {
   it('round-trip in canonical form with sorted lists', () => {
