@@ -4,7 +4,6 @@ import { AUDIT_EVENT_TYPES, validateAuditEvent } from '../../../agent/audit/even
 import { sampleEvents } from './sample-events.js';
 import { thrown } from '../../support/validation-error.js';
 
-
 const rejects = (value: unknown): AuditEventError => thrown(() => validateAuditEvent(value), AuditEventError);
 
 describe('validateAuditEvent()', () => {

@@ -14,7 +14,6 @@ export function keyForms(key: Buffer): string[] {
   return [key.toString('hex'), key.toString('hex').toUpperCase(), key.toString('base64'), key.toString('base64url')];
 }
 
-
 const refused = (value: unknown): AuditKeyMaterialError => thrown(() => assertNoKeyMaterial(value), AuditKeyMaterialError);
 
 describe('assertNoKeyMaterial()', () => {
