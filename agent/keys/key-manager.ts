@@ -183,8 +183,25 @@ export class KeyManager {
     }
     const m = new KeyManager(o, saved ?? { v: 1, node: o.node, sequence: 0, slots: [] });
     await m.#loadKeys();
+    m.#applyInterval();
     m.setIdentities(o.identities ?? []);
     return m;
+  }
+
+  /** A changed `rotationIntervalMs` takes effect at start: the next rotation is rescheduled from the last activation. */
+  #applyInterval(): void {
+    const interval = this.#o.rotationIntervalMs;
+    for (const slot of this.#state.slots) {
+      if (slot.rotation.intervalMs === interval) continue;
+      slot.rotation = { ...slot.rotation, intervalMs: interval };
+      const active = rot.activeGeneration(slot.rotation);
+      if (active) slot.dueAt = this.#dueAfter(active.activatedAt ?? active.generatedAt);
+    }
+  }
+
+  /** When a generation activated at `t` is due for its scheduled rotation (interval minus jitter). */
+  #dueAfter(t: number): number {
+    return t + Math.round(this.#o.rotationIntervalMs * (1 - (this.#o.jitter ?? 0.1) * this.#random()));
   }
 
   async #loadKeys(): Promise<void> {
@@ -539,7 +556,7 @@ export class KeyManager {
         if (!(await this.#publish(t.state, slot))) return;
         slot.rotation = t.state;
         slot.publishedAt = null;
-        slot.dueAt = now + Math.round(this.#o.rotationIntervalMs * (1 - (this.#o.jitter ?? 0.1) * this.#random()));
+        slot.dueAt = this.#dueAfter(now);
         await this.#dir.save(this.#state);
         await audit(t.event);
       } else if (slot.publishedAt !== null && now - slot.publishedAt >= this.#o.acknowledgeTimeoutMs) {
