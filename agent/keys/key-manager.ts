@@ -228,7 +228,7 @@ export class KeyManager {
           const t = rot.abandon(slot.rotation, { generation: g.generation, now: this.#now() });
           slot.rotation = t.state;
           slot.publishedAt = null;
-          await this.#o.audit.record(toAuditEvent(t.event, { abandonReason: 'key-lost' }));
+          await this.#record(toAuditEvent(t.event, { abandonReason: 'key-lost' }));
         } else {
           throw new KeyFileError(path, `Key file "${path}" of the ${g.phase} generation ${g.generation} of the ${slotLabel(ref)} is missing: restore it, or move the key directory aside to start with new keys`);
         }
@@ -363,6 +363,13 @@ export class KeyManager {
     this.#kick();
   }
 
+  /** Writes an audit event and logs it (events carry fingerprints only, never key material). */
+  async #record(event: AuditEvent): Promise<void> {
+    await this.#o.audit.record(event);
+    if (event.event === 'record.rejected') this.#o.log?.warn(event, 'Rejected a node record');
+    else this.#o.log?.info(event, `Key lifecycle: ${event.event}`);
+  }
+
   #warn(err: Error, msg: string): void {
     this.#o.log?.warn({ err }, msg);
   }
@@ -401,10 +408,10 @@ export class KeyManager {
 
   async #pass(): Promise<void> {
     for (const { node, err } of this.#rejected.splice(0)) {
-      await this.#o.audit.record({ event: 'record.rejected', peerNode: node, reason: REJECT_REASON[err.reason], detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+      await this.#record({ event: 'record.rejected', peerNode: node, reason: REJECT_REASON[err.reason], detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
     }
     for (const { peer, err } of this.#badAcks.splice(0)) {
-      await this.#o.audit.record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+      await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
     }
     await this.#peerSide();
     const peers = [...this.#peers.keys()].sort();
@@ -426,7 +433,7 @@ export class KeyManager {
       if (check) for (const k of record.keys) if (k.kind === 'identity' && !(await check(node, k.identity))) stray.push(k);
       if (stray.length) {
         const k = stray[0]!;
-        await this.#o.audit.record({
+        await this.#record({
           event: 'record.rejected',
           peerNode: node,
           reason: 'identity-not-hosted',
@@ -507,7 +514,7 @@ export class KeyManager {
     const now = this.#now();
     const ref: SlotRef = { kind: slot.rotation.slot.kind, identity: slot.rotation.slot.identity };
     const sid = slotId(ref);
-    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#o.audit.record(toAuditEvent(e, extra));
+    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#record(toAuditEvent(e, extra));
 
     // Retired leftovers (a crash between retire and destroy).
     for (const g of slot.rotation.generations.filter((x) => x.phase === 'retired')) await this.#destroy(slot, g.generation, now);
@@ -587,7 +594,7 @@ export class KeyManager {
         await this.#dir.save(this.#state);
         await audit(t.event, { retireReason: slot.retireReason });
         await this.#destroy(slot, superseded.generation, now);
-        await this.#o.audit.record({
+        await this.#record({
           event: 'rotation.completed',
           keyKind: ref.kind,
           ...(ref.kind === 'identity' ? { identity: ref.identity } : {}),
@@ -620,7 +627,7 @@ export class KeyManager {
       if (!r.event) continue;
       slot.rotation = r.state;
       await this.#dir.save(this.#state);
-      await this.#o.audit.record(toAuditEvent(r.event));
+      await this.#record(toAuditEvent(r.event));
     }
   }
 
@@ -630,7 +637,7 @@ export class KeyManager {
     const t = rot.destroy(slot.rotation, { generation, now });
     slot.rotation = t.state;
     await this.#dir.save(this.#state);
-    await this.#o.audit.record(toAuditEvent(t.event));
+    await this.#record(toAuditEvent(t.event));
   }
 
   async #wipe(ref: SlotRef, generation: number): Promise<void> {

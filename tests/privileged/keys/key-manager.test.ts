@@ -6,6 +6,7 @@
  * passes `veil audit verify` and carries no key material.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { IdentityReferences } from '../../../agent/identity/references.js';
 import { KeyManager, type KeyManagerOptions } from '../../../agent/keys/key-manager.js';
 import { KeyStorePaths, type SlotRef } from '../../../agent/keys/key-store-paths.js';
 import { readPrivateKeyFile } from '../../../agent/keys/key-file.js';
+import { createRootLogger, moduleLogger } from '../../../agent/log/logger.js';
 import type { NodeRecord } from '../../../agent/keys/node-record.js';
 import { serializeSignedNodeRecord, signNodeRecord } from '../../../agent/keys/node-record-sign.js';
 import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
@@ -69,6 +71,11 @@ let pki: OpensslPki;
 let ca: TestCa;
 let work: string;
 const calls: string[] = [];
+/** Every log line the managers write (debug and up), checked for key material at the end. */
+const logLines: string[] = [];
+const logSink = new PassThrough();
+logSink.on('data', (chunk: Buffer) => logLines.push(chunk.toString('utf8')));
+const rootLog = createRootLogger({ level: 'debug', destination: logSink });
 const nodes = new Map<NodeName, Node>();
 const cli = join(projectRoot(), 'dist/agent/cli/main.js');
 
@@ -91,6 +98,7 @@ function options(n: Omit<Node, 'manager'>, identities: number[]): KeyManagerOpti
     tickMs: 100,
     hooks: recordingHooks(n.name, calls),
     identityHosted: storeIdentityHosting(n.store),
+    log: moduleLogger(rootLog, 'keys').child({ node: n.name }),
   };
 }
 
@@ -413,13 +421,16 @@ describe('key managers on a real etcd', () => {
       const r = spawnSync(process.execPath, [cli, 'audit', 'verify', path, '--ca', ca.certPath], { encoding: 'utf8' });
       expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
       expect(r.stdout).toContain(`Audit log "${path}" is intact`);
-      const text = readFileSync(path, 'utf8');
+      const text = readFileSync(path, 'utf8') + logLines.join('');
       for (const s of secrets) {
         for (const form of [s.toString('base64'), s.toString('hex'), s.toString('base64url')]) expect(text).not.toContain(form);
       }
     }
     // ky-b's log holds its own keys' steps (three initial keys, rotations) and the records it
     // refused: ky-d's with the identity it does not host, and the forged ones.
+    // The managers did log (store outages, rejected records, the abandoned rotation).
+    expect(logLines.join('')).toContain('Abandoned a key generation that peers did not acknowledge in time');
+    expect(logLines.join('')).toContain('"msg":"Key lifecycle: rotation.completed"');
     const b = auditEvents('ky-b');
     expect(b.filter((e) => e.event === 'key.activated').length).toBeGreaterThanOrEqual(6);
     const rejected = new Set(b.filter((e) => e.event === 'record.rejected').map((e) => String(e.peerNode)));
