@@ -138,6 +138,8 @@ export class KeyManager {
   readonly #acks = new Map<string, PeerAck>();
   readonly #requests = new Map<string, RotationRequest>();
   readonly #onDemand = new Set<string>();
+  /** Identities hosted on this node (setIdentities). */
+  #hosted = new Set<number>();
   /** Peers whose record was deleted (their keys are removed at the next pass). */
   readonly #gone = new Set<string>();
   /** Records and acknowledgements refused since the last pass (audited by the pass). */
@@ -237,13 +239,17 @@ export class KeyManager {
     await this.#dir.save(this.#state);
   }
 
-  /** The identities hosted on this node; a new one gets a key slot (its key is generated at once). */
+  /**
+   * The identities hosted on this node. A new one gets a key slot (its key is generated at the
+   * next pass); one no longer listed has its keys retired ("identity-removed") and destroyed.
+   */
   setIdentities(ids: readonly number[]): void {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 1 || id > 65535) throw new RotationError('init', `Invalid identity ${String(id)}: use an identity id from 1 to 65535`);
+    }
+    this.#hosted = new Set(ids);
     const want: SlotRef[] = [{ kind: 'node', identity: 0 }, ...ids.map((id) => ({ kind: 'identity' as const, identity: id }))];
     for (const ref of want) {
-      if (ref.kind === 'identity' && (!Number.isInteger(ref.identity) || ref.identity < 1 || ref.identity > 65535)) {
-        throw new RotationError('init', `Invalid identity ${String(ref.identity)}: use an identity id from 1 to 65535`);
-      }
       if (this.#slot(ref)) continue;
       this.#state.slots.push({
         rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: [...this.#peers.keys()] }),
@@ -253,6 +259,26 @@ export class KeyManager {
       });
     }
     this.#kick();
+  }
+
+  /** Slots of identities no longer hosted: out of the record first, then their keys are retired and destroyed. */
+  async #removeUnhosted(): Promise<void> {
+    const gone = this.#state.slots.filter((s) => s.rotation.slot.kind === 'identity' && !this.#hosted.has(s.rotation.slot.identity));
+    if (gone.length === 0) return;
+    const kept = this.#state.slots.filter((s) => !gone.includes(s));
+    if (!(await this.#publish(kept.map((s) => s.rotation)))) return;
+    this.#state.slots = kept;
+    await this.#dir.save(this.#state);
+    for (const slot of gone) {
+      const ref: SlotRef = { kind: 'identity', identity: slot.rotation.slot.identity };
+      for (const g of slot.rotation.generations) {
+        const key = { keyKind: 'identity' as const, identity: ref.identity, generation: g.generation, fingerprint: g.fingerprint };
+        await this.#hooks.retireLocalKey({ ...ref, generation: g.generation });
+        await this.#record({ event: 'key.retired', ...key, reason: 'identity-removed' });
+        await this.#wipe(ref, g.generation);
+        await this.#record({ event: 'key.destroyed', ...key });
+      }
+    }
   }
 
   #slot(ref: SlotRef): SlotState | undefined {
@@ -420,7 +446,8 @@ export class KeyManager {
     }
     // The node key first: a record must carry a node key before identity keys can be published.
     const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
-    for (const slot of slots) await this.#ownerSide(slot);
+    await this.#removeUnhosted();
+    for (const slot of this.#state.slots.filter((x) => slots.includes(x))) await this.#ownerSide(slot);
   }
 
   /** Applies verified records whose identity keys their nodes host; audits the others. */
@@ -546,7 +573,7 @@ export class KeyManager {
     const pending = slot.rotation.generations.find((g) => g.phase === 'generated' || g.phase === 'published' || g.phase === 'acknowledged');
     if (pending?.phase === 'generated') {
       const t = rot.publish(slot.rotation, { generation: pending.generation, now });
-      if (!(await this.#publish(t.state, slot))) return;
+      if (!(await this.#publish(this.#with(slot, t.state)))) return;
       slot.rotation = t.state;
       slot.publishedAt = now;
       await this.#dir.save(this.#state);
@@ -560,7 +587,7 @@ export class KeyManager {
         const key = this.#keys.get(keyId(ref, g.generation))!;
         await this.#hooks.activateLocalKey({ ...ref, generation: g.generation, privateKey: key });
         const t = rot.activate(slot.rotation, { generation: g.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         slot.publishedAt = null;
         slot.dueAt = this.#dueAfter(now);
@@ -569,7 +596,7 @@ export class KeyManager {
       } else if (slot.publishedAt !== null && now - slot.publishedAt >= this.#o.acknowledgeTimeoutMs) {
         const missing = slot.rotation.peers.filter((p) => !g.acknowledgedBy.includes(p)).length;
         const t = rot.abandon(slot.rotation, { generation: g.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         slot.publishedAt = null;
         await this.#dir.save(this.#state);
@@ -589,7 +616,7 @@ export class KeyManager {
       if (slot.rotation.peers.every((p) => a.movedPeers.includes(p))) {
         await this.#hooks.retireLocalKey({ ...ref, generation: superseded.generation });
         const t = rot.retire(slot.rotation, { generation: superseded.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         await this.#dir.save(this.#state);
         await audit(t.event, { retireReason: slot.retireReason });
@@ -645,14 +672,18 @@ export class KeyManager {
     this.#keys.delete(keyId(ref, generation));
   }
 
+  /** Every slot's rotation state, with `next` in place of `slot`'s. */
+  #with(slot: SlotState, next: rot.RotationState): rot.RotationState[] {
+    return this.#state.slots.map((s) => (s === slot ? next : s.rotation));
+  }
+
   /**
-   * Signs and writes the node record as it would be with `next` in place of the slot's rotation
-   * state. False when it cannot be published yet (no node key in it).
+   * Signs and writes the node record carrying the published generations of `rotations`. False
+   * when it cannot be published yet (no node key in it).
    */
-  async #publish(next: rot.RotationState, slot: SlotState): Promise<boolean> {
+  async #publish(rotations: rot.RotationState[]): Promise<boolean> {
     const keys: NodeRecordKey[] = [];
-    for (const s of this.#state.slots) {
-      const r = s === slot ? next : s.rotation;
+    for (const r of rotations) {
       for (const g of r.generations) {
         const state = recordKeyState(g.phase);
         const key = this.#keys.get(keyId(r.slot, g.generation));

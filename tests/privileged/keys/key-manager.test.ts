@@ -292,6 +292,28 @@ describe('key managers on a real etcd', () => {
     expect(phases('ky-b', ID_WEB)).toEqual(['1:active']);
   });
 
+  it('retires and destroys the key of an identity the node stops hosting', async () => {
+    calls.length = 0;
+    const b = nodes.get('ky-b')!;
+    const db: SlotRef = { kind: 'identity', identity: ID_DB };
+    const gen = slot('ky-b', db).generations[0]!;
+    b.manager.setIdentities([ID_WEB.identity]);
+    await eventually(() => keyEvents('ky-b', db, gen.generation).includes('key.destroyed'), { what: "the db identity's key destroyed" });
+    expect(keyEvents('ky-b', db, gen.generation).slice(-2)).toEqual(['key.retired identity-removed', 'key.destroyed']);
+    expect(b.manager.status().map((s) => `${s.kind}/${s.identity}`)).toEqual(['node/0', `identity/${ID_WEB.identity}`]);
+    expect(() => statSync(join(b.dir, 'keys', `identity-${ID_DB}.${gen.generation}.key`))).toThrow(/ENOENT/);
+    expect((await storedRecord('ky-b')).keys.some((k) => k.identity === ID_DB)).toBe(false);
+    // Its peers drop it; the record left them first, the local state after.
+    for (const peer of ['ky-a', 'ky-c']) {
+      await eventually(() => calls.includes(`${peer} removePeer ky-b:identity/${ID_DB}/${gen.generation}`), { what: `${peer} removing the key` });
+    }
+    expect(calls).toContain(`ky-b retireLocal identity/${ID_DB}/${gen.generation}`);
+    b.manager.setIdentities([ID_WEB.identity, ID_DB]);
+    await eventually(() => slot('ky-b', db)?.generations[0]?.phase === 'active', { what: 'a new key for the db identity once hosted again' });
+    expect(() => b.manager.setIdentities([0])).toThrow('Invalid identity 0: use an identity id from 1 to 65535');
+    expect(b.manager.status().some((s) => s.identity === ID_DB)).toBe(true);
+  });
+
   it('resumes after a restart from the state directory and the store without generating a key', async () => {
     const before = nodes.get('ky-a')!.manager.status();
     const generatedBefore = auditEvents('ky-a').filter((e) => e.event === 'key.generated').length;
