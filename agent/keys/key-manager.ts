@@ -11,9 +11,9 @@
  * overwritten and removed) → rotation.completed. A generation not acknowledged within
  * `acknowledgeTimeoutMs` is abandoned (record drops it, key wiped); the active one stays.
  *
- * Peer, per other node: verify its signed record (a rejected record is an audit event and
- * changes nothing), call installPeerKey / usePeerKey / removePeerKey, then write the ack
- * document under keys/acks/<owner>/<this node>.
+ * Peer, per other node (peer-keys.ts): verify its signed record (a rejected record is an audit
+ * event and changes nothing), call installPeerKey / usePeerKey / removePeerKey, then write the
+ * ack document under keys/acks/<owner>/<this node>.
  *
  * Rotations start on a schedule (interval after activation, shortened by up to `jitter` so nodes
  * do not rotate in step), on demand (`rotateNow()` or a request key written by `veil keys
@@ -25,19 +25,19 @@ import type { AuditEvent } from '../audit/events.js';
 import type { Logger } from '../log/logger.js';
 import { PrefixMirror } from '../store/prefix-mirror.js';
 import type { KeyValue, Store } from '../store/store.js';
-import { KeyFileError, NodeRecordError, RotationError, type NodeRecordRejectReason } from './errors.js';
+import { KeyFileError, NodeRecordError, RotationError } from './errors.js';
 import { toAuditEvent, type KeyAuditExtra } from './key-audit.js';
 import { destroySecretFile, readPrivateKeyFile, writePrivateKeyFile } from './key-file.js';
 import { KeyStateDir, type KeyManagerState, type SlotState } from './key-state-dir.js';
 import { KeyStorePaths, slotId, slotLabel, type SlotRef } from './key-store-paths.js';
-import { NO_KERNEL_STATE, type KernelKeyHooks, type PeerKey } from './kernel-key-hooks.js';
+import { NO_KERNEL_STATE, type KernelKeyHooks } from './kernel-key-hooks.js';
 import { validateNodeRecord, type NodeRecord, type NodeRecordKey, type NodeRecordKeyState } from './node-record.js';
 import { serializeSignedNodeRecord, signNodeRecord } from './node-record-sign.js';
-import { NodeRecordVerifier } from './node-record-verify.js';
-import { ackHas, encodePeerAck, parsePeerAck, type PeerAck, type SlotGeneration } from './peer-ack.js';
+import { ackHas, parsePeerAck, type PeerAck } from './peer-ack.js';
+import { auditDetail, PeerKeys } from './peer-keys.js';
 import * as rot from './rotation.js';
 import { parseRotationRequest, type RotationRequest } from './rotation-request.js';
-import { X25519PrivateKey, X25519PublicKey } from './x25519.js';
+import { X25519PrivateKey } from './x25519.js';
 
 export interface KeyManagerOptions {
   node: string;
@@ -81,30 +81,6 @@ export interface SlotStatus extends SlotRef {
   generations: { generation: number; phase: rot.KeyPhase; fingerprint: string; acknowledgedBy: string[]; movedPeers: string[] }[];
 }
 
-interface PeerView {
-  modRevision: string;
-  record: NodeRecord;
-  /** "kind/identity/generation" of the keys installed for this peer. */
-  installed: Set<string>;
-  /** slotId → generation used to send to this peer. */
-  using: Map<string, number>;
-  ackWritten?: string;
-}
-
-const REJECT_REASON: Record<NodeRecordRejectReason, 'unsigned' | 'bad-signature' | 'untrusted-certificate' | 'expired-certificate' | 'stale-generation' | 'malformed'> = {
-  oversized: 'malformed',
-  malformed: 'malformed',
-  unsigned: 'unsigned',
-  certificate_invalid: 'untrusted-certificate',
-  certificate_untrusted: 'untrusted-certificate',
-  certificate_expired: 'expired-certificate',
-  certificate_name_mismatch: 'bad-signature',
-  signature_invalid: 'bad-signature',
-  stale_sequence: 'stale-generation',
-  stale_issued_at: 'stale-generation',
-  future_issued_at: 'malformed',
-};
-
 const keyId = (s: SlotRef, generation: number) => `${s.kind}/${s.identity}/${generation}`;
 
 function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
@@ -130,23 +106,17 @@ export class KeyManager {
   readonly #hooks: KernelKeyHooks;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #verifier: NodeRecordVerifier;
   #state: KeyManagerState;
   /** "kind/identity/generation" → private key of a live own generation. */
   readonly #keys = new Map<string, X25519PrivateKey>();
-  readonly #peers = new Map<string, PeerView>();
   readonly #acks = new Map<string, PeerAck>();
   readonly #requests = new Map<string, RotationRequest>();
   readonly #onDemand = new Set<string>();
   /** Identities hosted on this node (setIdentities). */
   #hosted = new Set<number>();
-  /** Peers whose record was deleted (their keys are removed at the next pass). */
-  readonly #gone = new Set<string>();
-  /** Records and acknowledgements refused since the last pass (audited by the pass). */
-  readonly #rejected: { node: string; err: NodeRecordError }[] = [];
+  /** Acknowledgements refused since the last pass (audited by the pass). */
   readonly #badAcks: { peer: string; err: NodeRecordError }[] = [];
-  /** Verified records not yet checked for identity hosting and applied. */
-  readonly #incoming = new Map<string, { modRevision: string; record: NodeRecord }>();
+  readonly #peerKeys: PeerKeys;
   #recordRevision: string | null = null;
   #mirrors: PrefixMirror[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -162,8 +132,18 @@ export class KeyManager {
     this.#hooks = o.hooks ?? NO_KERNEL_STATE;
     this.#now = o.now ?? Date.now;
     this.#random = o.random ?? Math.random;
-    this.#verifier = new NodeRecordVerifier({ trustAnchors: o.trustAnchors });
     this.#state = state;
+    this.#peerKeys = new PeerKeys({
+      node: o.node,
+      store: o.store,
+      paths: this.#paths,
+      trustAnchors: o.trustAnchors,
+      hooks: this.#hooks,
+      ...(o.identityHosted ? { identityHosted: o.identityHosted } : {}),
+      record: (e) => this.#record(e),
+      ...(o.log ? { log: o.log } : {}),
+      now: this.#now,
+    });
   }
 
   /**
@@ -252,7 +232,7 @@ export class KeyManager {
     for (const ref of want) {
       if (this.#slot(ref)) continue;
       this.#state.slots.push({
-        rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: [...this.#peers.keys()] }),
+        rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: this.#peerKeys.names() }),
         dueAt: null,
         publishedAt: null,
         retireReason: 'rotation',
@@ -295,7 +275,9 @@ export class KeyManager {
       if (seq > this.#state.sequence) this.#state.sequence = seq;
     }
     this.#mirrors = [
-      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => this.#onRecord(k, kv), onResync: (e) => this.#warn(e, 'Re-listing node records') }),
+      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => {
+          if (this.#peerKeys.onRecord(k, kv)) this.#kick();
+        }, onResync: (e) => this.#warn(e, 'Re-listing node records') }),
       new PrefixMirror({ store: this.#o.store, prefix: this.#paths.acksOf(me), onChange: (k, kv) => this.#onAck(k, kv), onResync: (e) => this.#warn(e, 'Re-listing acknowledgements') }),
       new PrefixMirror({ store: this.#o.store, prefix: this.#paths.rotateRequestsOf(me), onChange: (k, kv) => this.#onRequest(k, kv), onResync: (e) => this.#warn(e, 'Re-listing rotation requests') }),
     ];
@@ -336,26 +318,6 @@ export class KeyManager {
 
   // -------------------------------------------------------------------------------------------
   // Store changes
-
-  #onRecord(key: string, kv: KeyValue | null): void {
-    const node = this.#paths.recordNode(key);
-    if (!node || node === this.#o.node) return;
-    if (!kv) {
-      this.#gone.add(node);
-      this.#kick();
-      return;
-    }
-    if ((this.#incoming.get(node) ?? this.#peers.get(node))?.modRevision === kv.modRevision) return;
-    try {
-      const v = this.#verifier.verify(kv.value, { expectedNode: node, now: this.#now() });
-      this.#gone.delete(node);
-      this.#incoming.set(node, { modRevision: kv.modRevision, record: v.record });
-    } catch (err) {
-      if (err instanceof NodeRecordError) this.#rejected.push({ node, err });
-      else this.#warn(err as Error, 'Cannot verify a node record');
-    }
-    this.#kick();
-  }
 
   #onAck(key: string, kv: KeyValue | null): void {
     const peer = key.slice(this.#paths.acksOf(this.#o.node).length);
@@ -433,14 +395,11 @@ export class KeyManager {
   }
 
   async #pass(): Promise<void> {
-    for (const { node, err } of this.#rejected.splice(0)) {
-      await this.#record({ event: 'record.rejected', peerNode: node, reason: REJECT_REASON[err.reason], detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
-    }
     for (const { peer, err } of this.#badAcks.splice(0)) {
-      await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+      await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: auditDetail(err.message) });
     }
-    await this.#peerSide();
-    const peers = [...this.#peers.keys()].sort();
+    await this.#peerKeys.sync();
+    const peers = this.#peerKeys.names();
     for (const slot of this.#state.slots) {
       if (slot.rotation.peers.join(',') !== peers.join(',')) slot.rotation = rot.setPeers(slot.rotation, peers);
     }
@@ -448,92 +407,6 @@ export class KeyManager {
     const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
     await this.#removeUnhosted();
     for (const slot of this.#state.slots.filter((x) => slots.includes(x))) await this.#ownerSide(slot);
-  }
-
-  /** Applies verified records whose identity keys their nodes host; audits the others. */
-  async #applyIncoming(): Promise<void> {
-    for (const [node, { modRevision, record }] of [...this.#incoming]) {
-      this.#incoming.delete(node);
-      if (this.#gone.has(node)) continue;
-      const check = this.#o.identityHosted;
-      const stray = [];
-      if (check) for (const k of record.keys) if (k.kind === 'identity' && !(await check(node, k.identity))) stray.push(k);
-      if (stray.length) {
-        const k = stray[0]!;
-        await this.#record({
-          event: 'record.rejected',
-          peerNode: node,
-          reason: 'identity-not-hosted',
-          detail: `Record sequence ${record.sequence} carries keys of identities the node does not reference: ${stray.slice(0, 8).map((x) => x.identity).join(', ')}`,
-          generation: k.generation,
-          fingerprint: X25519PublicKey.fromBase64(k.publicKey).fingerprint,
-        });
-        this.#o.log?.warn({ peer: node, identities: stray.map((x) => x.identity) }, 'Rejected a node record with keys of identities its node does not host');
-        continue;
-      }
-      const prev = this.#peers.get(node);
-      this.#peers.set(node, { modRevision, record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
-    }
-  }
-
-  // Peer side: install, use and remove other nodes' keys, then acknowledge.
-  async #peerSide(): Promise<void> {
-    const me = this.#o.node;
-    await this.#applyIncoming();
-    for (const node of [...this.#gone]) {
-      const view = this.#peers.get(node);
-      if (view) {
-        for (const id of view.installed) {
-          const [kind, identity, generation] = id.split('/');
-          await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
-        }
-        this.#peers.delete(node);
-        this.#verifier.forget(node);
-      }
-      await this.#o.store.delete(this.#paths.ack(node, me));
-      this.#gone.delete(node);
-    }
-    for (const [node, view] of this.#peers) {
-      const keys = view.record.keys;
-      const peerKey = (k: NodeRecordKey): PeerKey => ({ node, kind: k.kind, identity: k.identity, generation: k.generation, publicKey: X25519PublicKey.fromBase64(k.publicKey), record: view.record });
-      for (const k of keys) {
-        if (view.installed.has(keyId(k, k.generation))) continue;
-        await this.#hooks.installPeerKey(peerKey(k));
-        view.installed.add(keyId(k, k.generation));
-      }
-      for (const k of keys) {
-        if (k.state !== 'active' || view.using.get(slotId(k)) === k.generation) continue;
-        await this.#hooks.usePeerKey(peerKey(k));
-        view.using.set(slotId(k), k.generation);
-      }
-      const present = new Set(keys.map((k) => keyId(k, k.generation)));
-      for (const id of [...view.installed]) {
-        if (present.has(id)) continue;
-        const [kind, identity, generation] = id.split('/');
-        await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
-        view.installed.delete(id);
-      }
-      for (const [sid, gen] of [...view.using]) {
-        if (!keys.some((k) => slotId(k) === sid && k.generation === gen)) view.using.delete(sid);
-      }
-      const installed: SlotGeneration[] = keys.filter((k) => view.installed.has(keyId(k, k.generation))).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
-      const using: SlotGeneration[] = keys.filter((k) => view.using.get(slotId(k)) === k.generation).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
-      const doc = encodePeerAck({ v: 1, owner: node, peer: me, installed, using });
-      if (view.ackWritten === doc.toString('utf8')) continue;
-      await this.#put(this.#paths.ack(node, me), doc);
-      view.ackWritten = doc.toString('utf8');
-    }
-  }
-
-  /** Writes a key this node alone writes: create, or update at the revision just read. */
-  async #put(key: string, value: Buffer): Promise<string> {
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const cur = await this.#o.store.get(key);
-      if (cur?.value.equals(value)) return cur.modRevision;
-      const r = cur ? await this.#o.store.update(key, value, cur.modRevision) : await this.#o.store.create(key, value);
-      if ('updated' in r ? r.updated : r.created) return ('updated' in r ? r.kv! : r.kv).modRevision;
-    }
-    throw new RotationError('publish', `Cannot write "${key}": it kept changing under this node; is a second agent running as "${this.#o.node}"?`);
   }
 
   // Owner side: one slot's rotation.
