@@ -62,7 +62,7 @@ static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt 
 	dst = veil_ipcache_lookup(p->t.family, p->t.daddr);
 	*dst_id = veil_ipcache_identity(dst);
 
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	ct = veil_ct_lookup(&p->t, now, &dir);
 	if (ct && ((dir == VEIL_CT_FORWARD && (ct->flags & VEIL_CT_F_EGRESS_OK)) ||
 		   (dir == VEIL_CT_REPLY && (ct->flags & VEIL_CT_F_INGRESS_OK)))) {

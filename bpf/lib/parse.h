@@ -2,9 +2,10 @@
 /*
  * Packet parsing for the tc programs: Ethernet, IPv4 / IPv6 (with a bounded walk over IPv6
  * extension headers), TCP / UDP / SCTP ports, ICMP / ICMPv6 type, echo id and, for ICMP errors,
- * the tuple of the packet the error is about. Headers are read with bpf_skb_load_bytes, so
- * non-linear skbs and truncated frames are handled alike: a header that is not all there is an
- * invalid packet, never an out-of-bounds read.
+ * the tuple of the packet the error is about. Headers are read with veil_load(): directly from
+ * the linear data when there, else with bpf_skb_load_bytes, so non-linear skbs and truncated
+ * frames are handled alike: a header that is not all there is an invalid packet, never an
+ * out-of-bounds read.
  */
 #ifndef VEIL_LIB_PARSE_H
 #define VEIL_LIB_PARSE_H
@@ -101,6 +102,34 @@ struct veil_ip6 {
 	__u8 daddr[16];
 };
 
+/*
+ * Copies `len` bytes at `off` of the packet to `to`: straight from the linear data when they are
+ * there (the common case, and no helper call), else through bpf_skb_load_bytes (non-linear skb).
+ * Returns 0, or < 0 when the packet is shorter than off + len.
+ */
+/* skb->data / skb->data_end loaded straight from the context register: left to itself, clang may
+ * keep &skb->data_end in a register and load through it, which the verifier refuses. */
+#define VEIL_CTX_U32(skb, field)                                                        \
+	({                                                                              \
+		__u64 __v;                                                              \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                   \
+			     : "=r"(__v)                                                \
+			     : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, field))); \
+		(void *)(long)__v;                                                      \
+	})
+
+static __always_inline int veil_load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	void *data = VEIL_CTX_U32(skb, data);
+	void *end = VEIL_CTX_U32(skb, data_end);
+
+	if (off < 0x1000 && data + off + len <= end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 static __always_inline int veil_is_icmp4_error(__u8 type)
 {
 	return type == 3 /* dest unreachable */ || type == 11 /* time exceeded */ ||
@@ -129,7 +158,7 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 				return -VEIL_DROP_INVALID_PACKET;
 		} else {
 			/* the fixed header is 20 bytes; flags sit in byte 13 */
-			if (off + 20 > skb->len || bpf_skb_load_bytes(skb, off, l4, 14))
+			if (off + 20 > skb->len || veil_load(skb, off, l4, 14))
 				return -VEIL_DROP_INVALID_PACKET;
 			p->tcp_flags = l4[13];
 			p->flags |= VEIL_PKT_F_HAS_PORTS;
@@ -142,7 +171,7 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 		/* UDP: 8-byte header; SCTP: 12-byte common header; ports first in both */
 		if (!inner && off + (t->proto == VEIL_IPPROTO_UDP ? 8 : 12) > skb->len)
 			return -VEIL_DROP_INVALID_PACKET;
-		if (bpf_skb_load_bytes(skb, off, l4, 4))
+		if (veil_load(skb, off, l4, 4))
 			return -VEIL_DROP_INVALID_PACKET;
 		if (!inner)
 			p->flags |= VEIL_PKT_F_HAS_PORTS;
@@ -156,7 +185,7 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 		__u16 id;
 
 		/* type, code, checksum, then (echo) id and sequence */
-		if (bpf_skb_load_bytes(skb, off, l4, 8))
+		if (veil_load(skb, off, l4, 8))
 			return -VEIL_DROP_INVALID_PACKET;
 		id = (__u16)l4[4] << 8 | l4[5];
 		if (l4[0] == req) {
@@ -237,7 +266,7 @@ static __always_inline int veil_parse_ipv4(struct __sk_buff *skb, __u32 off, str
 	struct veil_ip4 ip;
 	__u32 hlen, tot;
 
-	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+	if (veil_load(skb, off, &ip, sizeof(ip)))
 		return -VEIL_DROP_INVALID_PACKET;
 	hlen = (ip.ver_ihl & 0x0f) * 4;
 	tot = bpf_ntohs(ip.tot_len);
@@ -260,7 +289,7 @@ static __always_inline int veil_parse_ipv6(struct __sk_buff *skb, __u32 off, str
 	__u8 next;
 	__u32 end;
 
-	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+	if (veil_load(skb, off, &ip, sizeof(ip)))
 		return -VEIL_DROP_INVALID_PACKET;
 	end = off + sizeof(ip) + bpf_ntohs(ip.payload_len);
 	if ((bpf_ntohl(ip.ver_tc_flow) >> 28) != 6 || end > skb->len)
@@ -308,11 +337,13 @@ static __always_inline int veil_parse_ipv6(struct __sk_buff *skb, __u32 off, str
  * Parses the frame into `p`. Returns 0 for IPv4/IPv6 (p filled in), VEIL_FWD_NOT_IP for any
  * other EtherType (p->eth_proto tells which), or -VEIL_DROP_INVALID_PACKET.
  */
-static __always_inline int veil_parse(struct __sk_buff *skb, struct veil_pkt *p)
+__attribute__((noinline)) int veil_parse(struct __sk_buff *skb, struct veil_pkt *p)
 {
+	if (!p)
+		return -VEIL_DROP_INVALID_PACKET;
 	__be16 proto;
 
-	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)))
+	if (veil_load(skb, 12, &proto, sizeof(proto)))
 		return -VEIL_DROP_INVALID_PACKET;
 	p->eth_proto = bpf_ntohs(proto);
 	if (p->eth_proto == ETH_P_IP)
