@@ -6,6 +6,7 @@
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   netlink: () => import('./netlink.js'),
   identity: () => import('./identity.js'),
+  bpf: () => import('./bpf.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -544,7 +544,13 @@ Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) {
           uint32_t n = static_cast<uint32_t>(c->key.size() / ks);
           CheckLen(c->value.size(), static_cast<size_t>(n) * vs, "Values", m, op);
           if (n == 0) return;
-          if (c->method != "iterate") {
+          // The kernel's batch update takes no BPF_NOEXIST / BPF_EXIST (only BPF_F_LOCK): those
+          // modes go entry by entry.
+          bool perEntryFlags = (c->flags & ~static_cast<uint64_t>(BPF_F_LOCK)) != 0;
+          if (perEntryFlags && c->method == "batch") {
+            throw NlError(EINVAL, op, "Batched updates take no create/replace mode; use method \"auto\" or \"iterate\"");
+          }
+          if (c->method != "iterate" && !perEntryFlags) {
             uint32_t done = 0;
             while (done < n) {
               uint32_t count = n - done;

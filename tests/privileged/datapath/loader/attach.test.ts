@@ -15,11 +15,20 @@ async function topology() {
   return { pod, host };
 }
 
-async function ping(netns: string, addr: string): Promise<boolean> {
+async function pingOnce(netns: string, addr: string): Promise<boolean> {
   return runIn(netns, 'ping', ['-c', '1', '-W', '1', addr]).then(
     () => true,
     () => false,
   );
+}
+
+/**
+ * Whether pings get through: true as soon as one does (a neighbour entry left FAILED by an
+ * earlier dropped ARP needs a retry or two), false when none of three does.
+ */
+async function ping(netns: string, addr: string): Promise<boolean> {
+  for (let i = 0; i < 3; i++) if (await pingOnce(netns, addr)) return true;
+  return false;
 }
 
 async function bpftoolPinnedLink(path: string): Promise<{ type: number | string; prog_id: number }> {
