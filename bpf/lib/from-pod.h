@@ -49,7 +49,7 @@ static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt 
 	if (!ep)
 		return -VEIL_DROP_UNKNOWN_ENDPOINT;
 	*src_id = ep->identity;
-	/* neighbour discovery is between the pod and its node (link-local or unspecified source) */
+	/* neighbour discovery and MLD stay between the pod and its node (link-local sources) */
 	if (p->flags & VEIL_PKT_F_NDP)
 		return VEIL_FWD_HOST;
 	if (!veil_ep_owns_source(ep, p))

@@ -35,7 +35,9 @@
 /* Packet facts (veil_pkt.flags). */
 #define VEIL_PKT_F_HAS_PORTS (1u << 0) /* TCP, UDP or SCTP: ports are real ports */
 #define VEIL_PKT_F_ICMP_ERROR (1u << 1) /* ICMP(v6) error; `inner` holds the offending tuple */
-#define VEIL_PKT_F_NDP (1u << 2) /* ICMPv6 router/neighbour discovery (types 133..137) */
+/* ICMPv6 neighbour discovery or multicast listener messages to a link-scope destination: traffic
+ * between a pod and its node that the kernel never forwards, sent from link-local addresses */
+#define VEIL_PKT_F_NDP (1u << 2)
 #define VEIL_PKT_F_LATER_FRAGMENT (1u << 3) /* non-first fragment: no L4 header, ports are 0 */
 
 /* A connection tuple. Ports in host order; for ICMP echo the id sits in sport (request) or
@@ -202,7 +204,11 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 		if (t->proto == VEIL_IPPROTO_ICMP ? veil_is_icmp4_error(l4[0]) :
 						    veil_is_icmp6_error(l4[0]))
 			p->flags |= VEIL_PKT_F_ICMP_ERROR;
-		if (t->proto == VEIL_IPPROTO_ICMPV6 && l4[0] >= 133 && l4[0] <= 137)
+		/* link-scope control (NDP 133..137, MLD 130..132 and 143) to a link-scope address */
+		if (t->proto == VEIL_IPPROTO_ICMPV6 &&
+		    ((l4[0] >= 130 && l4[0] <= 137) || l4[0] == 143) &&
+		    ((t->daddr[0] == 0xfe && (t->daddr[1] & 0xc0) == 0x80) ||
+		     (t->daddr[0] == 0xff && (t->daddr[1] & 0x0f) == 0x02)))
 			p->flags |= VEIL_PKT_F_NDP;
 		return 0;
 	}

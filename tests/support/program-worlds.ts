@@ -273,6 +273,18 @@ export function fromPodCases(f: Family): ProgramCase[] {
         expect: { retval: TC_ACT_OK, reason: Reason.FWD_HOST },
       },
       {
+        name: 'IPv6 an MLD report from the link-local address goes to the node',
+        prog: 'from-pod', ctx: { dev: 'pod-a' },
+        frame: icmpv6({ src: 'fe80::1', dst: 'ff02::16', type: 143, ttl: 1 }),
+        expect: { retval: TC_ACT_OK, reason: Reason.FWD_HOST },
+      },
+      {
+        name: 'IPv6 neighbour discovery to an address beyond the link is not exempt: spoofed',
+        prog: 'from-pod', ctx: { dev: 'pod-a' },
+        frame: icmpv6({ src: 'fe80::1', dst: a.R, type: 135, ttl: 255 }),
+        expect: drop(Reason.DROP_SPOOFED_SOURCE, ID.A, 0),
+      },
+      {
         name: 'IPv6 other traffic from a link-local address is spoofed',
         prog: 'from-pod', ctx: { dev: 'pod-a' },
         frame: udp({ src: 'fe80::1', dst: a.R, sport: 1, dport: 53 }),
@@ -430,6 +442,16 @@ export function toPodCases(f: Family): ProgramCase[] {
       frame: tcp({ src: a.R, dst: a.B, sport: 50010, dport: 25 }),
       expect: flowNew(TC_ACT_OK, Reason.FWD_TO_POD, ID.R, ID.B),
     },
+    ...(f === 6
+      ? [
+          {
+            name: 'IPv6 the node\'s MLD query to the pod passes to-pod without policy',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: icmpv6({ src: 'fe80::2', dst: 'ff02::1', type: 130, ttl: 1 }),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+          },
+        ]
+      : []),
     {
       name: `IPv${f} to-pod on an interface that is not an endpoint drops`,
       prog: 'to-pod', ctx: { dev: 'uplink' },
