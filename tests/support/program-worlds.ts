@@ -419,6 +419,30 @@ export function toPodCases(f: Family): ProgramCase[] {
       expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.B, ID.A, { dport: 8081 }),
     },
     {
+      name: `IPv${f} pod B opens a connection to A's port 8081 (B is not isolated)`,
+      prog: 'from-pod', ctx: { dev: 'pod-b' },
+      frame: tcp({ src: a.B, dst: a.A, sport: 41004, dport: 8081 }),
+      expect: flowNew(TC_ACT_OK, Reason.FWD_LOCAL, ID.B, ID.A, { dport: 8081 }),
+    },
+    {
+      name: `IPv${f} A's ingress policy refuses that connection`,
+      prog: 'to-pod', ctx: { dev: 'pod-a' },
+      frame: tcp({ src: a.B, dst: a.A, sport: 41004, dport: 8081 }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.B, ID.A, { dport: 8081 }),
+    },
+    {
+      name: `IPv${f} a "reply" to a connection A's ingress refused is not a reply: A's egress policy drops it`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: tcp({ src: a.A, dst: a.B, sport: 8081, dport: 41004, flags: TCP_FLAGS.syn | TCP_FLAGS.ack }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.B, { sport: 8081, dport: 41004 }),
+    },
+    {
+      name: `IPv${f} to-pod treats the reverse of a connection only A's ingress admitted as new, not as a reply`,
+      prog: 'to-pod', ctx: { dev: 'pod-a', ingressDev: 'wg0' },
+      frame: tcp({ src: a.A, dst: a.R, sport: 443, dport: 50000, flags: TCP_FLAGS.ack }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.A),
+    },
+    {
       name: `IPv${f} an ipcache entry with identity 0 is refused`,
       prog: 'to-pod', ctx: { dev: 'pod-a' },
       frame: tcp({ src: a.Z, dst: a.A, sport: 1, dport: 8080 }),
