@@ -14,7 +14,7 @@ import { ValidationError, VeilError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
 import { quote } from '../net/ip.js';
 import { checkIfName, checkInt, checkNetnsName, U32_MAX } from '../netlink/validate.js';
-import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawProgram } from './native.js';
+import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawPinnedLink, type RawProgram } from './native.js';
 
 /** Where the agent pins its maps and links by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/veil';
@@ -154,6 +154,35 @@ export async function loadObject(path: string, opts: LoadOptions): Promise<BpfOb
   return new BpfObject(path, raw);
 }
 
+/** Maps every Veil object shares within one agent but does not pin (its readers are this process). */
+export const UNPINNED_SHARED_MAPS = ['veil_events'] as const;
+
+/**
+ * Loads several objects (from-pod, to-pod, uplink programs) so that they share one instance of
+ * every map: pinned maps through the pin directory, the unpinned ones in `shared` (default: the
+ * event ring buffer) by handing the first object's map to the others. All or nothing: when one
+ * object fails, the ones already loaded are closed.
+ */
+export async function loadObjects(paths: string[], opts: LoadOptions & { shared?: readonly string[] }): Promise<BpfObject[]> {
+  const shared = opts.shared ?? UNPINNED_SHARED_MAPS;
+  const loaded: BpfObject[] = [];
+  const reuse: Record<string, BpfMapHandle | number> = { ...(opts.reuseMaps ?? {}) };
+  try {
+    for (const path of paths) {
+      const obj = await loadObject(path, { ...opts, reuseMaps: reuse });
+      loaded.push(obj);
+      for (const name of shared) {
+        const m = obj.maps.get(name);
+        if (m && reuse[name] === undefined) reuse[name] = m;
+      }
+    }
+    return loaded;
+  } catch (err) {
+    for (const o of loaded) o.close();
+    throw err;
+  }
+}
+
 /** Where a program attaches: a device (name or ifindex) in a namespace, one direction. */
 export interface AttachTarget {
   interface: string | number;
@@ -228,6 +257,25 @@ export interface Attachment {
 export async function attachment(target: AttachTarget, opts: { pinDir: string }): Promise<Attachment> {
   const args = targetArgs(target, opts?.pinDir);
   return callNative(`Cannot read the attachment of ${describe(target)}`, () => bpfAddon().bpfAttachment(args));
+}
+
+/** A tcx link pinned under `<pinDir>/links/`. `ifindex` 0: its device is gone (defunct). */
+export type PinnedLink = RawPinnedLink;
+
+/** Every tcx link Veil pinned (what a restarted agent finds attached). */
+export async function listLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  return callNative(`Cannot list the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir }));
+}
+
+/**
+ * Removes the pins of links whose device is gone (a pod deleted while the agent was down: the
+ * kernel detached the program, the pin kept the link object). Returns the links it unpinned.
+ */
+export async function pruneLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  const all = await callNative(`Cannot prune the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir, prune: true }));
+  return all.filter((l) => l.ifindex === 0);
 }
 
 export interface TestRunOptions {

@@ -874,6 +874,9 @@ NlError BpfError(int ret, const std::string& op, const std::string& what) {
     return NlError(mapped, op, what + " (libbpf: " + buf + ")");
   }
   if (e == 0) e = EIO;
+  // The kernel's internal ENOTSUPP (524) reaches userspace for operations a map type lacks; it
+  // has no name in libc, so it crosses as EOPNOTSUPP.
+  if (e == kENOTSUPP) return NlError(EOPNOTSUPP, op, what + ": the map type does not support this operation");
   return NlError(e, op, what + ": " + strerror(e));
 }
 
