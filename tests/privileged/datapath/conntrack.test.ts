@@ -8,7 +8,7 @@ import { openShared } from '../../../agent/datapath/bpf-map.js';
 import { ConfigMap } from '../../../agent/datapath/config-map.js';
 import { Conntrack, CONNTRACK_MAPS, ctEntryCodec, CtFlags, ctKeyCodec, monotonicNowNs } from '../../../agent/datapath/conntrack.js';
 import { sweepConntrack } from '../../../agent/datapath/conntrack-gc.js';
-import { loadObject, testRun, type BpfObject } from '../../../agent/datapath/datapath.js';
+import { loadObjects, testRun, type BpfObject } from '../../../agent/datapath/datapath.js';
 import { openEndpointMap } from '../../../agent/datapath/endpoints.js';
 import { Ipcache } from '../../../agent/datapath/ipcache.js';
 import { openPolicyMap } from '../../../agent/datapath/policy-map.js';
@@ -23,8 +23,7 @@ const TICK = 20_000_000n;
 
 async function setup(): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack; close(): void }> {
   const dir = pinDir();
-  const from = await loadObject(programObject('from-pod'), { pinDir: dir });
-  const to = await loadObject(programObject('to-pod'), { pinDir: dir, reuseMaps: { veil_events: from.map('veil_events') } });
+  const [from, to] = (await loadObjects([programObject('from-pod'), programObject('to-pod')], { pinDir: dir })) as [BpfObject, BpfObject];
   await (await ConfigMap.open(from)).set({ flags: CFG_F.MODE_WIREGUARD, wireguardIfindex: [7, 8], nodeIdentity: 1, wireguardPort: 51820, nodeIndex: 1 });
   await (await openEndpointMap(from)).set(1, { identity: 300, flags: EP_F.ENFORCE_EGRESS | EP_F.ENFORCE_INGRESS, ipv4: '10.0.1.10', ipv6: 'fd00:1::10' });
   const ipc = await Ipcache.open(from);

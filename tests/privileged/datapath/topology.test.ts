@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigMap } from '../../../agent/datapath/config-map.js';
 import { Counters } from '../../../agent/datapath/counters.js';
-import { attach, detach, loadObject, type BpfObject } from '../../../agent/datapath/datapath.js';
+import { attach, detach, loadObjects, type BpfObject } from '../../../agent/datapath/datapath.js';
 import { openEndpointMap } from '../../../agent/datapath/endpoints.js';
 import { EventReader, type DatapathEvent } from '../../../agent/datapath/events.js';
 import { Ipcache } from '../../../agent/datapath/ipcache.js';
@@ -120,9 +120,7 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
 
     // the programs on node 1
     pinDir = `/sys/fs/bpf/veil-test-${uniqueName('pg')}`;
-    for (const name of ['from-pod', 'to-pod', 'uplink-egress', 'uplink-ingress']) {
-      objects.push(await loadObject(programObject(name), { pinDir, ...(objects[0] ? { reuseMaps: { veil_events: objects[0].map('veil_events') } } : {}) }));
-    }
+    objects = await loadObjects(['from-pod', 'to-pod', 'uplink-egress', 'uplink-ingress'].map(programObject), { pinDir });
     const [from, to, upOut, upIn] = objects as [BpfObject, BpfObject, BpfObject, BpfObject];
     config = await ConfigMap.open(from);
     await config.set({ flags: MapsAbi.CFG_F_MODE_WIREGUARD, wireguardIfindex: [wgIfindex, wgIfindex], nodeIdentity: 1, wireguardPort: PORT, nodeIndex: 1 });

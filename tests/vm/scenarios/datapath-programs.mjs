@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const dist = `${root}dist/agent/datapath/`;
 const dp = await import(`${dist}datapath.js`);
 const api = {
-  loadObject: dp.loadObject,
+  loadObjects: dp.loadObjects,
   testRun: dp.testRun,
   Ipcache: (await import(`${dist}ipcache.js`)).Ipcache,
   openEndpointMap: (await import(`${dist}endpoints.js`)).openEndpointMap,
@@ -53,14 +53,11 @@ try {
     ['uplink-egress', 'veil_uplink_egress_prog', 'up0', 'egress'],
     ['uplink-ingress', 'veil_uplink_ingress_prog', 'up0', 'ingress'],
   ];
-  for (const [file, prog, dev, direction] of targets) {
-    const o = await dp.loadObject(`${root}build/bpf/${file}.bpf.o`, {
-      pinDir,
-      ...(objects[0] ? { reuseMaps: { veil_events: objects[0].map('veil_events') } } : {}),
-    });
-    objects.push(o);
-    const r = await dp.attach(o.program(prog), { interface: dev, direction, netns: ns }, { pinDir });
-    out.attach.push({ program: prog, dev, direction, mode: r.mode, action: r.action, id: o.program(prog).id });
+  objects.push(...(await dp.loadObjects(targets.map(([file]) => `${root}build/bpf/${file}.bpf.o`), { pinDir })));
+  for (const [i, [, prog, dev, direction]] of targets.entries()) {
+    const p = objects[i].program(prog);
+    const r = await dp.attach(p, { interface: dev, direction, netns: ns }, { pinDir });
+    out.attach.push({ program: prog, dev, direction, mode: r.mode, action: r.action, id: p.id });
   }
 } finally {
   for (const o of objects) o.close();
