@@ -39,6 +39,7 @@
  * between a pod and its node that the kernel never forwards, sent from link-local addresses */
 #define VEIL_PKT_F_NDP (1u << 2)
 #define VEIL_PKT_F_LATER_FRAGMENT (1u << 3) /* non-first fragment: no L4 header, ports are 0 */
+#define VEIL_PKT_F_FIRST_FRAGMENT (1u << 4) /* first fragment of several: frag_id is set */
 
 /* A connection tuple. Ports in host order; for ICMP echo the id sits in sport (request) or
  * dport (reply) so that a reply's swapped tuple equals its request's tuple. */
@@ -61,6 +62,7 @@ struct veil_pkt {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u16 echo_id; /* ICMP echo only */
+	__u32 frag_id; /* fragments: IPv4 identification or IPv6 fragment header id */
 };
 
 /* Equality of `len` (4 or 16) address bytes; byte-wise, so any alignment is fine. */
@@ -282,10 +284,13 @@ static __always_inline int veil_parse_ipv4(struct __sk_buff *skb, __u32 off, str
 	p->t.proto = ip.proto;
 	__builtin_memcpy(p->t.saddr, ip.saddr, 4);
 	__builtin_memcpy(p->t.daddr, ip.daddr, 4);
+	p->frag_id = bpf_ntohs(ip.id);
 	if (bpf_ntohs(ip.frag_off) & 0x1fff) {
 		p->flags |= VEIL_PKT_F_LATER_FRAGMENT;
 		return 0;
 	}
+	if (bpf_ntohs(ip.frag_off) & 0x2000) /* more fragments */
+		p->flags |= VEIL_PKT_F_FIRST_FRAGMENT;
 	return veil_parse_l4(skb, off + hlen, p);
 }
 
@@ -308,7 +313,7 @@ static __always_inline int veil_parse_ipv6(struct __sk_buff *skb, __u32 off, str
 
 #pragma unroll
 	for (int i = 0; i < VEIL_IPV6_MAX_EXT_HEADERS; i++) {
-		__u8 ext[4];
+		__u8 ext[8]; /* every extension header is at least 8 bytes */
 
 		if (next != VEIL_IPPROTO_HOPOPTS && next != VEIL_IPPROTO_ROUTING &&
 		    next != VEIL_IPPROTO_DSTOPTS && next != VEIL_IPPROTO_FRAGMENT &&
@@ -317,11 +322,14 @@ static __always_inline int veil_parse_ipv6(struct __sk_buff *skb, __u32 off, str
 		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)))
 			return -VEIL_DROP_INVALID_PACKET;
 		if (next == VEIL_IPPROTO_FRAGMENT) {
+			p->frag_id = (__u32)ext[4] << 24 | (__u32)ext[5] << 16 | (__u32)ext[6] << 8 | ext[7];
 			if ((((__u16)ext[2] << 8 | ext[3]) & 0xfff8) != 0) {
 				p->t.proto = ext[0];
 				p->flags |= VEIL_PKT_F_LATER_FRAGMENT;
 				return 0;
 			}
+			if (ext[3] & 1) /* more fragments */
+				p->flags |= VEIL_PKT_F_FIRST_FRAGMENT;
 			off += 8;
 		} else if (next == VEIL_IPPROTO_AH) {
 			off += ((__u32)ext[1] + 2) * 4;

@@ -205,7 +205,7 @@ export function fromPodCases(f: Family): ProgramCase[] {
       expect: drop(Reason.DROP_POLICY_DENY, ID.B, ID.C),
     },
     {
-      name: `IPv${f} a later fragment (no L4 header) is dropped`,
+      name: `IPv${f} a later fragment (no L4 header) whose first fragment was never seen is dropped`,
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 185, payload: new Uint8Array(64) }),
       expect: drop(Reason.DROP_FRAGMENT, ID.A, 0),
@@ -215,6 +215,24 @@ export function fromPodCases(f: Family): ProgramCase[] {
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: udp({ src: a.A, dst: a.R, sport: 5000, dport: 53, moreFragments: true, fragmentOffset: 0, payload: new Uint8Array(32) }),
       expect: flowNew(TC_ACT_REDIRECT, Reason.FWD_WIREGUARD, ID.A, ID.R, { dport: 53 }),
+    },
+    {
+      name: `IPv${f} a later fragment of that datagram follows its first fragment's connection`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 5, payload: new Uint8Array(64) }),
+      expect: { retval: TC_ACT_REDIRECT, reason: Reason.FWD_WIREGUARD },
+    },
+    {
+      name: `IPv${f} a first fragment the policy denies is dropped`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: udp({ src: a.A, dst: a.R, sport: 5001, dport: 54, moreFragments: true, fragmentOffset: 0, ipId: 0x777, payload: new Uint8Array(32) }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.R, { dport: 54 }),
+    },
+    {
+      name: `IPv${f} and the rest of its datagram with it`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 5, ipId: 0x777, payload: new Uint8Array(64) }),
+      expect: drop(Reason.DROP_FRAGMENT, ID.A, 0),
     },
     {
       name: `IPv${f} a TCP header cut short is an invalid packet`,
@@ -476,6 +494,18 @@ export function toPodCases(f: Family): ProgramCase[] {
           },
         ]
       : []),
+    {
+      name: `IPv${f} to-pod admits a first fragment on its ports`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: udp({ src: a.R, dst: a.B, sport: 6000, dport: 53, moreFragments: true, fragmentOffset: 0, ipId: 0x4321, payload: new Uint8Array(32) }),
+      expect: flowNew(TC_ACT_OK, Reason.FWD_TO_POD, ID.R, ID.B, { sport: 6000, dport: 53 }),
+    },
+    {
+      name: `IPv${f} to-pod lets the rest of that datagram follow`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: rawIp({ src: a.R, dst: a.B, proto: 17, fragmentOffset: 5, ipId: 0x4321, payload: new Uint8Array(64) }),
+      expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+    },
     {
       name: `IPv${f} to-pod on an interface that is not an endpoint drops`,
       prog: 'to-pod', ctx: { dev: 'uplink' },
