@@ -21,8 +21,7 @@ const pinDir = pinDirPerTest('pg');
 const S = 1_000_000_000n;
 const TICK = 20_000_000n;
 
-async function setup(): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack; close(): void }> {
-  const dir = pinDir();
+async function setup(dir = pinDir()): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack; dir: string; close(): void }> {
   const [from, to] = (await loadObjects([programObject('from-pod'), programObject('to-pod')], { pinDir: dir })) as [BpfObject, BpfObject];
   await (await ConfigMap.open(from)).set({ flags: CFG_F.MODE_WIREGUARD, wireguardIfindex: [7, 8], nodeIdentity: 1, wireguardPort: 51820, nodeIndex: 1 });
   await (await openEndpointMap(from)).set(1, { identity: 300, flags: EP_F.ENFORCE_EGRESS | EP_F.ENFORCE_INGRESS, ipv4: '10.0.1.10', ipv6: 'fd00:1::10' });
@@ -41,7 +40,7 @@ async function setup(): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack;
     ).map((e) => [e.key, e.value]),
   );
   const ct = await Conntrack.open(dir);
-  return { from, to, ct, close: () => (from.close(), to.close()) };
+  return { from, to, ct, dir, close: () => (from.close(), to.close()) };
 }
 
 describe('connection tracking', () => {
@@ -114,6 +113,22 @@ describe('connection tracking', () => {
       expect(await sweepConntrack(s.ct, now)).toEqual({ scanned: 2, deleted: 0 });
     } finally {
       s.close();
+    }
+  });
+
+  it('connections survive a reload of the programs (the tables are pinned): the reply still passes', async () => {
+    const first = await setup();
+    const syn = tcp({ src: '10.0.1.10', dst: '10.0.2.20', sport: 40100, dport: 80 });
+    expect((await testRun(first.from.program('veil_from_pod_prog'), syn)).retval).toBe(TC_ACT_REDIRECT);
+    first.close();
+    // a restarted agent: new objects, same pin directory
+    const second = await setup(first.dir);
+    try {
+      expect(await second.ct.get(4, { saddr: '10.0.1.10', daddr: '10.0.2.20', sport: 40100, dport: 80, proto: 6 })).toMatchObject({ flags: CtFlags.EGRESS_OK });
+      const synAck = tcp({ src: '10.0.2.20', dst: '10.0.1.10', sport: 80, dport: 40100, flags: TCP_FLAGS.syn | TCP_FLAGS.ack });
+      expect((await testRun(second.to.program('veil_to_pod_prog'), synAck)).retval).toBe(0);
+    } finally {
+      second.close();
     }
   });
 
