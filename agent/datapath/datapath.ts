@@ -45,6 +45,8 @@ export interface BpfProgram {
   readonly fd: number;
   readonly id: number;
   readonly objectPath: string;
+  /** The object that owns the fd: calls refuse a program whose object is closed (its fd number may be reused). */
+  readonly object?: BpfObject;
 }
 
 /** A map of a loaded object; `ref` (its fd) is what the map classes take. */
@@ -57,6 +59,15 @@ export interface BpfMapHandle {
   readonly valueSize: number;
   readonly maxEntries: number;
   readonly pinPath: string | undefined;
+  /** The object that owns the fd (see BpfProgram.object). */
+  readonly object?: BpfObject;
+}
+
+/** Throws when `owner` is closed: its fds are closed and their numbers may belong to other files now. */
+export function checkOwnerOpen(what: { name: string; object?: BpfObject | undefined }): void {
+  if (what.object?.isClosed) {
+    throw new VeilError('EBADF', `eBPF object ${quote(what.object.path)} that ${quote(what.name)} belongs to is closed; load it again`);
+  }
 }
 
 /** A loaded eBPF object. Programs stay alive while attached, maps while pinned or in use. */
@@ -69,11 +80,11 @@ export class BpfObject {
     readonly path: string,
     private readonly raw: RawObject,
   ) {
-    this.programs = new Map(raw.programs.map((p: RawProgram) => [p.name, { name: p.name, fd: p.fd, id: p.id, objectPath: path }]));
+    this.programs = new Map(raw.programs.map((p: RawProgram) => [p.name, { name: p.name, fd: p.fd, id: p.id, objectPath: path, object: this }]));
     this.maps = new Map(
       raw.maps.map((m: RawObjectMap) => [
         m.name,
-        { name: m.name, fd: m.fd, id: m.id, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, pinPath: m.pinPath },
+        { name: m.name, fd: m.fd, id: m.id, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, pinPath: m.pinPath, object: this },
       ]),
     );
   }
@@ -230,6 +241,7 @@ function describe(t: AttachTarget): string {
 /** Attaches `program` to the target (idempotent; replaces another program atomically). */
 export async function attach(program: BpfProgram, target: AttachTarget, opts: AttachOptions): Promise<AttachResult> {
   const args = targetArgs(target, opts?.pinDir, opts?.mode);
+  checkOwnerOpen(program);
   const r = await callNative(`Cannot attach program ${quote(program.name)} to ${describe(target)}`, () =>
     bpfAddon().bpfAttach({ ...args, progFd: program.fd }),
   );
@@ -309,6 +321,7 @@ export async function testRun(program: BpfProgram, data: Uint8Array, opts: TestR
     const v = opts.ctx?.[f];
     if (v !== undefined) ctx[f] = checkInt(`ctx.${f}`, v, 0, U32_MAX);
   }
+  checkOwnerOpen(program);
   const args = {
     ctx,
     repeat: opts.repeat === undefined ? 1 : checkInt('repeat', opts.repeat, 1, U32_MAX),

@@ -562,7 +562,9 @@ Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) {
                 continue;
               }
               if (done == 0 && count == 0 && NoBatchSupport(-ret) && c->method == "auto") break;  // per entry below
-              throw BpfError(ret, op, "Batched update of " + m.label + " failed at entry " + std::to_string(done + count) + " of " + std::to_string(n));
+              NlError e = BpfError(ret, op, "Batched update of " + m.label + " failed at entry " + std::to_string(done + count) + " of " + std::to_string(n));
+              e.index = static_cast<int>(done + count);
+              throw e;
             }
             if (done == n) {
               out->count = n;
