@@ -35,8 +35,8 @@
 /* Packet facts (veil_pkt.flags). */
 #define VEIL_PKT_F_HAS_PORTS (1u << 0) /* TCP, UDP or SCTP: ports are real ports */
 #define VEIL_PKT_F_ICMP_ERROR (1u << 1) /* ICMP(v6) error; `inner` holds the offending tuple */
-/* ICMPv6 neighbour discovery or multicast listener messages to a link-scope destination: traffic
- * between a pod and its node that the kernel never forwards, sent from link-local addresses */
+/* ICMPv6 neighbour discovery (hop limit 255) or multicast listener messages to a link-scope
+ * destination: traffic between a pod and its node that the kernel never forwards */
 #define VEIL_PKT_F_NDP (1u << 2)
 #define VEIL_PKT_F_LATER_FRAGMENT (1u << 3) /* non-first fragment: no L4 header, ports are 0 */
 #define VEIL_PKT_F_FIRST_FRAGMENT (1u << 4) /* first fragment of several: frag_id is set */
@@ -63,6 +63,8 @@ struct veil_pkt {
 	__u8 icmp_code;
 	__u16 echo_id; /* ICMP echo only */
 	__u32 frag_id; /* fragments: IPv4 identification or IPv6 fragment header id */
+	__u8 hop_limit; /* IPv6 hop limit (IPv4: TTL) */
+	__u8 pad[3];
 };
 
 /* Equality of `len` (4 or 16) address bytes; byte-wise, so any alignment is fine. */
@@ -206,11 +208,14 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 		if (t->proto == VEIL_IPPROTO_ICMP ? veil_is_icmp4_error(l4[0]) :
 						    veil_is_icmp6_error(l4[0]))
 			p->flags |= VEIL_PKT_F_ICMP_ERROR;
-		/* link-scope control (NDP 133..137, MLD 130..132 and 143) to a link-scope address */
+		/* link control: NDP (133..137) with hop limit 255, which receivers require and a
+		 * forwarded packet cannot have (RFC 4861), whatever the destination; MLD (130..132,
+		 * 143) to a link-scope destination */
 		if (t->proto == VEIL_IPPROTO_ICMPV6 &&
-		    ((l4[0] >= 130 && l4[0] <= 137) || l4[0] == 143) &&
-		    ((t->daddr[0] == 0xfe && (t->daddr[1] & 0xc0) == 0x80) ||
-		     (t->daddr[0] == 0xff && (t->daddr[1] & 0x0f) == 0x02)))
+		    ((l4[0] >= 133 && l4[0] <= 137 && p->hop_limit == 255) ||
+		     ((l4[0] >= 130 && l4[0] <= 132) || l4[0] == 143) &&
+			     ((t->daddr[0] == 0xfe && (t->daddr[1] & 0xc0) == 0x80) ||
+			      (t->daddr[0] == 0xff && (t->daddr[1] & 0x0f) == 0x02))))
 			p->flags |= VEIL_PKT_F_NDP;
 		return 0;
 	}
@@ -281,6 +286,7 @@ static __always_inline int veil_parse_ipv4(struct __sk_buff *skb, __u32 off, str
 	if ((ip.ver_ihl >> 4) != 4 || hlen < sizeof(ip) || tot < hlen || off + tot > skb->len)
 		return -VEIL_DROP_INVALID_PACKET;
 	p->t.family = VEIL_AF_INET;
+	p->hop_limit = ip.ttl;
 	p->t.proto = ip.proto;
 	__builtin_memcpy(p->t.saddr, ip.saddr, 4);
 	__builtin_memcpy(p->t.daddr, ip.daddr, 4);
@@ -306,6 +312,7 @@ static __always_inline int veil_parse_ipv6(struct __sk_buff *skb, __u32 off, str
 	if ((bpf_ntohl(ip.ver_tc_flow) >> 28) != 6 || end > skb->len)
 		return -VEIL_DROP_INVALID_PACKET;
 	p->t.family = VEIL_AF_INET6;
+	p->hop_limit = ip.hop_limit;
 	__builtin_memcpy(p->t.saddr, ip.saddr, 16);
 	__builtin_memcpy(p->t.daddr, ip.daddr, 16);
 	next = ip.nexthdr;

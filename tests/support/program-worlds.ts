@@ -297,9 +297,9 @@ export function fromPodCases(f: Family): ProgramCase[] {
         expect: { retval: TC_ACT_OK, reason: Reason.FWD_HOST },
       },
       {
-        name: 'IPv6 neighbour discovery to an address beyond the link is not exempt: spoofed',
+        name: 'IPv6 neighbour discovery with a hop limit below 255 (so possibly forwarded) is not exempt: spoofed',
         prog: 'from-pod', ctx: { dev: 'pod-a' },
-        frame: icmpv6({ src: 'fe80::1', dst: a.R, type: 135, ttl: 255 }),
+        frame: icmpv6({ src: 'fe80::1', dst: a.R, type: 135, ttl: 64 }),
         expect: drop(Reason.DROP_SPOOFED_SOURCE, ID.A, 0),
       },
       {
@@ -486,6 +486,12 @@ export function toPodCases(f: Family): ProgramCase[] {
     },
     ...(f === 6
       ? [
+          {
+            name: 'IPv6 the node\'s neighbour solicitation to the pod\'s own address passes to-pod without policy',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: icmpv6({ src: 'fe80::1', dst: a.A, type: 135, ttl: 255 }),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+          },
           {
             name: 'IPv6 the node\'s MLD query to the pod passes to-pod without policy',
             prog: 'to-pod' as const, ctx: { dev: 'pod-a' },

@@ -33,6 +33,11 @@ import { eventually, ipJson, NetnsSet, run, runIn, uniqueName, vethPair } from '
 const A = '10.0.1.10';
 const B = '10.0.1.11';
 const R = '10.0.2.20';
+const A6 = 'fd00:1::10';
+const B6 = 'fd00:1::11';
+const R6 = 'fd00:2::20';
+const UP1_6 = 'fd00:ff::1';
+const UP2_6 = 'fd00:ff::2';
 const UP1 = '192.168.50.1';
 const UP2 = '192.168.50.2';
 const PORT = 51820;
@@ -58,13 +63,20 @@ async function ifindex(ns: string, dev: string): Promise<number> {
   return (await ipJson<Array<{ ifindex: number }>>(ns, ['link', 'show', dev]))[0]!.ifindex;
 }
 
-/** A pod: a namespace behind a veth of `node`, address /32, default route via the node. */
-async function addPod(nets: NetnsSet, node: string, addr: string, hostDev: string): Promise<string> {
+/**
+ * A pod: a namespace behind a veth of `node`, an IPv4 /32 and an IPv6 /128, default routes via
+ * the node (169.254.1.1 and fe80::1 on the node's side, as CNIs do).
+ */
+async function addPod(nets: NetnsSet, node: string, addr: string, addr6: string, hostDev: string): Promise<string> {
   const pod = await nets.add('pgp');
   await vethPair(pod, node, { aName: 'eth0', bName: hostDev, aAddr: `${addr}/32`, bAddr: '169.254.1.1/32' });
   await run('ip', ['-n', pod, 'route', 'add', '169.254.1.1', 'dev', 'eth0']);
   await run('ip', ['-n', pod, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0']);
   await run('ip', ['-n', node, 'route', 'add', `${addr}/32`, 'dev', hostDev]);
+  await run('ip', ['-n', pod, 'addr', 'add', `${addr6}/128`, 'dev', 'eth0', 'nodad']);
+  await run('ip', ['-n', node, 'addr', 'add', 'fe80::1/64', 'dev', hostDev, 'nodad']);
+  await run('ip', ['-n', pod, '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0']);
+  await run('ip', ['-n', node, '-6', 'route', 'add', `${addr6}/128`, 'dev', hostDev]);
   return pod;
 }
 
@@ -95,11 +107,16 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
     await requireTools();
     node1 = await nets.add('pgn');
     node2 = await nets.add('pgn');
-    for (const n of [node1, node2]) await run('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    for (const n of [node1, node2]) {
+      await run('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      await run('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    }
     await vethPair(node1, node2, { aName: 'up1', bName: 'up2', aAddr: `${UP1}/24`, bAddr: `${UP2}/24` });
-    podA = await addPod(nets, node1, A, 'lxca');
-    podB = await addPod(nets, node1, B, 'lxcb');
-    podR = await addPod(nets, node2, R, 'lxcr');
+    await run('ip', ['-n', node1, 'addr', 'add', `${UP1_6}/64`, 'dev', 'up1', 'nodad']);
+    await run('ip', ['-n', node2, 'addr', 'add', `${UP2_6}/64`, 'dev', 'up2', 'nodad']);
+    podA = await addPod(nets, node1, A, A6, 'lxca');
+    podB = await addPod(nets, node1, B, B6, 'lxcb');
+    podR = await addPod(nets, node2, R, R6, 'lxcr');
 
     // WireGuard between the nodes, through the agent's userspace backend
     stateDir = mkdtempSync('/tmp/pg-wg-');
@@ -110,12 +127,14 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
     const k2 = keyPair();
     await wg1.createDevice(wgName);
     await wg2.createDevice(wgName);
-    await wg1.setDevice(wgName, { privateKey: k1.priv, listenPort: PORT, peers: [{ publicKey: k2.pub, endpoint: `${UP2}:${PORT}`, allowedIps: ['10.0.2.0/24'] }] });
-    await wg2.setDevice(wgName, { privateKey: k2.priv, listenPort: PORT, peers: [{ publicKey: k1.pub, endpoint: `${UP1}:${PORT}`, allowedIps: ['10.0.1.0/24'] }] });
+    await wg1.setDevice(wgName, { privateKey: k1.priv, listenPort: PORT, peers: [{ publicKey: k2.pub, endpoint: `${UP2}:${PORT}`, allowedIps: ['10.0.2.0/24', 'fd00:2::/64'] }] });
+    await wg2.setDevice(wgName, { privateKey: k2.priv, listenPort: PORT, peers: [{ publicKey: k1.pub, endpoint: `${UP1}:${PORT}`, allowedIps: ['10.0.1.0/24', 'fd00:1::/64'] }] });
     for (const n of [node1, node2]) await run('ip', ['-n', n, 'link', 'set', wgName, 'mtu', '1420', 'up']);
     // node 2 sends node 1's pods into the tunnel; node 1 has a *plaintext* route to R's network
     await run('ip', ['-n', node2, 'route', 'add', '10.0.1.0/24', 'dev', wgName]);
     await run('ip', ['-n', node1, 'route', 'add', '10.0.2.0/24', 'via', UP2, 'dev', 'up1']);
+    await run('ip', ['-n', node2, '-6', 'route', 'add', 'fd00:1::/64', 'dev', wgName]);
+    await run('ip', ['-n', node1, '-6', 'route', 'add', 'fd00:2::/64', 'via', UP2_6, 'dev', 'up1']);
     wgIfindex = await ifindex(node1, wgName);
 
     // the programs on node 1
@@ -125,13 +144,17 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
     config = await ConfigMap.open(from);
     await config.set({ flags: MapsAbi.CFG_F_MODE_WIREGUARD, wireguardIfindex: [wgIfindex, wgIfindex], nodeIdentity: 1, wireguardPort: PORT, nodeIndex: 1 });
     const eps = await openEndpointMap(from);
-    await eps.set(await ifindex(node1, 'lxca'), { identity: ID.A, flags: MapsAbi.EP_F_ENFORCE_EGRESS | MapsAbi.EP_F_ENFORCE_INGRESS, ipv4: A });
-    await eps.set(await ifindex(node1, 'lxcb'), { identity: ID.B, flags: 0, ipv4: B });
+    await eps.set(await ifindex(node1, 'lxca'), { identity: ID.A, flags: MapsAbi.EP_F_ENFORCE_EGRESS | MapsAbi.EP_F_ENFORCE_INGRESS, ipv4: A, ipv6: A6 });
+    await eps.set(await ifindex(node1, 'lxcb'), { identity: ID.B, flags: 0, ipv4: B, ipv6: B6 });
     await (await Ipcache.open(from)).setMany([
       [`${A}/32`, { identity: ID.A, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }],
       [`${B}/32`, { identity: ID.B, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }],
       ['10.0.2.0/24', { identity: ID.R, nodeIndex: 2, keySlot: 0, flags: MapsAbi.IPC_F_POD, tunnelEndpoint: UP2 }],
       [`${UP2}/32`, { identity: ID.NODE2, nodeIndex: 2, keySlot: 0, flags: MapsAbi.IPC_F_NODE, tunnelEndpoint: UP2 }],
+      [`${A6}/128`, { identity: ID.A, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }],
+      [`${B6}/128`, { identity: ID.B, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }],
+      ['fd00:2::/64', { identity: ID.R, nodeIndex: 2, keySlot: 0, flags: MapsAbi.IPC_F_POD, tunnelEndpoint: UP2 }],
+      [`${UP2_6}/128`, { identity: ID.NODE2, nodeIndex: 2, keySlot: 0, flags: MapsAbi.IPC_F_NODE, tunnelEndpoint: UP2 }],
     ]);
     await (await openPolicyMap(from)).setMany(
       compilePolicy(
@@ -139,6 +162,8 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
           // A may ping R and B; nothing else. Nobody may open connections to A.
           { subject: ID.A, peer: ID.R, direction: 'egress', protocol: 'icmp', verdict: 'allow' },
           { subject: ID.A, peer: ID.B, direction: 'egress', protocol: 'icmp', verdict: 'allow' },
+          { subject: ID.A, peer: ID.R, direction: 'egress', protocol: 'icmpv6', verdict: 'allow' },
+          { subject: ID.A, peer: ID.B, direction: 'egress', protocol: 'icmpv6', verdict: 'allow' },
         ],
         [{ identity: ID.A, ingress: true, egress: true }],
       ).map((e) => [e.key, e.value]),
@@ -183,6 +208,13 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
     expect(await count(Hook.TO_POD, Reason.DROP_POLICY_DEFAULT_DENY)).toBe(0n);
   });
 
+  it('IPv6: an allowed ping from A reaches R through WireGuard (neighbour discovery and MLD pass the programs)', async () => {
+    const before = await count(Hook.FROM_POD, Reason.FWD_WIREGUARD);
+    await eventually(() => ping(podA, R6).then(() => true), { timeoutMs: 20_000, what: 'ping A -> R over IPv6' });
+    expect(await count(Hook.FROM_POD, Reason.FWD_WIREGUARD)).toBeGreaterThan(before);
+    await ping(podA, B6);
+  });
+
   it('an allowed ping from A reaches pod B on the same node', async () => {
     await ping(podA, B);
     expect(await count(Hook.FROM_POD, Reason.FWD_LOCAL)).toBeGreaterThan(0n);
@@ -215,15 +247,17 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
   it('strict mode: no plaintext pod packet crosses the uplink while encrypted traffic flows', async () => {
     await config.set({ flags: MapsAbi.CFG_F_MODE_WIREGUARD | MapsAbi.CFG_F_STRICT, wireguardIfindex: [wgIfindex, wgIfindex], nodeIdentity: 1, wireguardPort: PORT, nodeIndex: 1 });
     const pcap = join(stateDir, 'up2.pcap');
-    const dump = nets.spawnIn(node2, 'tcpdump', ['-i', 'up2', '-n', '-U', '-w', pcap, 'ip']);
+    const dump = nets.spawnIn(node2, 'tcpdump', ['-i', 'up2', '-n', '-U', '-w', pcap, 'ip or ip6']);
     await eventually(async () => (await run('sh', ['-c', `test -s ${pcap} && echo ok`]).catch(() => ({ stdout: '' }))).stdout.includes('ok') || undefined, { timeoutMs: 5000, what: 'tcpdump started' }).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 500));
     const dropsBefore = await count(Hook.UPLINK_EGRESS, Reason.DROP_STRICT_EGRESS);
     // B is an unmanaged moment: its from-pod is gone, so its packets take the plaintext route
     await detach({ interface: 'lxcb', direction: 'ingress', netns: node1 }, { pinDir });
     await expect(ping(podB, R)).rejects.toThrow();
+    await expect(ping(podB, R6)).rejects.toThrow();
     // A still reaches R, encrypted
     await ping(podA, R);
+    await ping(podA, R6);
     // and node 2 sending plaintext to A (a more specific route around its tunnel) is dropped on arrival
     const inBefore = await count(Hook.UPLINK_INGRESS, Reason.DROP_STRICT_INGRESS);
     await run('ip', ['-n', node2, 'route', 'add', `${A}/32`, 'via', UP1, 'dev', 'up2']);
@@ -237,10 +271,12 @@ describe('datapath topology: two pods on node 1, pod R on node 2, userspace Wire
     expect(await count(Hook.UPLINK_INGRESS, Reason.DROP_STRICT_INGRESS)).toBeGreaterThan(inBefore);
     const lines = (await run('tcpdump', ['-n', '-r', pcap])).stdout.trim().split('\n');
     const wgPackets = lines.filter((l) => l.includes(`${UP1}.${PORT} > ${UP2}.${PORT}`));
-    const podFromNode1 = lines.filter((l) => /IP 10\.0\.1\.\d+(\.\d+)? >/.test(l));
+    const podFromNode1 = lines.filter((l) => /IP 10\.0\.1\.\d+(\.\d+)? >/.test(l) || /IP6 fd00:1::/.test(l));
     expect(wgPackets.length).toBeGreaterThan(0);
     expect(podFromNode1).toEqual([]);
-    const e = events.find((x) => x.hook === Hook.UPLINK_EGRESS && x.reason === Reason.DROP_STRICT_EGRESS);
+    const e = events.find((x) => x.hook === Hook.UPLINK_EGRESS && x.reason === Reason.DROP_STRICT_EGRESS && x.family === 4);
     expect(e).toMatchObject({ srcIdentity: ID.B, dstIdentity: ID.R, saddr: B, daddr: R });
+    const e6 = events.find((x) => x.hook === Hook.UPLINK_EGRESS && x.reason === Reason.DROP_STRICT_EGRESS && x.family === 6);
+    expect(e6).toMatchObject({ srcIdentity: ID.B, dstIdentity: ID.R, saddr: B6, daddr: R6 });
   });
 });
