@@ -7,7 +7,8 @@
  * routing. Node 1 also has a plaintext route to R's network over the uplink, as a node would
  * have before the agent took over: only the programs keep pod traffic off it.
  *
- * Real packets: ping and UDP from the pods; counters and events read back; tcpdump on node 2's
+ * Real packets, IPv4 and IPv6 (pods have both; IPv6 neighbour discovery and MLD cross the
+ * programs too): ping and UDP from the pods; counters and events read back; tcpdump on node 2's
  * end of the uplink shows what crossed the wire.
  */
 import { generateKeyPairSync } from 'node:crypto';
