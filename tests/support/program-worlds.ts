@@ -103,6 +103,7 @@ export function world(flags: number, wireguard: string[] = ['wg0', 'wg1']): Worl
       { subject: ID.A, peer: ID.R, direction: 'ingress', protocol: 'tcp', port: 443, verdict: 'allow', requireEncryption: true },
       { subject: ID.A, peer: ID.R, direction: 'ingress', protocol: 'tcp', port: 9000, verdict: 'allow', requireAuthenticatedIdentity: true },
       { subject: ID.B, peer: ID.C, direction: 'egress', protocol: 'tcp', verdict: 'deny' },
+      { subject: ID.A, peer: 0, direction: 'ingress', protocol: 'tcp', port: 9999, verdict: 'deny' },
     ],
     enforcement: [{ identity: ID.A, ingress: true, egress: true }],
   };
@@ -512,6 +513,34 @@ export function toPodCases(f: Family): ProgramCase[] {
       frame: rawIp({ src: a.R, dst: a.B, proto: 17, fragmentOffset: 5, ipId: 0x4321, payload: new Uint8Array(64) }),
       expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
     },
+    {
+      name: `IPv${f} to-pod drops a later fragment of a datagram it never admitted`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: rawIp({ src: a.R, dst: a.B, proto: 17, fragmentOffset: 5, ipId: 0x9999, payload: new Uint8Array(64) }),
+      expect: drop(Reason.DROP_FRAGMENT, 0, ID.B),
+    },
+    {
+      name: `IPv${f} an explicit ingress deny drops even through the tunnel`,
+      prog: 'to-pod', ctx: { dev: 'pod-a', ingressDev: 'wg0' },
+      frame: tcp({ src: a.R, dst: a.A, sport: 50020, dport: 9999 }),
+      expect: drop(Reason.DROP_POLICY_DENY, ID.R, ID.A, { dport: 9999 }),
+    },
+    ...(f === 4
+      ? [
+          {
+            name: 'IPv4 ARP to the pod passes to-pod untouched',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: arp('10.0.1.1', a.A),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_NOT_IP },
+          },
+          {
+            name: 'IPv4 (family-free) another L3 protocol to the pod is dropped',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: ethernet(0x88cc, new Uint8Array(46)),
+            expect: drop(Reason.DROP_UNSUPPORTED_L3, 0, 0),
+          },
+        ]
+      : []),
     {
       name: `IPv${f} to-pod on an interface that is not an endpoint drops`,
       prog: 'to-pod', ctx: { dev: 'uplink' },
