@@ -34,7 +34,10 @@ export interface FromPodResult {
   nodes: number;
   policy_entries: number;
   repeat: number;
-  runs: { ns_per_packet: number[]; empty_ns_per_packet: number[] };
+  /** The same established path over IPv6 (40-byte conntrack key, 16-byte ipcache key). */
+  ipv6_ns_per_packet: number;
+  ipv6_overhead_ns: number;
+  runs: { ns_per_packet: number[]; empty_ns_per_packet: number[]; ipv6_ns_per_packet: number[] };
 }
 
 export interface FromPodOptions {
@@ -50,6 +53,7 @@ export interface FromPodOptions {
 
 const POD_IDENTITY = 300;
 const POD_IP = '10.250.0.10';
+const POD_IP6 = 'fd00:250::10';
 
 /** Pod i of the cluster: 10.<node>.<pod> spread so every node has its /24. */
 function podAddress(node: number, pod: number): string {
@@ -93,7 +97,7 @@ export async function benchFromPod(opts: FromPodOptions): Promise<FromPodResult>
       nodeIndex: 1,
     });
     // The test skb's device is loopback (ifindex 1): it stands for the pod's veth.
-    await (await openEndpointMap(obj)).set(1, { identity: POD_IDENTITY, flags: MapsAbi.EP_F_ENFORCE_EGRESS | MapsAbi.EP_F_ENFORCE_INGRESS, ipv4: POD_IP });
+    await (await openEndpointMap(obj)).set(1, { identity: POD_IDENTITY, flags: MapsAbi.EP_F_ENFORCE_EGRESS | MapsAbi.EP_F_ENFORCE_INGRESS, ipv4: POD_IP, ipv6: POD_IP6 });
 
     const ipcache = await Ipcache.open(obj);
     const entries: Array<[string, IpcacheValue]> = [[`${POD_IP}/32`, { identity: POD_IDENTITY, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }]];
@@ -131,12 +135,21 @@ export async function benchFromPod(opts: FromPodOptions): Promise<FromPodResult>
     const first = await testRun(prog, syn);
     if (first.retval !== 7) throw new Error(`from-pod did not redirect the benchmark packet (returned ${first.retval}): the benchmark's maps are wrong`);
     const ack = tcp({ src: POD_IP, dst, sport: 40000, dport: 80, flags: TCP_FLAGS.ack, payload: new Uint8Array(64) });
+    // IPv6: the same destination pod's IPv6 address (same identity, node and slot)
+    const dst6 = `fd00:${dstNode.toString(16)}::13`;
+    const dstEntry = entries.find(([p]) => p === `${dst}/32`)![1];
+    await ipcache.setMany([[`${dst6}/128`, dstEntry], [`${POD_IP6}/128`, { identity: POD_IDENTITY, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_POD | MapsAbi.IPC_F_LOCAL }]]);
+    const first6 = await testRun(prog, tcp({ src: POD_IP6, dst: dst6, sport: 40000, dport: 80 }));
+    if (first6.retval !== 7) throw new Error(`from-pod did not redirect the IPv6 benchmark packet (returned ${first6.retval}): the benchmark's maps are wrong`);
+    const ack6 = tcp({ src: POD_IP6, dst: dst6, sport: 40000, dport: 80, flags: TCP_FLAGS.ack, payload: new Uint8Array(44) });
+    const ours6: number[] = [];
 
     const ours: number[] = [];
     const empty: number[] = [];
     const measureEmpty = async (p: BpfProgram) => {
       for (let i = 0; i < reps; i++) {
         ours.push((await testRun(prog, ack, { repeat })).durationNs);
+        ours6.push((await testRun(prog, ack6, { repeat })).durationNs);
         empty.push((await testRun(p, ack, { repeat })).durationNs);
       }
     };
@@ -154,7 +167,9 @@ export async function benchFromPod(opts: FromPodOptions): Promise<FromPodResult>
       nodes,
       policy_entries: policy.length,
       repeat,
-      runs: { ns_per_packet: ours, empty_ns_per_packet: empty },
+      ipv6_ns_per_packet: round(median(ours6), 1),
+      ipv6_overhead_ns: round(median(ours6) - e, 1),
+      runs: { ns_per_packet: ours, empty_ns_per_packet: empty, ipv6_ns_per_packet: ours6 },
     };
   } finally {
     obj.close();

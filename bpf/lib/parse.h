@@ -51,7 +51,7 @@ struct veil_tuple {
 	__u8 family; /* VEIL_AF_* */
 	__u8 proto;
 	__u8 pad[2];
-};
+} __attribute__((aligned(8)));
 
 struct veil_pkt {
 	struct veil_tuple t;
@@ -67,17 +67,17 @@ struct veil_pkt {
 	__u8 pad[3];
 };
 
-/* Equality of `len` (4 or 16) address bytes; byte-wise, so any alignment is fine. */
+/* Equality of `len` (4 or 16) address bytes. Both must be 4-byte aligned: the tuple's addresses
+ * are (struct veil_tuple is 8-byte aligned), and so are the endpoint's (offsets 8 and 12 of a map
+ * value). Compared as 32-bit words. */
 static __always_inline int veil_addr_eq(const __u8 *a, const __u8 *b, int len)
 {
-	__u8 diff = 0;
+	const __u32 *x = (const __u32 *)a;
+	const __u32 *y = (const __u32 *)b;
 
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (i < len)
-			diff |= a[i] ^ b[i];
-	}
-	return diff == 0;
+	if (len == 4)
+		return x[0] == y[0];
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
 }
 
 #define VEIL_TCP_FIN 0x01
