@@ -309,6 +309,20 @@ export function canonicalCidr(field: string, v: unknown, o: Omit<CidrOptions, 'n
   return { addr, prefixLen: c.prefixLen, family: c.family };
 }
 
+/** True when prefix `inner` lies inside prefix `outer` (same family, inner at least as long). */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
+  const a = parseIp(outer.addr);
+  const b = parseIp(inner.addr);
+  if (!a || !b) return false;
+  return formatIp(maskHostBits(a, outer.prefixLen)) === formatIp(maskHostBits(b, outer.prefixLen));
+}
+
+/** True when two prefixes share at least one address (for prefixes: one contains the other). */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrContains(a, b) || cidrContains(b, a);
+}
+
 /** "addr/len". */
 export function formatCidr(c: Cidr): string {
   return `${c.addr}/${c.prefixLen}`;

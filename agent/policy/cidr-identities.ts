@@ -13,8 +13,8 @@
  *   be longer.
  */
 import { ValidationError } from '../errors.js';
-import { formatCidr, type Cidr } from '../net/ip.js';
-import { contains, type CidrRule } from './cidr-rule.js';
+import { cidrContains, formatCidr, type Cidr } from '../net/ip.js';
+import type { CidrRule } from './cidr-rule.js';
 import { normalizeRules } from './rule-set.js';
 import type { PolicyRule } from './rule.js';
 
@@ -46,7 +46,7 @@ export function cidrRulesToPolicyRules(rules: readonly CidrRule[], identityOf: (
   const out: PolicyRule[] = [];
   for (const r of rules) {
     for (const { prefix, id } of prefixes) {
-      if (!contains(r.cidr, prefix) || r.except.some((e) => contains(e, prefix))) continue;
+      if (!cidrContains(r.cidr, prefix) || r.except.some((e) => cidrContains(e, prefix))) continue;
       const rule: PolicyRule = { subject: r.subject, peer: id, direction: r.direction, protocol: r.protocol, verdict: 'allow' };
       if (r.port !== undefined) rule.port = r.port;
       if (r.endPort !== undefined) rule.endPort = r.endPort;

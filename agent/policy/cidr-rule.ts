@@ -6,7 +6,7 @@
  * cidr-identities.ts turns each CidrRule into PolicyRules whose peers are those identities. The
  * compiler reports CIDR rules beside the identity rules, merged when identical.
  */
-import { formatIp, maskHostBits, parseIp, type Cidr } from '../net/ip.js';
+import type { Cidr } from '../net/ip.js';
 import type { PolicyDirection, PolicyProtocol } from './rule.js';
 
 export interface CidrRule {
@@ -23,13 +23,4 @@ export interface CidrRule {
   verdict: 'allow';
   requireEncryption?: boolean;
   requireAuthenticatedIdentity?: boolean;
-}
-
-/** True when prefix `inner` lies inside prefix `outer` (same family, inner at least as long). */
-export function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
-  const a = parseIp(outer.addr);
-  const b = parseIp(inner.addr);
-  if (!a || !b) return false;
-  return formatIp(maskHostBits(a, outer.prefixLen)) === formatIp(maskHostBits(b, outer.prefixLen));
 }

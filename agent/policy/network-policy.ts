@@ -13,8 +13,7 @@
  * ipBlock whose CIDR has host bits set or no prefix length; unknown fields anywhere.
  */
 import { checkLabelKey, checkLabelValue, isDns1123Label, isDns1123Subdomain } from '../identity/labels.js';
-import { checkCidr, type Cidr } from '../net/ip.js';
-import { contains } from './cidr-rule.js';
+import { checkCidr, cidrContains, type Cidr } from '../net/ip.js';
 import { quote } from '../store/validate.js';
 import { at, describe, InputReader, join } from './input-reader.js';
 import { parseLabelSelector, type LabelSelector } from './label-selector.js';
@@ -191,7 +190,7 @@ function parseIpBlock(r: InputReader, value: unknown, path: string): PeerSpec {
   const except = rawExcept.map((e, i) => {
     const p = at(exPath, i);
     const c = cidrOf(r, e, p);
-    if (c.family !== cidr.family || c.prefixLen <= cidr.prefixLen || !contains(cidr, c)) {
+    if (c.family !== cidr.family || c.prefixLen <= cidr.prefixLen || !cidrContains(cidr, c)) {
       throw r.fail(p, `except ${quote(e)} is not strictly inside cidr "${cidr.addr}/${cidr.prefixLen}": give a longer prefix of the same family within it`);
     }
     return c;

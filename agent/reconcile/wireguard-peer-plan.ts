@@ -17,9 +17,10 @@
  */
 import type { NodeRecord } from '../keys/node-record.js';
 import { validateNodeRecord } from '../keys/node-record.js';
-import { formatEndpoint, parseIp, type IpFamily } from '../net/ip.js';
+import { checkCidr, cidrsOverlap, formatEndpoint, parseIp, type IpFamily } from '../net/ip.js';
 import type { WgPeerConfig } from '../wireguard/backend.js';
-import { keyFingerprint, keyFromBase64, normalizeCidr } from '../wireguard/keys.js';
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
+import { keyFromBase64, normalizeCidr } from '../wireguard/keys.js';
 import {
   steadyChannelState,
   validateChannelState,
@@ -130,21 +131,6 @@ function chooseAddress(r: NodeRecord, family: IpFamily | undefined): { text: str
   );
 }
 
-/** True when two canonical CIDRs share at least one address. */
-export function cidrsOverlap(a: string, b: string): boolean {
-  const [aAddr, aLen] = a.split('/') as [string, string];
-  const [bAddr, bLen] = b.split('/') as [string, string];
-  const x = parseIp(aAddr);
-  const y = parseIp(bAddr);
-  if (!x || !y || x.length !== y.length) return false;
-  const bits = Math.min(Number(aLen), Number(bLen));
-  for (let i = 0; i < bits; i++) {
-    const mask = 0x80 >> (i & 7);
-    if ((x[i >> 3]! & mask) !== (y[i >> 3]! & mask)) return false;
-  }
-  return true;
-}
-
 /**
  * The first reason `candidate` cannot be installed next to `others` (the other remote nodes the
  * reconciler holds) and the local node's own pod CIDRs, or null.
@@ -153,7 +139,7 @@ export function findConflict(candidate: NodePeers, others: Iterable<NodePeers>, 
   const node = candidate.node;
   for (const mine of candidate.podCidrs) {
     for (const local of localPodCidrs) {
-      if (cidrsOverlap(mine, normalizeCidr(local, 'localPodCidrs'))) {
+      if (cidrsOverlap(checkCidr('podCidrs', mine), checkCidr('localPodCidrs', normalizeCidr(local, 'localPodCidrs')))) {
         return new WireGuardReconcileError(
           'VEIL_WG_CONFLICT',
           node,
@@ -167,7 +153,7 @@ export function findConflict(candidate: NodePeers, others: Iterable<NodePeers>, 
     if (other.node === node) continue;
     for (const mine of candidate.podCidrs) {
       for (const theirs of other.podCidrs) {
-        if (cidrsOverlap(mine, theirs)) {
+        if (cidrsOverlap(checkCidr('podCidrs', mine), checkCidr('podCidrs', theirs))) {
           return new WireGuardReconcileError(
             'VEIL_WG_CONFLICT',
             node,
@@ -181,7 +167,7 @@ export function findConflict(candidate: NodePeers, others: Iterable<NodePeers>, 
         return new WireGuardReconcileError(
           'VEIL_WG_CONFLICT',
           node,
-          `Refusing WireGuard peer for node "${node}": its public key "${keyFingerprint(p.publicKey)}" is already node "${other.node}"'s; every node needs its own key`,
+          `Refusing WireGuard peer for node "${node}": its public key "${publicKeyFingerprint(p.publicKey)}" is already node "${other.node}"'s; every node needs its own key`,
         );
       }
     }
@@ -233,7 +219,7 @@ export function planNodeOnChannel(
   if (want) {
     for (const [k, p] of device) {
       if (k === wantHex || othersKeys.has(k) || stale.has(k)) continue;
-      if (p.allowedIps.some((a) => want.allowedIps.some((b) => cidrsOverlap(a, b)))) stale.add(k);
+      if (p.allowedIps.some((a) => want.allowedIps.some((b) => cidrsOverlap(checkCidr('allowedIps', a), checkCidr('allowedIps', b))))) stale.add(k);
     }
   }
   for (const k of stale) out.push({ publicKey: device.get(k)!.publicKey, remove: true });

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../agent/errors.js';
 import { formatCidr, formatIp, maskHostBits, type Cidr } from '../../../agent/net/ip.js';
 import { cidrPrefixes, cidrRulesToPolicyRules, withCidrIdentities } from '../../../agent/policy/cidr-identities.js';
-import { contains, type CidrRule } from '../../../agent/policy/cidr-rule.js';
+import type { CidrRule } from '../../../agent/policy/cidr-rule.js';
+import { cidrContains as contains } from '../../../agent/net/ip.js';
 
 const c = (text: string): Cidr => {
   const [addr, len] = text.split('/') as [string, string];

@@ -1,10 +1,10 @@
+import { checkCidr, cidrsOverlap } from '../../../agent/net/ip.js';
 import { describe, expect, it } from 'vitest';
 import { NodeRecordError } from '../../../agent/keys/errors.js';
 import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
 import { WireGuardReconcileError } from '../../../agent/reconcile/wireguard-errors.js';
 import {
   applyToView,
-  cidrsOverlap,
   findConflict,
   nodePeers,
   planNodeOnChannel,
@@ -100,8 +100,8 @@ describe('cidrsOverlap()', () => {
     ['fd00::/64', 'fd00:0:0:1::/64', false],
     ['0.0.0.0/0', '::/0', false],
   ])('%s and %s: %s', (a, b, want) => {
-    expect(cidrsOverlap(a, b)).toBe(want);
-    expect(cidrsOverlap(b, a)).toBe(want);
+    expect(cidrsOverlap(checkCidr('a', a), checkCidr('b', b))).toBe(want);
+    expect(cidrsOverlap(checkCidr('b', b), checkCidr('a', a))).toBe(want);
   });
 });
 
