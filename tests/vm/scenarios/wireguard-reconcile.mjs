@@ -64,7 +64,8 @@ await runScenario(async ([nsA, nsB, stateDir]) => {
     addresses: [n.underlay],
     podCidrs: n.podCidrs,
     bootId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
-    keys: [...n.keys].map(([generation, k]) => ({ kind: 'node', identity: 0, generation, publicKey: k.publicKey.base64 })),
+    // The newest generation is the one the node sends with; an older one is still accepted.
+    keys: [...n.keys].map(([generation, k]) => ({ kind: 'node', identity: 0, generation, publicKey: k.publicKey.base64, state: generation === Math.max(...n.keys.keys()) ? 'active' : 'superseded' })),
     issuedAt: Date.now(),
     sequence: ++n.sequence,
   });
