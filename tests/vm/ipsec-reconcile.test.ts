@@ -211,7 +211,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
       [300, 5300, 40],
       [301, 5301, 25],
     ] as const) {
-      await v.check(`printf '%x' ${encryptMark(ident, slotOf(first.a, ident)).value} > ${TMP}/mark-${ident}`);
+      await v.check(`printf '%x' ${encryptMark(ident, slotOf(first.a, ident)).value} > ${TMP}/mark-${ident}.new && mv ${TMP}/mark-${ident}.new ${TMP}/mark-${ident}`);
       const r = await stream(`id${ident}`, port, `${TMP}/mark-${ident}`, count, 0.01);
       expect(r.received).toEqual({ received: count, max: count, missing: [], duplicates: 0 });
     }
@@ -220,7 +220,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
 
     // An identity without SAs to B: its marked packets hit the block policy, never the wire.
     const stat = await xfrmStat(A);
-    await v.check(`printf '%x' ${encryptMark(999, 0).value} > ${TMP}/mark-999`);
+    await v.check(`printf '%x' ${encryptMark(999, 0).value} > ${TMP}/mark-999.new && mv ${TMP}/mark-999.new ${TMP}/mark-999`);
     const blocked = JSON.parse(await v.check(`ip netns exec ${A} ${UDP} send ${POD_A} ${POD_B} 5399 ${TMP}/mark-999 5 0.01`)) as { refused: object };
     expect(blocked.refused).toEqual({ EPERM: 5 });
     expect((await xfrmStat(A)).XfrmOutPolBlock).toBe(stat.XfrmOutPolBlock! + 5);
@@ -237,7 +237,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
     const x = a.identities.find((k) => k.identity === 300)!;
     const COUNT = 1500;
     const slot1 = slotOf(first.a, 300);
-    await v.check(`printf '%x' ${encryptMark(300, slot1).value} > ${TMP}/mark-rot`);
+    await v.check(`printf '%x' ${encryptMark(300, slot1).value} > ${TMP}/mark-rot.new && mv ${TMP}/mark-rot.new ${TMP}/mark-rot`);
     const statsBefore = { a: await xfrmStat(A), b: await xfrmStat(B) };
     const decryptedBefore = await decryptedCount(300);
     const oldSpi = first.a.states.find((s) => s.direction === 'out' && s.identity === 300)!.spi;
@@ -262,7 +262,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
       const act = await reconcile(A, a, recordOf(b));
       newSlot = slotOf(act, 300);
       newSpi = act.states.find((s) => s.direction === 'out' && s.identity === 300 && s.senderGeneration === 2)!.spi;
-      await v.check(`printf '%x' ${encryptMark(300, newSlot).value} > ${TMP}/mark-rot`);
+      await v.check(`printf '%x' ${encryptMark(300, newSlot).value} > ${TMP}/mark-rot.new && mv ${TMP}/mark-rot.new ${TMP}/mark-rot`);
       await v.check('sleep 1');
       // 3. Retire: generation 1 leaves A's keys and record; both ends delete its SAs.
       x.generations = x.generations.filter((k) => k.generation === 2);
@@ -294,7 +294,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
     const COUNT = 1500;
     const before = await reconcile(A, a, recordOf(b));
     const slotOld = slotOf(before, 301);
-    await v.check(`printf '%x' ${encryptMark(301, slotOld).value} > ${TMP}/mark-nk`);
+    await v.check(`printf '%x' ${encryptMark(301, slotOld).value} > ${TMP}/mark-nk.new && mv ${TMP}/mark-nk.new ${TMP}/mark-nk`);
     const statsBefore = { a: await xfrmStat(A), b: await xfrmStat(B) };
     const decryptedBefore = await decryptedCount(301);
     let slotNew = -1;
@@ -313,7 +313,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
       steps.push(`publish: B +${applied(g.b).addedStates ?? 0} in, A +${applied(g.a).addedStates ?? 0} out`);
       // A sends with B's newest node key.
       slotNew = slotOf(g.a, 301);
-      await v.check(`printf '%x' ${encryptMark(301, slotNew).value} > ${TMP}/mark-nk; sleep 1`);
+      await v.check(`printf '%x' ${encryptMark(301, slotNew).value} > ${TMP}/mark-nk.new && mv ${TMP}/mark-nk.new ${TMP}/mark-nk; sleep 1`);
       // B retires node key 1 after every peer moved: its inbound SAs go, then A's out SAs.
       b.nodeKey.generations = b.nodeKey.generations.filter((k) => k.generation === 2);
       const ret = await both();
@@ -352,7 +352,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
     // The per-identity SAs were adopted, then pruned as no longer planned.
     expect((await ipStates(A)).map((s) => s.spi).sort()).toEqual(r.a.states.map((s) => s.spi).sort());
     const before = await decryptedCount(0);
-    await v.check(`printf '%x' ${encryptMark(0, slotOf(r.a, 0)).value} > ${TMP}/mark-0`);
+    await v.check(`printf '%x' ${encryptMark(0, slotOf(r.a, 0)).value} > ${TMP}/mark-0.new && mv ${TMP}/mark-0.new ${TMP}/mark-0`);
     const s = await stream('np', 5320, `${TMP}/mark-0`, 20, 0.01);
     expect(s.received).toEqual({ received: 20, max: 20, missing: [], duplicates: 0 });
     expect(await decryptedCount(0)).toBe(before + 20);
@@ -388,7 +388,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
     await v.check(`ip netns exec ${B} tc filter add dev ul0 ingress protocol ipv6 pref 20 handle ${hex(decryptedMark(300, 0).value)}/0xffff0f00 fw action pass`);
     const cap = background('cap6', `ip netns exec ${A} tcpdump -Z root -i ul0 -Q out -nn -U -s 128 -w ${TMP}/cap6.pcap ip6 and not icmp6`);
     await waitFor('tcpdump', `grep -q 'listening on' ${TMP}/cap6.err`);
-    await v.check(`printf '%x' ${encryptMark(300, slotOf(r.a, 300, 6)).value} > ${TMP}/mark-v6`);
+    await v.check(`printf '%x' ${encryptMark(300, slotOf(r.a, 300, 6)).value} > ${TMP}/mark-v6.new && mv ${TMP}/mark-v6.new ${TMP}/mark-v6`);
     const s = await stream('v6', 5340, `${TMP}/mark-v6`, 30, 0.01, undefined, { src: 'fd00:1::10', dst: 'fd00:2::10' });
     expect(s.received).toEqual({ received: 30, max: 30, missing: [], duplicates: 0 });
     expect(await decryptedCount(300, 6)).toBe(30);
@@ -401,7 +401,7 @@ describe('IPsec reconciler with ESP (VM)', () => {
 
   it('drops marked traffic, never sends it in clear, while SAs are missing; the next reconcile re-creates them', async () => {
     const slot = slotOf(await reconcile(A, a, recordOf(b)), 300);
-    await v.check(`printf '%x' ${encryptMark(300, slot).value} > ${TMP}/mark-flush`);
+    await v.check(`printf '%x' ${encryptMark(300, slot).value} > ${TMP}/mark-flush.new && mv ${TMP}/mark-flush.new ${TMP}/mark-flush`);
     const cap = background('capf', `ip netns exec ${A} tcpdump -Z root -i ul0 -Q out -nn -U -s 128 -w ${TMP}/capf.pcap ip`);
     await waitFor('tcpdump', `grep -q 'listening on' ${TMP}/capf.err`);
     const decrypted = await decryptedCount(300);

@@ -4,8 +4,8 @@ socket (no nftables, no ip rule). Used by tests/vm/ipsec-reconcile.test.ts.
 
   marked-udp.py send SRC DST PORT MARKFILE COUNT INTERVAL
       sends COUNT datagrams "<n>" from SRC to DST:PORT, one every INTERVAL seconds; before each,
-      reads the mark (hex) from MARKFILE, so the test switches key slots mid-stream by rewriting
-      it. Prints {"sent": COUNT, "marks": [distinct marks used], "refused": {errno name: n}}
+      reads the mark (hex) from MARKFILE, so the test switches key slots mid-stream by replacing
+      it (write + rename: a read never sees a half-written file). Prints {"sent": COUNT, "marks": [distinct marks used], "refused": {errno name: n}}
       (a send the kernel refuses, e.g. EPERM from an XFRM block policy, is counted, not fatal).
   marked-udp.py recv BIND PORT IDLE
       receives until no datagram came for IDLE seconds (after the first), prints
