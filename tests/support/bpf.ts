@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { projectRoot } from '../../agent/project-root.js';
 import { uniqueName } from './netns.js';
+import { udp } from './packets.js';
 
 /** Path of a compiled test fixture (tests/fixtures/bpf/NAME.bpf.c); fails saying how to build it. */
 export function fixtureObject(name: string): string {
@@ -41,18 +42,7 @@ export function pinDirPerTest(tag = 'vt'): () => string {
   };
 }
 
-/** An Ethernet + IPv4 + UDP frame (checksums zero: tc programs in tests do not verify them). */
+/** An Ethernet + IPv4 + UDP frame from the one packet builder (tests/support/packets.ts). */
 export function ipv4UdpFrame(src: string, dst: string, sport = 1000, dport = 2000, payload = 16): Buffer {
-  const b = Buffer.alloc(14 + 20 + 8 + payload);
-  b.writeUInt16BE(0x0800, 12);
-  b[14] = 0x45;
-  b.writeUInt16BE(20 + 8 + payload, 16);
-  b[22] = 64;
-  b[23] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(b, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(b, 30);
-  b.writeUInt16BE(sport, 34);
-  b.writeUInt16BE(dport, 36);
-  b.writeUInt16BE(8 + payload, 38);
-  return b;
+  return Buffer.from(udp({ src, dst, sport, dport, payload: new Uint8Array(payload) }));
 }

@@ -9,7 +9,7 @@
  * reply case follows the case that opened its connection.
  */
 import { expect } from 'vitest';
-import { MapsAbi } from '../../agent/datapath/layout.js';
+import { MapsAbi, type RawEvent } from '../../agent/datapath/layout.js';
 import { compilePolicy } from '../../agent/datapath/policy-compile.js';
 import { Hook, hookName, Reason, reasonName } from '../../agent/datapath/reasons.js';
 import type { PolicyEnforcement, PolicyRule } from '../../agent/policy/rule.js';
@@ -86,20 +86,7 @@ export interface CaseResult {
   retval?: number;
   mark?: number;
   counters?: Record<string, number>;
-  events?: Array<{
-    srcIdentity: number;
-    dstIdentity: number;
-    ifindex: number;
-    type: number;
-    reason: number;
-    hook: number;
-    family: number;
-    proto: number;
-    sport: number;
-    dport: number;
-    saddr?: string;
-    daddr?: string;
-  }>;
+  events?: Array<Omit<RawEvent, 'timestampNs'>>;
   ifindex?: number;
   error?: string;
 }
