@@ -103,7 +103,8 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
   const nodes: TestNode[] = [];
 
   function record(n: TestNode): NodeRecord {
-    const keys: NodeRecordKey[] = [...n.keys].map(([generation, k]) => ({ kind: 'node', identity: 0, generation, publicKey: k.publicKey.base64 }));
+    const newest = Math.max(...n.keys.keys());
+    const keys: NodeRecordKey[] = [...n.keys].map(([generation, k]) => ({ kind: 'node', identity: 0, generation, publicKey: k.publicKey.base64, state: generation === newest ? 'active' : 'superseded' }));
     return {
       version: 1,
       name: n.name,
@@ -424,7 +425,7 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     } as unknown as TestNode;
     const good = record(stranger);
 
-    const shortKey = { ...good, keys: [{ kind: 'node' as const, identity: 0, generation: 1, publicKey: Buffer.alloc(31, 1).toString('base64') }] };
+    const shortKey = { ...good, keys: [{ kind: 'node' as const, identity: 0, generation: 1, publicKey: Buffer.alloc(31, 1).toString('base64'), state: 'active' as const }] };
     const e1 = await n0.reconciler.update('node-x', { record: shortKey }).catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(NodeRecordError);
     expect((e1 as Error).message).toMatch(/^Malformed node record of "node-x" at "keys\[0\]\.publicKey": expected 44 characters/);

@@ -19,7 +19,7 @@ const k2 = X25519PrivateKey.generate().publicKey;
 const record = (over = {}) =>
   sampleRecord({
     name: 'node-b',
-    keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k1.base64 }],
+    keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k1.base64, state: 'active' }],
     ...over,
   });
 
@@ -51,8 +51,8 @@ describe('nodePeers()', () => {
   it('installs per channel the generation the channel state names', () => {
     const r = record({
       keys: [
-        { kind: 'node', identity: 0, generation: 1, publicKey: k1.base64 },
-        { kind: 'node', identity: 0, generation: 2, publicKey: k2.base64 },
+        { kind: 'node', identity: 0, generation: 1, publicKey: k1.base64, state: 'active' },
+        { kind: 'node', identity: 0, generation: 2, publicKey: k2.base64, state: 'pending' },
       ],
     });
     const p = nodePeers(r, { generations: [1, 2], draining: 1 }, settings);
@@ -63,8 +63,8 @@ describe('nodePeers()', () => {
   it('refuses two node key generations without a channel state', () => {
     const r = record({
       keys: [
-        { kind: 'node', identity: 0, generation: 1, publicKey: k1.base64 },
-        { kind: 'node', identity: 0, generation: 2, publicKey: k2.base64 },
+        { kind: 'node', identity: 0, generation: 1, publicKey: k1.base64, state: 'active' },
+        { kind: 'node', identity: 0, generation: 2, publicKey: k2.base64, state: 'pending' },
       ],
     });
     const err = thrown(() => nodePeers(r, undefined, settings));
@@ -80,7 +80,7 @@ describe('nodePeers()', () => {
 
   it('refuses a key of the wrong length as a malformed record', () => {
     const short = Buffer.alloc(31, 7).toString('base64');
-    const err = thrown(() => nodePeers(record({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: short }] }), undefined, settings));
+    const err = thrown(() => nodePeers(record({ keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: short, state: 'active' }] }), undefined, settings));
     expect(err).toBeInstanceOf(NodeRecordError);
     expect(err.message).toContain('32-byte X25519 public key');
   });
@@ -108,7 +108,7 @@ describe('cidrsOverlap()', () => {
 describe('findConflict()', () => {
   const b = nodePeers(record(), undefined, settings);
   it('refuses pod CIDRs overlapping another node\'s', () => {
-    const c = nodePeers(record({ name: 'node-c', podCidrs: ['10.244.0.0/16'], keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k2.base64 }] }), undefined, settings);
+    const c = nodePeers(record({ name: 'node-c', podCidrs: ['10.244.0.0/16'], keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k2.base64, state: 'active' }] }), undefined, settings);
     const err = findConflict(c, [b], []);
     expect(err?.code).toBe('VEIL_WG_CONFLICT');
     expect(err?.message).toContain('pod CIDR "10.244.0.0/16" overlaps pod CIDR "10.244.1.0/24" of node "node-b"');
@@ -121,7 +121,7 @@ describe('findConflict()', () => {
     expect(findConflict(c, [b], [])?.message).toContain('is already node "node-b"\'s');
   });
   it('accepts the node itself and disjoint nodes', () => {
-    const c = nodePeers(record({ name: 'node-c', podCidrs: ['10.244.2.0/24'], keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k2.base64 }] }), undefined, settings);
+    const c = nodePeers(record({ name: 'node-c', podCidrs: ['10.244.2.0/24'], keys: [{ kind: 'node', identity: 0, generation: 1, publicKey: k2.base64, state: 'active' }] }), undefined, settings);
     expect(findConflict(b, [b, c], ['10.244.3.0/24'])).toBeNull();
   });
 });
