@@ -5,6 +5,7 @@ import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
 import { keysCommand } from './keys-command.js';
 import { labCommand } from './lab-command.js';
+import { operatorCommand } from './operator-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -24,4 +25,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, operatorCommand];
