@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
+import { agentCommand } from './agent-command.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
 import { keysCommand } from './keys-command.js';
@@ -25,4 +26,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, operatorCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand];
