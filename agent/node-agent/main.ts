@@ -182,7 +182,8 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       const addrs = await listAddresses();
       const source: { 4?: string; 6?: string } = {};
       for (const a of addrs) {
-        if (self.podCidrs.some((c) => cidrsOverlap(c, a.family === 4 ? `${a.address}/32` : `${a.address}/128`))) source[a.family] ??= a.address;
+        const ip = a.address.split('/')[0]!;
+        if (self.podCidrs.some((c) => cidrsOverlap(c, a.family === 4 ? `${ip}/32` : `${ip}/128`))) source[a.family] ??= ip;
       }
       reconciler = new WireGuardPeerReconciler({
         backend,
