@@ -4,6 +4,7 @@ import { projectRoot } from '../project-root.js';
 import { agentCommand } from './agent-command.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
+import { connectivityCommand } from './connectivity-command.js';
 import { keysCommand } from './keys-command.js';
 import { labCommand } from './lab-command.js';
 import { operatorCommand } from './operator-command.js';
@@ -26,4 +27,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand, connectivityCommand];
