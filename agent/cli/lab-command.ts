@@ -7,6 +7,7 @@ import { createRootLogger, moduleLogger } from '../log/logger.js';
 import type { LabDeps } from '../lab/deps.js';
 import { labAgentProcess, labOperatorProcess } from '../lab/lab-processes.js';
 import { labPodAdd, labPodDelete } from '../lab/pods.js';
+import { labRestartAgent } from '../lab/restart-agent.js';
 import { labPolicyApply, labPolicyDelete } from '../lab/policies.js';
 import { labDown } from '../lab/remove.js';
 import { labStatus, type LabStatus } from '../lab/status.js';
@@ -29,6 +30,8 @@ Commands:
   pods add     --pod NAME --node NODE [--namespace default] [--labels k=v,...] [--service-account default] [--name veil]
   pods delete  --pod NAME [--namespace default] [--name veil]
           Add or remove a pod while the lab runs
+  restart-agent --node NODE [--name veil]
+          Stop a node's agent and start it again (it adopts the kernel state)
   policy apply FILE [--name veil]
   policy delete FILE [--name veil]
           Write or remove Kubernetes NetworkPolicies (YAML) in the lab's cluster model
@@ -172,7 +175,17 @@ async function policy(args: string[]): Promise<number> {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, down, status, pods, policy };
+async function restartAgent(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs('lab restart-agent', args, { name: { type: 'string' }, node: { type: 'string' } });
+  const name = checkLabName(values.name ?? DEFAULT_LAB_NAME);
+  const node = requiredFlag(values, 'node', 'lab restart-agent');
+  requireRoot();
+  const rec = await labRestartAgent(name, node, deps());
+  out(`Restarted the agent of ${node} (pid ${rec.pid}, log ${rec.log})`);
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, down, status, pods, policy, 'restart-agent': restartAgent };
 
 export const labCommand: Command = {
   name: 'lab',
