@@ -158,7 +158,9 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
     start: async () => {
       [caPem, certPem] = await Promise.all([readPem(config.pki.caBundle, 'CA bundle'), readPem(config.pki.nodeCert, 'node certificate')]);
       nodeKey = createPrivateKey(await readPem(config.pki.nodeKey, 'node key'));
-      audit = openAuditLog({ path: config.audit.file, node: me, signer: keyObjectSigner(nodeKey, certPem), mirror: null, onError: (err) => log.warn({ err }, 'Audit checkpoint failed') });
+      // Key events are rare: each is followed by a signed checkpoint at once, so a verifier never
+      // finds an unsigned tail while the agent runs.
+      audit = openAuditLog({ path: config.audit.file, node: me, signer: keyObjectSigner(nodeKey, certPem), mirror: null, checkpointEvery: 1, onError: (err) => log.warn({ err }, 'Audit checkpoint failed') });
     },
     stop: () => audit?.close(),
   });

@@ -6,7 +6,7 @@
  * audit log, and `veil lab down` leaving nothing behind.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,15 +125,22 @@ describe('the lab end to end', () => {
   it('lab down leaves no namespace, process, pin or directory behind', async () => {
     const pids = (await status()).processes.map((p) => p.pid);
     // The agents' wireguard-go daemons live in the node namespaces and are not journaled.
-    for (const n of s.nodes) pids.push(...(await run('ip', ['netns', 'pids', n.netns])).stdout.split('\n').filter(Boolean).map(Number));
-    expect(pids.length).toBeGreaterThan(5);
+    const cmdline = (pid: number) => (existsSync(`/proc/${pid}`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() : '');
+    for (const n of s.nodes) {
+      const listed = (await run('ip', ['netns', 'pids', n.netns])).stdout.split('\n').filter(Boolean).map(Number);
+      pids.push(...listed.filter((pid) => cmdline(pid).includes('wireguard-go')));
+    }
+    // Three agents, etcd, the operator and two wireguard-go daemons per node.
+    expect(pids.length).toBe(11);
+    const before = new Map(pids.map((pid) => [pid, cmdline(pid)]));
     const r = await veil(['lab', 'down', '--name', LAB]);
     expect(r.code, r.stderr).toBe(0);
     up = false;
     expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(`veil-${LAB}-`);
     expect(existsSync(`/sys/fs/bpf/veil-lab-${LAB}`)).toBe(false);
     expect(existsSync(`/run/veil/lab/${LAB}`)).toBe(false);
-    for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    const left = pids.filter((pid) => cmdline(pid) !== '' && cmdline(pid) === before.get(pid)).map((pid) => `${pid}: ${cmdline(pid)}`);
+    expect(left).toEqual([]);
     const ps = await run('ps', ['-eo', 'args']);
     expect(ps.stdout).not.toContain(`/run/veil/lab/${LAB}/`);
   });
