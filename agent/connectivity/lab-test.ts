@@ -16,7 +16,9 @@
  * counter maps (the same numbers as their /metrics).
  */
 import { ClusterClient } from '../cluster/client.js';
+import { ConfigMap } from '../datapath/config-map.js';
 import { Counters } from '../datapath/counters.js';
+import { Ipcache } from '../datapath/ipcache.js';
 import { Hook, Reason } from '../datapath/reasons.js';
 import { labPinRoot } from '../lab/lab-processes.js';
 import { openLabStore } from '../lab/lab-store.js';
@@ -190,10 +192,44 @@ export const SCENARIOS: ReadonlyArray<readonly [string, Scenario]> = [
   ['policy-allow-deny', policy],
 ];
 
+/**
+ * Waits (up to `timeoutMs`) until every node's agent has its WireGuard devices in the datapath
+ * config and every pod of the lab in its ipcache (read from the pinned maps). Returns the nodes
+ * that are not ready.
+ */
+export async function waitForAgents(s: LabState, timeoutMs: number): Promise<string[]> {
+  const notReady = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const n of s.nodes) {
+      const pins = `${labPinRoot(s.name)}/${n.name}`;
+      try {
+        const cfg = await (await ConfigMap.open(pins)).get();
+        const ipc = new Set((await (await Ipcache.open(pins)).entries()).map(([k]) => k));
+        const missing = s.pods.filter((p) => !ipc.has(v4(p)) && !ipc.has(`${v4(p)}/32`));
+        if (cfg.wireguardIfindex.includes(0)) out.push(`${n.name}: WireGuard devices not in the datapath yet`);
+        else if (missing.length > 0) out.push(`${n.name}: ${missing.length} pods not in its ipcache yet (identities pending?)`);
+      } catch (err) {
+        out.push(`${n.name}: datapath not loaded (${(err as Error).message})`);
+      }
+    }
+    return out;
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await notReady();
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function runLabConnectivityTest(opts: LabTestOptions): Promise<ScenarioResult[]> {
   const state = await readLabState(opts.name, opts.root ?? DEFAULT_LAB_ROOT);
   const wireguardPort = opts.wireguardPort ?? 51871;
   const results: ScenarioResult[] = [];
+  const notReady = await waitForAgents(state, 30_000);
+  if (notReady.length > 0) {
+    results.push(fail('agents-ready', `Agents not ready after 30 s: ${notReady.join('; ')}; see the agent logs (veil lab status shows where)`));
+  }
   for (const [name, run] of SCENARIOS) {
     if (opts.only && !opts.only.includes(name)) continue;
     try {
