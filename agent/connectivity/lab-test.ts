@@ -7,6 +7,10 @@
  *   node-to-pod             ping from a node to a pod on it and to a pod on another node
  *   encryption-on-the-wire  capture on the underlay bridge while pods of two nodes talk:
  *                           zero plaintext pod packets, WireGuard packets present
+ *   strict-broken-peer-key  the peer of another node replaced by one with a random key on this
+ *                           node's WireGuard devices: pods of the two nodes cannot talk and not
+ *                           one plaintext pod packet reaches the wire; the real peer is put back
+ *                           and traffic flows again
  *   policy-allow-deny       a NetworkPolicy isolating the servers: a client still reaches a
  *                           server, another server is dropped, and the receiving node's eBPF
  *                           counters show the drop with reason DROP_POLICY_DEFAULT_DENY; the
@@ -20,11 +24,12 @@ import { ConfigMap } from '../datapath/config-map.js';
 import { Counters } from '../datapath/counters.js';
 import { Ipcache } from '../datapath/ipcache.js';
 import { Hook, Reason } from '../datapath/reasons.js';
-import { labPinRoot } from '../lab/lab-processes.js';
 import { openLabStore } from '../lab/lab-store.js';
 import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from '../lab/state.js';
 import { cidrsOverlap } from '../reconcile/wireguard-peer-plan.js';
 import { ping, WireCapture } from './probes.js';
+import { breakPeer, restorePeers } from './wg-tool.js';
+import { labNodeDir, labPinRoot } from '../lab/lab-processes.js';
 
 export interface ScenarioResult {
   name: string;
@@ -184,11 +189,40 @@ const policy: Scenario = async (s) => {
   }
 };
 
+const strictBrokenKey: Scenario = async (s, o) => {
+  const name = 'strict-broken-peer-key';
+  const { a, remote } = pick(s);
+  const node = s.nodes.find((n) => n.name === a?.node);
+  const remoteNode = s.nodes.find((n) => n.name === remote?.node);
+  if (!a || !remote || !node || !remoteNode) return fail(name, 'Needs pods on two nodes');
+  // The agent's wireguard-go sockets (agent/wireguard/userspace-backend.ts: <stateDir>/wireguard/@self
+  // for its own namespace); absent with kernel WireGuard, where `wg` needs no socket directory.
+  const socketDir = `${labNodeDir(s.name, node.name)}/wg/wireguard/@self`;
+  const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
+  const isPod = (ip: string) => podCidrs.some((c) => cidrsOverlap(c, ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+  const broken = await breakPeer(node.netns, socketDir, ['veil_wg0', 'veil_wg1'], remoteNode.podCidrs[0]!);
+  if (broken.length === 0) return fail(name, `No WireGuard peer on ${node.name} carries ${remoteNode.podCidrs[0]}: the agent has not installed ${remoteNode.name} as a peer`);
+  let during: { sent: number; received: number };
+  let wire;
+  try {
+    const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
+    during = await ping(a.netns, v4(remote), { count: 10, intervalS: 0.1, timeoutS: 1 });
+    wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
+  } finally {
+    await restorePeers(node.netns, socketDir, broken);
+  }
+  const back = await until(async () => ((await ping(a.netns, v4(remote), { count: 1, timeoutS: 1 })).received === 1 ? true : undefined), 20_000);
+  const ok = during.received === 0 && wire.plaintext === 0 && back === true;
+  const detail = `${node.name}'s peer for ${remoteNode.name} given a random key on ${broken.map((b) => b.device).join(', ')}: ${during.received}/${during.sent} pings answered, ${wire.plaintext} plaintext pod packets on the wire; after restoring the peer: ${back ? 'traffic flows again' : 'traffic did NOT come back within 20 s'}`;
+  return { name, ok, detail: ok ? detail : `${detail}; expected no reply, no plaintext and recovery`, data: { answered: during.received, plaintext: wire.plaintext, recovered: back === true } };
+};
+
 export const SCENARIOS: ReadonlyArray<readonly [string, Scenario]> = [
   ['pod-to-pod-same-node', sameNode],
   ['pod-to-pod-cross-node', crossNode],
   ['node-to-pod', nodeToPod],
   ['encryption-on-the-wire', encryption],
+  ['strict-broken-peer-key', strictBrokenKey],
   ['policy-allow-deny', policy],
 ];
 

@@ -92,7 +92,7 @@ describe('the lab end to end', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const report = JSON.parse(await readFile(json, 'utf8')) as { passed: boolean; results: { name: string; ok: boolean; data?: { plaintext?: number; encrypted?: number } }[] };
     expect(report.passed).toBe(true);
-    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'policy-allow-deny']);
+    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'policy-allow-deny']);
     const wire = report.results.find((x) => x.name === 'encryption-on-the-wire')!.data!;
     expect(wire.plaintext).toBe(0);
     expect(wire.encrypted).toBeGreaterThan(0);
