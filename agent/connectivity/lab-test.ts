@@ -11,6 +11,9 @@
  *                           node's WireGuard devices: pods of the two nodes cannot talk and not
  *                           one plaintext pod packet reaches the wire; the real peer is put back
  *                           and traffic flows again
+ *   agent-restart-under-load  the first node's agent restarted (`veil lab restart-agent`) while
+ *                           its pod pings a pod of another node 20 times a second: every ping
+ *                           answered, no plaintext pod packet on the wire
  *   policy-allow-deny       a NetworkPolicy isolating the servers: a client still reaches a
  *                           server, another server is dropped, and the receiving node's eBPF
  *                           counters show the drop with reason DROP_POLICY_DEFAULT_DENY; the
@@ -25,6 +28,7 @@ import { Counters } from '../datapath/counters.js';
 import { Ipcache } from '../datapath/ipcache.js';
 import { Hook, Reason } from '../datapath/reasons.js';
 import { openLabStore } from '../lab/lab-store.js';
+import { labRestartAgent } from '../lab/restart-agent.js';
 import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from '../lab/state.js';
 import { cidrsOverlap } from '../reconcile/wireguard-peer-plan.js';
 import { ping, WireCapture } from './probes.js';
@@ -217,12 +221,36 @@ const strictBrokenKey: Scenario = async (s, o) => {
   return { name, ok, detail: ok ? detail : `${detail}; expected no reply, no plaintext and recovery`, data: { answered: during.received, plaintext: wire.plaintext, recovered: back === true } };
 };
 
+const agentRestart: Scenario = async (s, o) => {
+  const name = 'agent-restart-under-load';
+  const { a, remote } = pick(s);
+  if (!a || !remote) return fail(name, 'Needs pods on two nodes');
+  const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
+  const isPod = (ip: string) => podCidrs.some((c) => cidrsOverlap(c, ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+  const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
+  const load = ping(a.netns, v4(remote), { count: 80, intervalS: 0.05, timeoutS: 2 });
+  await new Promise((r) => setTimeout(r, 500));
+  let restarted = '';
+  try {
+    const rec = await labRestartAgent(s.name, a.node);
+    restarted = `pid ${rec.pid}`;
+  } catch (err) {
+    restarted = `restart failed: ${(err as Error).message}`;
+  }
+  const r = await load;
+  const wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
+  const ok = r.sent > 0 && r.received === r.sent && wire.plaintext === 0 && restarted.startsWith('pid');
+  const detail = `agent of ${a.node} restarted (${restarted}) while ${a.name} pinged ${remote.name}: ${r.sent - r.received} of ${r.sent} lost, ${wire.plaintext} plaintext pod packets on the wire`;
+  return { name, ok, detail: ok ? detail : `${detail}; expected 0 lost and 0 plaintext`, data: { sent: r.sent, lost: r.sent - r.received, plaintext: wire.plaintext } };
+};
+
 export const SCENARIOS: ReadonlyArray<readonly [string, Scenario]> = [
   ['pod-to-pod-same-node', sameNode],
   ['pod-to-pod-cross-node', crossNode],
   ['node-to-pod', nodeToPod],
   ['encryption-on-the-wire', encryption],
   ['strict-broken-peer-key', strictBrokenKey],
+  ['agent-restart-under-load', agentRestart],
   ['policy-allow-deny', policy],
 ];
 

@@ -92,7 +92,9 @@ describe('the lab end to end', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const report = JSON.parse(await readFile(json, 'utf8')) as { passed: boolean; results: { name: string; ok: boolean; data?: { plaintext?: number; encrypted?: number } }[] };
     expect(report.passed).toBe(true);
-    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'policy-allow-deny']);
+    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'agent-restart-under-load', 'policy-allow-deny']);
+    const restart = report.results.find((x) => x.name === 'agent-restart-under-load')!.data! as { lost?: number; plaintext?: number };
+    expect(restart).toMatchObject({ lost: 0, plaintext: 0 });
     const wire = report.results.find((x) => x.name === 'encryption-on-the-wire')!.data!;
     expect(wire.plaintext).toBe(0);
     expect(wire.encrypted).toBeGreaterThan(0);
@@ -101,7 +103,8 @@ describe('the lab end to end', () => {
   it('an agent restarted under traffic adopts the kernel state: no ping lost', async () => {
     const client = s.pods.find((p) => p.node === 'node-1')!;
     const remote = s.pods.find((p) => p.node === 'node-2')!;
-    const agent = s.processes.find((p) => p.name === 'agent-node-1')!;
+    // Fresh: the connectivity test restarted this agent once already.
+    const agent = (await status()).processes.find((p) => p.name === 'agent-node-1')!;
     const pinging = run('ip', ['netns', 'exec', client.netns, 'ping', '-n', '-c', '60', '-i', '0.05', '-W', '1', remote.ip], { timeoutMs: 60_000 });
     await new Promise((r) => setTimeout(r, 500));
     process.kill(agent.pid, 'SIGTERM');
