@@ -6,10 +6,14 @@
  * audit log, and `veil lab down` leaving nothing behind.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { etcdSocketPath } from '../../../agent/lab/lab-etcd.js';
+import { openLabStore } from '../../../agent/lab/lab-store.js';
+import { labPaths } from '../../../agent/lab/state.js';
 import { projectRoot } from '../../../agent/project-root.js';
 import { run, eventually } from '../../support/netns.js';
 
@@ -114,6 +118,34 @@ describe('the lab end to end', () => {
     const out = (await pinging).stdout;
     expect(out).toMatch(/60 packets transmitted, 60 received/);
     await eventually(async () => (await agentStatus('veil-age2e-node-1')).peers.length === 2, { timeoutMs: 30_000, what: 'the restarted agent to adopt its peers' });
+  });
+
+  it('lab policy apply isolates the servers and lab policy delete lifts it; a bad file changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'veil-e2e-policy-'));
+    const file = join(dir, 'deny.yaml');
+    writeFileSync(file, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: deny-servers, namespace: backend }\nspec:\n  podSelector: { matchLabels: { app: server } }\n  policyTypes: [Ingress]\n');
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: bad, namespace: backend }\nspec:\n  podSelector: { matchLabels: { app: server } }\n  policyTypes: [Sideways]\n');
+    const client = s.pods.find((p) => p.name.startsWith('client') && p.node === 'node-1')!;
+    const server = s.pods.find((p) => p.name.startsWith('server') && p.node === 'node-2')!;
+    const reaches = async () => (await run('ip', ['netns', 'exec', client.netns, 'ping', '-n', '-c', '1', '-W', '1', server.ip]).then(() => true, () => false));
+    expect(await reaches()).toBe(true);
+    const rejected = await veil(['lab', 'policy', 'apply', bad, '--name', LAB]);
+    expect(rejected.code).toBe(1);
+    expect(rejected.stderr).toMatch(/Sideways/);
+    const labStore = await openLabStore(etcdSocketPath(labPaths(LAB).dir));
+    try {
+      expect((await labStore.cluster.list('policies')).items).toEqual([]);
+    } finally {
+      await labStore.close();
+    }
+    const applied = await veil(['lab', 'policy', 'apply', file, '--name', LAB]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain('backend/deny-servers');
+    await eventually(async () => !(await reaches()), { timeoutMs: 15_000, what: 'the policy to isolate the server' });
+    const deleted = await veil(['lab', 'policy', 'delete', file, '--name', LAB]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await eventually(reaches, { timeoutMs: 15_000, what: 'the server to be reachable again' });
   });
 
   it('veil audit verify passes on every audit log of the lab', async () => {
