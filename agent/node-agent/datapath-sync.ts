@@ -316,7 +316,7 @@ export class DatapathSync {
     for (const ifindex of haveEp.keys()) {
       if (endpoints.has(ifindex)) continue;
       await dp.endpoints.delete(ifindex);
-      dp.attached.delete(ifindex);
+      await dp.forgetPod(ifindex);
     }
 
     const report: DatapathSyncReport = {

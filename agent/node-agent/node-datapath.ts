@@ -6,10 +6,12 @@
  * exits: traffic keeps flowing, encrypted, while it restarts; the next agent's attach replaces the
  * program in place (docs/datapath.md §Attaching). Nothing here removes datapath state on stop.
  */
+import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigMap } from '../datapath/config-map.js';
 import { Counters } from '../datapath/counters.js';
-import { attach, loadObject, type BpfObject } from '../datapath/datapath.js';
+import { attach, detach, loadObject, type BpfObject } from '../datapath/datapath.js';
+import { hasCode } from '../errors.js';
 import { openEndpointMap, type EndpointMap } from '../datapath/endpoints.js';
 import { Ipcache } from '../datapath/ipcache.js';
 import { openPolicyMap, type PolicyMap } from '../datapath/policy-map.js';
@@ -106,6 +108,30 @@ export class NodeDatapath {
     const t = await attach(this.#program('toPod'), { interface: ifindex, direction: 'egress' }, opts);
     if (!this.attached.has(ifindex)) this.#log.info({ interface: name, ifindex, fromPod: f.action, toPod: t.action }, 'Attached pod programs');
     this.attached.set(ifindex, name);
+  }
+
+  /**
+   * A pod is gone (its endpoint entry was removed): detaches from-pod / to-pod when its interface
+   * still exists; when it is gone with the pod's namespace, removes the link pins it left (the
+   * links are defunct; their pins would otherwise stay until the ifindex is reused). Pin names
+   * are the addon's: `<pinDir>/links/<netns inode>-<ifindex>-<direction>` (bpf-attach.cc).
+   */
+  async forgetPod(ifindex: number): Promise<void> {
+    this.attached.delete(ifindex);
+    try {
+      await detach({ interface: ifindex, direction: 'ingress' }, { pinDir: this.#pinDir });
+      await detach({ interface: ifindex, direction: 'egress' }, { pinDir: this.#pinDir });
+      return;
+    } catch (err) {
+      if (!hasCode(err, 'ENODEV')) throw err;
+    }
+    const ino = (await stat('/proc/self/ns/net')).ino;
+    for (const dir of ['ingress', 'egress']) {
+      await unlink(join(this.#pinDir, 'links', `${ino}-${ifindex}-${dir}`)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
+    this.#log.info({ ifindex }, 'Removed the pins of a gone pod interface');
   }
 
   /** Closes the agent's file descriptors; attachments and pinned maps stay in the kernel. */
