@@ -7,7 +7,7 @@
 import { ValidationError } from '../errors.js';
 import { callNative } from '../native/addon.js';
 import { quote } from '../net/ip.js';
-import type { BpfMapHandle } from './datapath.js';
+import { checkOwnerOpen, type BpfMapHandle } from './datapath.js';
 import type { Codec } from './layout.js';
 import { bpfAddon, UpdateFlags, type BatchMethod, type MapRef, type RawMapDescription } from './native.js';
 
@@ -47,14 +47,24 @@ export class BpfMap<K, V> {
     readonly info: RawMapDescription,
     readonly key: Codec<K>,
     readonly value: Codec<V>,
+    /** The loaded object's map this was opened from (keeps the object, and so the fd, alive). */
+    private readonly handle: BpfMapHandle | undefined,
   ) {}
+
+  /** Every call checks that an fd-backed map's object is still open (its fd number could be reused). */
+  private get liveRef(): MapRef {
+    if (this.handle) checkOwnerOpen(this.handle);
+    return this.ref;
+  }
 
   /**
    * Opens a map by handle, fd or pinned path and checks that the codecs match its key and value
    * sizes (per-CPU maps: the value codec covers every CPU).
    */
   static async open<K, V>(map: BpfMapHandle | MapRef, key: Codec<K>, value: Codec<V>): Promise<BpfMap<K, V>> {
-    const ref: MapRef = typeof map === 'object' ? map.fd : map;
+    const handle = typeof map === 'object' ? map : undefined;
+    if (handle) checkOwnerOpen(handle);
+    const ref: MapRef = handle ? handle.fd : (map as MapRef);
     if (typeof ref === 'number' ? !Number.isInteger(ref) || ref < 0 : typeof ref !== 'string' || !ref.startsWith('/')) {
       throw new ValidationError('map', `Invalid map ${quote(ref)}: give a map fd or the absolute path of a pinned map`);
     }
@@ -66,7 +76,7 @@ export class BpfMap<K, V> {
     if (value.size !== valueBytes) {
       throw new ValidationError('value', `Map ${quote(info.name)} has ${valueBytes}-byte values${info.perCpu ? ` (${info.possibleCpus} CPUs)` : ''} but the value codec encodes ${value.size}; the agent and the loaded programs disagree on the ABI: rebuild and reload both`);
     }
-    return new BpfMap(ref, info, key, value);
+    return new BpfMap(ref, info, key, value, handle);
   }
 
   get name(): string {
@@ -87,20 +97,20 @@ export class BpfMap<K, V> {
 
   async get(k: K): Promise<V | undefined> {
     const key = this.encodeKey(k);
-    const r = await callNative(`Cannot look up in map ${quote(this.name)}`, () => bpfAddon().bpfMapLookup(this.ref, key));
+    const r = await callNative(`Cannot look up in map ${quote(this.name)}`, () => bpfAddon().bpfMapLookup(this.liveRef, key));
     return r ? this.value.decode(r, 0) : undefined;
   }
 
   async set(k: K, v: V, mode: UpdateMode = 'any'): Promise<void> {
     const key = this.encodeKey(k);
     const value = this.encodeValue(v);
-    await callNative(`Cannot update map ${quote(this.name)}`, () => bpfAddon().bpfMapUpdate(this.ref, key, value, FLAG[mode]));
+    await callNative(`Cannot update map ${quote(this.name)}`, () => bpfAddon().bpfMapUpdate(this.liveRef, key, value, FLAG[mode]));
   }
 
   /** True when the key existed. */
   async delete(k: K): Promise<boolean> {
     const key = this.encodeKey(k);
-    return callNative(`Cannot delete from map ${quote(this.name)}`, () => bpfAddon().bpfMapDelete(this.ref, key));
+    return callNative(`Cannot delete from map ${quote(this.name)}`, () => bpfAddon().bpfMapDelete(this.liveRef, key));
   }
 
   /**
@@ -123,7 +133,7 @@ export class BpfMap<K, V> {
     });
     if (list.length === 0) return { count: 0, method: 'batch' };
     return callNative(`Cannot update ${list.length} entries of map ${quote(this.name)}`, () =>
-      bpfAddon().bpfMapUpdateBatch(this.ref, keys, values, { flags: FLAG[opts.mode ?? 'any'], method: opts.method ?? 'auto' }),
+      bpfAddon().bpfMapUpdateBatch(this.liveRef, keys, values, { flags: FLAG[opts.mode ?? 'any'], method: opts.method ?? 'auto' }),
     );
   }
 
@@ -133,13 +143,13 @@ export class BpfMap<K, V> {
     const keys = Buffer.alloc(list.length * this.key.size);
     list.forEach((k, i) => this.key.encode(k, keys, i * this.key.size));
     if (list.length === 0) return { count: 0, method: 'batch' };
-    return callNative(`Cannot delete ${list.length} entries of map ${quote(this.name)}`, () => bpfAddon().bpfMapDeleteBatch(this.ref, keys, { method: opts.method ?? 'auto' }));
+    return callNative(`Cannot delete ${list.length} entries of map ${quote(this.name)}`, () => bpfAddon().bpfMapDeleteBatch(this.liveRef, keys, { method: opts.method ?? 'auto' }));
   }
 
   /** Every entry (batched lookup where the map type supports it, else get_next_key). */
   async entries(opts: { method?: BatchMethod; chunk?: number } = {}): Promise<Array<[K, V]>> {
     const d = await callNative(`Cannot read map ${quote(this.name)}`, () =>
-      bpfAddon().bpfMapDump(this.ref, { method: opts.method ?? 'auto', ...(opts.chunk ? { chunk: opts.chunk } : {}) }),
+      bpfAddon().bpfMapDump(this.liveRef, { method: opts.method ?? 'auto', ...(opts.chunk ? { chunk: opts.chunk } : {}) }),
     );
     const out: Array<[K, V]> = [];
     for (let i = 0; i < d.count; i++) out.push([this.key.decode(d.keys, i * this.key.size), this.value.decode(d.values, i * this.value.size)]);

@@ -14,7 +14,7 @@ import { ValidationError, VeilError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
 import { quote } from '../net/ip.js';
 import { checkIfName, checkInt, checkNetnsName, U32_MAX } from '../netlink/validate.js';
-import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawProgram } from './native.js';
+import { bpfAddon, type AttachMode, type Direction, type RawObject, type RawObjectMap, type RawPinnedLink, type RawProgram } from './native.js';
 
 /** Where the agent pins its maps and links by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/veil';
@@ -45,6 +45,8 @@ export interface BpfProgram {
   readonly fd: number;
   readonly id: number;
   readonly objectPath: string;
+  /** The object that owns the fd: calls refuse a program whose object is closed (its fd number may be reused). */
+  readonly object?: BpfObject;
 }
 
 /** A map of a loaded object; `ref` (its fd) is what the map classes take. */
@@ -57,6 +59,15 @@ export interface BpfMapHandle {
   readonly valueSize: number;
   readonly maxEntries: number;
   readonly pinPath: string | undefined;
+  /** The object that owns the fd (see BpfProgram.object). */
+  readonly object?: BpfObject;
+}
+
+/** Throws when `owner` is closed: its fds are closed and their numbers may belong to other files now. */
+export function checkOwnerOpen(what: { name: string; object?: BpfObject | undefined }): void {
+  if (what.object?.isClosed) {
+    throw new VeilError('EBADF', `eBPF object ${quote(what.object.path)} that ${quote(what.name)} belongs to is closed; load it again`);
+  }
 }
 
 /** A loaded eBPF object. Programs stay alive while attached, maps while pinned or in use. */
@@ -69,11 +80,11 @@ export class BpfObject {
     readonly path: string,
     private readonly raw: RawObject,
   ) {
-    this.programs = new Map(raw.programs.map((p: RawProgram) => [p.name, { name: p.name, fd: p.fd, id: p.id, objectPath: path }]));
+    this.programs = new Map(raw.programs.map((p: RawProgram) => [p.name, { name: p.name, fd: p.fd, id: p.id, objectPath: path, object: this }]));
     this.maps = new Map(
       raw.maps.map((m: RawObjectMap) => [
         m.name,
-        { name: m.name, fd: m.fd, id: m.id, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, pinPath: m.pinPath },
+        { name: m.name, fd: m.fd, id: m.id, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, pinPath: m.pinPath, object: this },
       ]),
     );
   }
@@ -154,6 +165,35 @@ export async function loadObject(path: string, opts: LoadOptions): Promise<BpfOb
   return new BpfObject(path, raw);
 }
 
+/** Maps every Veil object shares within one agent but does not pin (its readers are this process). */
+export const UNPINNED_SHARED_MAPS = ['veil_events'] as const;
+
+/**
+ * Loads several objects (from-pod, to-pod, uplink programs) so that they share one instance of
+ * every map: pinned maps through the pin directory, the unpinned ones in `shared` (default: the
+ * event ring buffer) by handing the first object's map to the others. All or nothing: when one
+ * object fails, the ones already loaded are closed.
+ */
+export async function loadObjects(paths: string[], opts: LoadOptions & { shared?: readonly string[] }): Promise<BpfObject[]> {
+  const shared = opts.shared ?? UNPINNED_SHARED_MAPS;
+  const loaded: BpfObject[] = [];
+  const reuse: Record<string, BpfMapHandle | number> = { ...(opts.reuseMaps ?? {}) };
+  try {
+    for (const path of paths) {
+      const obj = await loadObject(path, { ...opts, reuseMaps: reuse });
+      loaded.push(obj);
+      for (const name of shared) {
+        const m = obj.maps.get(name);
+        if (m && reuse[name] === undefined) reuse[name] = m;
+      }
+    }
+    return loaded;
+  } catch (err) {
+    for (const o of loaded) o.close();
+    throw err;
+  }
+}
+
 /** Where a program attaches: a device (name or ifindex) in a namespace, one direction. */
 export interface AttachTarget {
   interface: string | number;
@@ -201,6 +241,7 @@ function describe(t: AttachTarget): string {
 /** Attaches `program` to the target (idempotent; replaces another program atomically). */
 export async function attach(program: BpfProgram, target: AttachTarget, opts: AttachOptions): Promise<AttachResult> {
   const args = targetArgs(target, opts?.pinDir, opts?.mode);
+  checkOwnerOpen(program);
   const r = await callNative(`Cannot attach program ${quote(program.name)} to ${describe(target)}`, () =>
     bpfAddon().bpfAttach({ ...args, progFd: program.fd }),
   );
@@ -228,6 +269,25 @@ export interface Attachment {
 export async function attachment(target: AttachTarget, opts: { pinDir: string }): Promise<Attachment> {
   const args = targetArgs(target, opts?.pinDir);
   return callNative(`Cannot read the attachment of ${describe(target)}`, () => bpfAddon().bpfAttachment(args));
+}
+
+/** A tcx link pinned under `<pinDir>/links/`. `ifindex` 0: its device is gone (defunct). */
+export type PinnedLink = RawPinnedLink;
+
+/** Every tcx link Veil pinned (what a restarted agent finds attached). */
+export async function listLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  return callNative(`Cannot list the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir }));
+}
+
+/**
+ * Removes the pins of links whose device is gone (a pod deleted while the agent was down: the
+ * kernel detached the program, the pin kept the link object). Returns the links it unpinned.
+ */
+export async function pruneLinks(opts: { pinDir: string }): Promise<PinnedLink[]> {
+  const pinDir = checkPinDir('pinDir', opts?.pinDir);
+  const all = await callNative(`Cannot prune the links pinned in ${quote(pinDir)}`, () => bpfAddon().bpfLinks({ pinDir, prune: true }));
+  return all.filter((l) => l.ifindex === 0);
 }
 
 export interface TestRunOptions {
@@ -261,6 +321,7 @@ export async function testRun(program: BpfProgram, data: Uint8Array, opts: TestR
     const v = opts.ctx?.[f];
     if (v !== undefined) ctx[f] = checkInt(`ctx.${f}`, v, 0, U32_MAX);
   }
+  checkOwnerOpen(program);
   const args = {
     ctx,
     repeat: opts.repeat === undefined ? 1 : checkInt('repeat', opts.repeat, 1, U32_MAX),

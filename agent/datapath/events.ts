@@ -7,7 +7,7 @@
 import { ValidationError } from '../errors.js';
 import { callNativeSync } from '../native/addon.js';
 import { quote } from '../net/ip.js';
-import type { BpfMapHandle } from './datapath.js';
+import { checkOwnerOpen, type BpfMapHandle } from './datapath.js';
 import { decodeEvent, MapsAbi, type RawEvent } from './layout.js';
 import { bpfAddon, MapType } from './native.js';
 import { hookName, reasonName } from './reasons.js';
@@ -50,6 +50,7 @@ export class EventReader implements AsyncIterable<DatapathEvent> {
    * go to it; without, iterate the reader.
    */
   static open(map: BpfMapHandle, opts: { onEvent?: (e: DatapathEvent) => void; maxQueued?: number } = {}): EventReader {
+    checkOwnerOpen(map);
     if (map.type !== MapType.RINGBUF) throw new ValidationError('map', `Invalid map ${quote(map.name)}: it is not a ring buffer (type ${map.type})`);
     const r = new EventReader(opts.onEvent, opts.maxQueued ?? 65536);
     r.handle = callNativeSync(`Cannot read events from ring buffer ${quote(map.name)}`, () => bpfAddon().bpfRingbufOpen(map.fd, (rec) => r.deliver(rec)));

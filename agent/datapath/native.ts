@@ -64,6 +64,15 @@ export interface RawAttachment {
   clsact?: { progId: number };
 }
 
+export interface RawPinnedLink {
+  name: string;
+  linkId: number;
+  progId: number;
+  /** 0 when the link's device is gone (the link runs nothing). */
+  ifindex: number;
+  direction?: Direction;
+}
+
 export interface RawBatchResult {
   count: number;
   method: 'batch' | 'iterate';
@@ -110,6 +119,7 @@ export interface BpfAddon {
   bpfAttach(args: RawAttachArgs & { progFd: number }): Promise<RawAttachResult>;
   bpfDetach(args: RawAttachArgs): Promise<{ removed: ('tcx' | 'clsact')[]; ifindex: number }>;
   bpfAttachment(args: RawAttachArgs): Promise<RawAttachment>;
+  bpfLinks(args: { pinDir: string; prune?: boolean }): Promise<RawPinnedLink[]>;
   bpfRingbufOpen(mapFd: number, onRecord: (record: Buffer) => void): unknown;
   bpfRingbufClose(handle: unknown): { lost: number };
 }

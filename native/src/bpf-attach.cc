@@ -12,6 +12,9 @@
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,6 +223,36 @@ bool RemoveTcx(const std::string& path, const std::string& op) {
   return true;
 }
 
+// Serialises attach, detach and prune on one pin directory, across threads and processes (an
+// old and a new agent during an upgrade): the lookup of a hook's pinned link, the link's
+// creation or update and its pin must not interleave with another's, or two links end up on one
+// hook, or an update races a link that is about to be dropped. flock(2) on the links directory.
+class LinksLock {
+ public:
+  LinksLock(const std::string& dir, const std::string& op) {
+    fd_ = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) {
+      if (errno == ENOENT) return;  // nothing pinned yet, nothing to protect (detach, list)
+      int e = errno;
+      throw NlError(e, op, "Cannot open link pin directory \"" + dir + "\": " + strerror(e));
+    }
+    while (flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd_);
+      throw NlError(e, op, "Cannot lock link pin directory \"" + dir + "\": " + strerror(e));
+    }
+  }
+  ~LinksLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+  LinksLock(const LinksLock&) = delete;
+  LinksLock& operator=(const LinksLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 void Resolve(AttachC& a, Socket& sock, const std::string& op) {
   if (a.ifindex == 0) a.ifindex = ResolveIfindex(sock, a.ifname, op);
 }
@@ -239,10 +272,13 @@ void DoAttach(AttachC& a) {
   auto sock = OpenRtnl(a, op);
   Resolve(a, *sock, op);
   EnsureBpffsDir(a.pinDir + "/links", op);
+  LinksLock lock(a.pinDir + "/links", op);
   uint64_t ino = NetnsInode(a.netns, op);
   std::string pin = LinkPinPath(a, ino);
 
-  if (a.mode != "clsact") {
+  // Two rounds at most: when another attach pins a link for the same hook between our lookup
+  // and our pin (EEXIST), ours is dropped (closing it detaches it) and theirs is updated.
+  for (int round = 0; a.mode != "clsact" && round < 2; round++) {
     if (auto l = OpenPinnedLink(pin, op)) {
       bool alive = l->info.type == kBpfLinkTypeTcx && l->info.ifindex == a.ifindex;
       if (alive) {
@@ -263,6 +299,7 @@ void DoAttach(AttachC& a) {
     if (fd >= 0) {
       OwnedFd link(fd);
       int ret = bpf_obj_pin(fd, pin.c_str());
+      if (ret == -EEXIST && round == 0) continue;
       if (ret < 0) throw BpfError(ret, op, "Cannot pin link at \"" + pin + "\"");  // closing fd detaches it
       a.usedMode = "tcx";
       // Coming from clsact (forced earlier, or an older agent): the filter goes now that the
@@ -274,6 +311,7 @@ void DoAttach(AttachC& a) {
     if (!(fd == -EINVAL && a.mode == "auto")) {
       throw BpfError(fd, op, "Cannot attach a tcx link to interface \"" + a.ifname + "\" (ifindex " + std::to_string(a.ifindex) + ")");
     }
+    break;
   }
 
   a.usedMode = "clsact";
@@ -305,6 +343,7 @@ void DoDetach(AttachC& a) {
   const std::string op = "bpf.detach";
   auto sock = OpenRtnl(a, op);
   Resolve(a, *sock, op);
+  LinksLock lock(a.pinDir + "/links", op);
   uint64_t ino = NetnsInode(a.netns, op);
   if (RemoveTcx(LinkPinPath(a, ino), op)) a.removed.push_back("tcx");
   if (DeleteClsFilter(*sock, a.ifindex, a.ingress, op)) a.removed.push_back("clsact");
@@ -324,6 +363,77 @@ void DoQuery(AttachC& a) {
   }
   a.clsProgId = FindClsFilter(*sock, a.ifindex, a.ingress, op);
   a.hasCls = a.clsProgId != 0;
+}
+
+// Every link pinned under <pinDir>/links: what it is attached to now (ifindex 0: its device is
+// gone and the link no longer runs anything).
+struct PinnedLinkC {
+  std::string name;
+  uint32_t linkId = 0, progId = 0, ifindex = 0, attachType = 0;
+};
+
+std::vector<PinnedLinkC> ListLinks(const std::string& pinDir, bool pruneDefunct, const std::string& op) {
+  std::vector<PinnedLinkC> out;
+  std::string dir = pinDir + "/links";
+  LinksLock lock(dir, op);
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    int e = errno;
+    throw NlError(e, op, "Cannot read link pins in \"" + dir + "\": " + strerror(e));
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
+  while (dirent* ent = readdir(d)) {
+    std::string name = ent->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = dir + "/" + name;
+    auto l = OpenPinnedLink(path, op);
+    if (!l) continue;  // removed meanwhile
+    PinnedLinkC p;
+    p.name = name;
+    p.linkId = l->info.id;
+    p.progId = l->info.prog_id;
+    p.ifindex = l->info.type == kBpfLinkTypeTcx ? l->info.ifindex : 0;
+    p.attachType = l->info.type == kBpfLinkTypeTcx ? l->info.attach_type : 0;
+    if (pruneDefunct && p.ifindex == 0) {
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        int e = errno;
+        throw NlError(e, op, "Cannot unpin defunct link \"" + path + "\": " + strerror(e));
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// links({pinDir, prune?}) -> [{name, linkId, progId, ifindex, direction}]: with prune, pins of
+// links whose device is gone are removed (they are still listed, with ifindex 0).
+Napi::Value LinksJs(const Napi::CallbackInfo& info) {
+  return RejectOnError(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const std::string op = "bpf.links";
+    if (info.Length() < 1 || !info[0].IsObject()) throw InvalidArg(op, "Expected an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    std::string pinDir = GetString(o, "pinDir", op);
+    bool prune = GetBool(o, "prune", op, false);
+    auto out = std::make_shared<std::vector<PinnedLinkC>>();
+    return RunAsync(
+        info.Env(), [pinDir, prune, out, op]() { *out = ListLinks(pinDir, prune, op); },
+        [out](Napi::Env env) -> Napi::Value {
+          Napi::Array a = Napi::Array::New(env, out->size());
+          for (size_t i = 0; i < out->size(); i++) {
+            auto& l = (*out)[i];
+            Napi::Object x = Napi::Object::New(env);
+            x.Set("name", l.name);
+            x.Set("linkId", l.linkId);
+            x.Set("progId", l.progId);
+            x.Set("ifindex", l.ifindex);
+            if (l.attachType == static_cast<uint32_t>(kBpfTcxIngress)) x.Set("direction", "ingress");
+            if (l.attachType == static_cast<uint32_t>(kBpfTcxEgress)) x.Set("direction", "egress");
+            a.Set(i, x);
+          }
+          return a;
+        });
+  });
 }
 
 std::shared_ptr<AttachC> GetAttachArgs(const Napi::CallbackInfo& info, const std::string& op, bool needProg) {
@@ -415,6 +525,7 @@ void RegisterBpfAttach(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "bpfAttach", AttachJs);
   Export(env, exports, "bpfDetach", DetachJs);
   Export(env, exports, "bpfAttachment", AttachmentJs);
+  Export(env, exports, "bpfLinks", LinksJs);
 }
 
 }  // namespace veil

@@ -562,7 +562,9 @@ Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) {
                 continue;
               }
               if (done == 0 && count == 0 && NoBatchSupport(-ret) && c->method == "auto") break;  // per entry below
-              throw BpfError(ret, op, "Batched update of " + m.label + " failed at entry " + std::to_string(done + count) + " of " + std::to_string(n));
+              NlError e = BpfError(ret, op, "Batched update of " + m.label + " failed at entry " + std::to_string(done + count) + " of " + std::to_string(n));
+              e.index = static_cast<int>(done + count);
+              throw e;
             }
             if (done == n) {
               out->count = n;
@@ -874,6 +876,9 @@ NlError BpfError(int ret, const std::string& op, const std::string& what) {
     return NlError(mapped, op, what + " (libbpf: " + buf + ")");
   }
   if (e == 0) e = EIO;
+  // The kernel's internal ENOTSUPP (524) reaches userspace for operations a map type lacks; it
+  // has no name in libc, so it crosses as EOPNOTSUPP.
+  if (e == kENOTSUPP) return NlError(EOPNOTSUPP, op, what + ": the map type does not support this operation");
   return NlError(e, op, what + ": " + strerror(e));
 }
 

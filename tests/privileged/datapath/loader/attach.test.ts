@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
-import { attach, attachment, detach, loadObject, type BpfObject } from '../../../../agent/datapath/datapath.js';
+import { attach, attachment, detach, listLinks, loadObject, pruneLinks, type BpfObject } from '../../../../agent/datapath/datapath.js';
 import { ValidationError } from '../../../../agent/errors.js';
 import { fixtureObject, pinDirPerTest } from '../../../support/bpf.js';
 import { netnsPerTest, run, runIn, vethPair } from '../../../support/netns.js';
@@ -108,6 +108,61 @@ describe('attach() with tcx', () => {
       await detach(target, { pinDir: dir });
     } finally {
       again.close();
+    }
+  });
+});
+
+describe('concurrent attaches', () => {
+  it('of the same hook leave exactly one link with one of the programs', async () => {
+    const { host } = await topology();
+    const dir = pinDir();
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: dir });
+    try {
+      const target = { interface: 'lxc0', direction: 'ingress' as const, netns: host };
+      const progs = [obj.program('fixture_pass'), obj.program('fixture_drop')];
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => attach(progs[i % 2]!, target, { pinDir: dir })));
+      expect(results.every((r) => r.mode === 'tcx')).toBe(true);
+      const links = await listLinks({ pinDir: dir });
+      expect(links).toHaveLength(1);
+      expect(progs.map((p) => p.id)).toContain(links[0]!.progId);
+      // The kernel agrees: one program on the hook (bpftool net lists tcx links by device).
+      const r = JSON.parse((await run('bpftool', ['-j', 'link', 'show'])).stdout) as { type: number | string; prog_id: number }[];
+      const onHook = r.filter((l) => (l.type === 11 || l.type === 'tcx') && progs.some((p) => p.id === l.prog_id));
+      expect(onHook).toHaveLength(1);
+      await detach(target, { pinDir: dir });
+    } finally {
+      obj.close();
+    }
+  });
+});
+
+describe('pinned links after their device is gone', () => {
+  it('listLinks() shows them defunct and pruneLinks() unpins only those', async () => {
+    const { host } = await topology();
+    const dir = pinDir();
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: dir });
+    try {
+      await run('ip', ['-n', host, 'link', 'add', 'lxc9', 'type', 'veth', 'peer', 'name', 'pod9']);
+      const kept = await attach(obj.program('fixture_pass'), { interface: 'lxc0', direction: 'ingress', netns: host }, { pinDir: dir });
+      const gone = await attach(obj.program('fixture_pass'), { interface: 'lxc9', direction: 'egress', netns: host }, { pinDir: dir });
+      const before = await listLinks({ pinDir: dir });
+      expect(before.map((l) => [l.ifindex, l.direction, l.progId]).sort()).toEqual(
+        [
+          [kept.ifindex, 'ingress', obj.program('fixture_pass').id],
+          [gone.ifindex, 'egress', obj.program('fixture_pass').id],
+        ].sort(),
+      );
+      await run('ip', ['-n', host, 'link', 'del', 'lxc9']);
+      const after = await listLinks({ pinDir: dir });
+      expect(after.find((l) => l.name.endsWith(`-${gone.ifindex}-egress`))?.ifindex).toBe(0);
+      const pruned = await pruneLinks({ pinDir: dir });
+      expect(pruned).toHaveLength(1);
+      expect(pruned[0]!.name).toMatch(new RegExp(`-${gone.ifindex}-egress$`));
+      expect((await listLinks({ pinDir: dir })).map((l) => l.ifindex)).toEqual([kept.ifindex]);
+      await detach({ interface: 'lxc0', direction: 'ingress', netns: host }, { pinDir: dir });
+      expect(await listLinks({ pinDir: dir })).toEqual([]);
+    } finally {
+      obj.close();
     }
   });
 });

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { readdir } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
-import { loadObject, testRun } from '../../../../agent/datapath/datapath.js';
+import { loadObject, loadObjects, testRun } from '../../../../agent/datapath/datapath.js';
 import { bpfAddon } from '../../../../agent/datapath/native.js';
 import { NetlinkError, ValidationError, VeilError } from '../../../../agent/errors.js';
 import { fixtureObject, ipv4UdpFrame, pinDirPerTest } from '../../../support/bpf.js';
+import { run } from '../../../support/netns.js';
+import { projectRoot } from '../../../../agent/project-root.js';
 
 const pinDir = pinDirPerTest('ld');
 const TC_ACT_OK = 0;
@@ -70,6 +72,18 @@ describe('loadObject()', () => {
     }
   });
 
+  it('loadObjects() gives every object the same maps, pinned or not, or loads none', async () => {
+    const dir = pinDir();
+    const objs = await loadObjects([fixtureObject('loader-fixture'), fixtureObject('loader-fixture')], { pinDir: dir });
+    try {
+      const [a, b] = objs as [Awaited<ReturnType<typeof loadObject>>, Awaited<ReturnType<typeof loadObject>>];
+      for (const name of ['veil_events', 'veil_policy', 'veil_counters']) expect(b.map(name).id).toBe(a.map(name).id);
+    } finally {
+      for (const o of objs) o.close();
+    }
+    await expect(loadObjects([fixtureObject('loader-fixture'), '/nonexistent.bpf.o'], { pinDir: dir })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('refuses bad input with typed errors', async () => {
     const dir = pinDir();
     await expect(loadObject('/nonexistent/x.bpf.o', { pinDir: dir })).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringMatching(/Cannot read eBPF object "\/nonexistent\/x.bpf.o"/) });
@@ -115,5 +129,43 @@ describe('testRun()', () => {
     } finally {
       obj.close();
     }
+  });
+});
+
+describe('the addon edge, with the TypeScript checks bypassed', () => {
+  it('refuses garbage with errors carrying an errno name, and does not crash', async () => {
+    const a = bpfAddon() as unknown as Record<string, (...args: unknown[]) => unknown>;
+    await expect(a.bpfLoad!(123)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfLoad!('/x.o', { pinDir: 'relative' })).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(a.bpfAttach!({})).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfAttach!({ progFd: 0, interface: 'lo', direction: 'up', pinDir: '/sys/fs/bpf/x' })).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfMapLookup!({}, Buffer.alloc(4))).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(a.bpfMapLookup!(0, Buffer.alloc(4))).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('is not a BPF map') });
+    await expect(a.bpfTestRun!(-1, Buffer.alloc(64))).rejects.toMatchObject({ code: 'EBADF' });
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: pinDir() });
+    try {
+      await expect(a.bpfTestRun!(obj.program('fixture_pass').fd, Buffer.alloc(5))).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(a.bpfAttach!({ progFd: obj.map('veil_policy').fd, interface: 'lo', direction: 'ingress', pinDir: '/sys/fs/bpf/x' })).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(() => a.bpfRingbufOpen!(obj.map('veil_policy').fd, () => undefined)).toThrow(expect.objectContaining({ code: expect.any(String) }));
+      expect(() => a.bpfBtfStructLayout!(fixtureObject('loader-fixture'), 'no_such_struct')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+      await expect(a.bpfMapDump!(obj.map('veil_events').fd, {})).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('ring buffer') });
+    } finally {
+      obj.close();
+    }
+  });
+});
+
+describe('bpffs', () => {
+  it('is mounted at /sys/fs/bpf with mount(2) when nothing is mounted there', async () => {
+    // In a private mount namespace (the host's bpffs stays untouched): unmount every bpffs at
+    // /sys/fs/bpf, let the built agent prepare a pin directory, then ask the kernel what is there.
+    const script = [
+      'while mountpoint -q /sys/fs/bpf; do umount -l /sys/fs/bpf; done',
+      'stat -f -c %T /sys/fs/bpf',
+      `node --input-type=module -e "const d = await import('${projectRoot()}/dist/agent/datapath/datapath.js'); await d.ensurePinDir('/sys/fs/bpf/veil-ld-mount/x');"`,
+      'stat -f -c %T /sys/fs/bpf /sys/fs/bpf/veil-ld-mount/x',
+    ].join(' && ');
+    const out = (await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script])).stdout.trim().split('\n');
+    expect(out).toEqual(['sysfs', 'bpf_fs', 'bpf_fs']);
   });
 });

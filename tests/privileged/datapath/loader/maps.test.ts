@@ -51,6 +51,18 @@ describe('BpfMap batched operations', () => {
     });
   });
 
+  it('a batched update refused by the kernel names the entry it stopped at', async () => {
+    await withFixture(async (obj) => {
+      // veil_counters is a per-CPU array of HOOK_MAX * REASON_MAX entries: index 256 is out of range.
+      const { bpfAddon } = await import('../../../../agent/datapath/native.js');
+      const info = await bpfAddon().bpfMapInfo(obj.map('veil_counters').fd);
+      const vs = 16 * info.possibleCpus;
+      const keys = Buffer.from(Uint32Array.of(1, 2, 256, 3).buffer);
+      const err = await bpfAddon().bpfMapUpdateBatch(obj.map('veil_counters').fd, keys, Buffer.alloc(4 * vs), {}).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'E2BIG', index: 2 });
+    });
+  });
+
   it('the per-entry fallback gives the same result', async () => {
     await withFixture(async (obj) => {
       const policy = await openPolicyMap(obj);
@@ -95,6 +107,22 @@ describe('BpfMap batched operations', () => {
       await expect(bpfAddon().bpfMapUpdate(obj.map('veil_endpoints').fd, Buffer.alloc(4), Buffer.alloc(31), 0)).rejects.toMatchObject({ code: 'EINVAL' });
       await expect(bpfAddon().bpfMapUpdateBatch(obj.map('veil_endpoints').fd, Buffer.alloc(6), Buffer.alloc(64), {})).rejects.toMatchObject({ code: 'EINVAL' });
     });
+  });
+});
+
+describe('a closed object', () => {
+  it('refuses calls on its maps and programs instead of using fd numbers that may be reused', async () => {
+    const dir = pinDir();
+    const obj = await loadObject(fixtureObject('loader-fixture'), { pinDir: dir });
+    const policy = await openPolicyMap(obj);
+    const byPath = await openPolicyMap(dir);
+    obj.close();
+    await expect(policy.get(policyKeys(1)[0]!)).rejects.toMatchObject({ code: 'EBADF', message: expect.stringContaining('is closed') });
+    await expect(policy.entries()).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(testRun([...obj.programs.values()][0]!, ipv4UdpFrame('10.0.0.1', '10.0.0.2'))).rejects.toMatchObject({ code: 'EBADF' });
+    expect(() => EventReader.open([...obj.maps.values()].find((m) => m.name === 'veil_events')!)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    // A map opened by its pinned path does not depend on the object.
+    expect(await byPath.entries()).toEqual([]);
   });
 });
 
