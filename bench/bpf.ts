@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- bpf [--only attach,maps] [--veths N] [--entries N] [--tool-entries N]`
+ * `npm run bench -- bpf [--only attach,maps,from-pod] [--veths N] [--entries N] [--tool-entries N]`
  *
  * - attach: time to attach a program to one pod interface, over N veths (default 200) in a
  *   fresh namespace: tcx links and clsact filters through the addon, next to `tc` (the tool an
@@ -22,6 +22,7 @@ import { projectRoot } from '../agent/project-root.js';
 import { parseBenchArgs } from './lib/args.js';
 import { round } from './lib/report.js';
 import { mergeBpfResults, type BpfCase } from './bpf-results.js';
+import { benchFromPod } from './bpf-from-pod.js';
 import { requireTool, sh } from './netlink-host.js';
 
 const FIXTURE = join(projectRoot(), 'build', 'bpf-test', 'loader-fixture.bpf.o');
@@ -216,12 +217,13 @@ async function mapsCase(entries: number, toolEntries: number, pinDir: string): P
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { counts, only } = parseBenchArgs(args, { counts: { veths: 200, entries: 10_000, 'tool-entries': 300 }, cases: ['attach', 'maps'] });
+  const { counts, only } = parseBenchArgs(args, { counts: { veths: 200, entries: 10_000, 'tool-entries': 300 }, cases: ['attach', 'maps', 'from-pod'] });
   const pinDir = `/sys/fs/bpf/veil-bench-${randomBytes(3).toString('hex')}`;
   const cases: BpfCase[] = [];
   try {
     if (only.has('attach')) cases.push(await attachCase(counts.veths!, pinDir));
     if (only.has('maps')) cases.push(await mapsCase(counts.entries!, counts['tool-entries']!, pinDir));
+    if (only.has('from-pod')) cases.push({ ...(await benchFromPod({ pinDir })) });
   } finally {
     rmSync(pinDir, { recursive: true, force: true });
   }

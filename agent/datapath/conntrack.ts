@@ -4,8 +4,11 @@
  * expired entries (conntrack-gc.ts). The programs create and refresh entries; the agent only
  * reads and deletes them.
  *
- * Expiry times are on the clock bpf_ktime_get_ns() reads, CLOCK_MONOTONIC, which is also the
- * clock of process.hrtime.bigint() on Linux: monotonicNowNs() compares directly.
+ * Expiry times are on the clock bpf_ktime_get_coarse_ns() reads, CLOCK_MONOTONIC_COARSE: the
+ * monotonic clock at tick resolution. process.hrtime.bigint() reads CLOCK_MONOTONIC, the same
+ * clock at full resolution, so monotonicNowNs() compares directly; it runs at most one tick
+ * (1-10 ms) ahead of the programs' view, so the sweep may remove an entry that much before the
+ * programs would have ignored it.
  */
 import { ValidationError } from '../errors.js';
 import { checkIp, formatIp, parseIp, quote, type IpFamily } from '../net/ip.js';
@@ -62,7 +65,7 @@ export interface CtKey {
 }
 
 export interface CtEntry {
-  /** CLOCK_MONOTONIC nanoseconds after which the programs ignore the entry. */
+  /** CLOCK_MONOTONIC(_COARSE) nanoseconds after which the programs ignore the entry. */
   expiresNs: bigint;
   srcIdentity: number;
   dstIdentity: number;
@@ -120,7 +123,7 @@ export const ctEntryCodec: Codec<CtEntry> = {
   },
 };
 
-/** The clock of the entries' expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns()). */
+/** The clock of the entries' expiry (CLOCK_MONOTONIC; the programs read its coarse variant). */
 export function monotonicNowNs(): bigint {
   return process.hrtime.bigint();
 }

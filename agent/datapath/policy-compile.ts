@@ -30,10 +30,8 @@ import {
   type PolicyProtocol,
   type PolicyRule,
 } from '../policy/rule.js';
-import type { PolicyKey, PolicyValue } from './layout.js';
+import { MapsAbi, type PolicyKey, type PolicyValue } from './layout.js';
 
-/** VEIL_POL_F_* of bpf/include/veil/maps.h. */
-export const POLICY_FLAG = { requireEncryption: 1 << 0, requireAuthenticatedIdentity: 1 << 1 } as const;
 
 export const DEFAULT_MAX_PORTS_PER_RULE = 1024;
 export const DEFAULT_MAX_POLICY_ENTRIES = 65536;
@@ -183,9 +181,9 @@ function fold(atoms: Atom[], key: Pattern): PolicyValue | undefined {
   if (allowLevel === Infinity) return undefined;
   const flags =
     allowLevel === 2
-      ? POLICY_FLAG.requireEncryption | POLICY_FLAG.requireAuthenticatedIdentity
+      ? MapsAbi.POL_F_REQUIRE_ENCRYPTION | MapsAbi.POL_F_REQUIRE_AUTH_IDENTITY
       : allowLevel === 1
-        ? POLICY_FLAG.requireEncryption
+        ? MapsAbi.POL_F_REQUIRE_ENCRYPTION
         : 0;
   return { verdict: 'allow', flags };
 }

@@ -14,6 +14,7 @@
 #include "conntrack.h"
 #include "metrics.h"
 #include "steer.h"
+#include "fragments.h"
 
 /* The packet's source is one of the endpoint's own addresses. */
 static __always_inline int veil_ep_owns_source(const struct veil_endpoint *ep,
@@ -28,7 +29,7 @@ static __always_inline int veil_ep_owns_source(const struct veil_endpoint *ep,
  * Returns a VEIL_FWD_* reason or -VEIL_DROP_*; *src_id and *dst_id are set as soon as known
  * (for the drop event).
  */
-static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
+static __always_inline int veil_from_pod_judge(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
 					 __u32 *dst_id)
 {
 	struct veil_endpoint_key ek = { .ifindex = skb->ifindex };
@@ -49,12 +50,13 @@ static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt 
 	if (!ep)
 		return -VEIL_DROP_UNKNOWN_ENDPOINT;
 	*src_id = ep->identity;
-	/* neighbour discovery is between the pod and its node (link-local or unspecified source) */
+	/* neighbour discovery and MLD stay between the pod and its node (link-local sources) */
 	if (p->flags & VEIL_PKT_F_NDP)
 		return VEIL_FWD_HOST;
 	if (!veil_ep_owns_source(ep, p))
 		return -VEIL_DROP_SPOOFED_SOURCE;
-	if (p->flags & VEIL_PKT_F_LATER_FRAGMENT)
+	now = bpf_ktime_get_coarse_ns();
+	if ((p->flags & VEIL_PKT_F_LATER_FRAGMENT) && veil_frag_resolve(p, now) < 0)
 		return -VEIL_DROP_FRAGMENT;
 	cfg = veil_config_get();
 	if (!cfg)
@@ -62,7 +64,6 @@ static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt 
 	dst = veil_ipcache_lookup(p->t.family, p->t.daddr);
 	*dst_id = veil_ipcache_identity(dst);
 
-	now = bpf_ktime_get_ns();
 	ct = veil_ct_lookup(&p->t, now, &dir);
 	if (ct && ((dir == VEIL_CT_FORWARD && (ct->flags & VEIL_CT_F_EGRESS_OK)) ||
 		   (dir == VEIL_CT_REPLY && (ct->flags & VEIL_CT_F_INGRESS_OK)))) {
@@ -95,6 +96,17 @@ static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt 
 			return err;
 		veil_emit(skb, VEIL_HOOK_FROM_POD, VEIL_EVENT_FLOW_NEW, ret, ep->identity, *dst_id, p);
 	}
+	return ret;
+}
+
+/* The judgement, plus: an admitted first fragment lets the rest of its datagram follow. */
+static __always_inline int veil_from_pod(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
+                                        __u32 *dst_id)
+{
+	int ret = veil_from_pod_judge(skb, p, src_id, dst_id);
+
+	if (ret >= 0 && (p->flags & VEIL_PKT_F_FIRST_FRAGMENT))
+		veil_frag_remember(p);
 	return ret;
 }
 

@@ -15,8 +15,9 @@
 #include "conntrack.h"
 #include "metrics.h"
 #include "steer.h"
+#include "fragments.h"
 
-static __always_inline int veil_to_pod(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
+static __always_inline int veil_to_pod_judge(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
 				       __u32 *dst_id)
 {
 	struct veil_endpoint_key ek = { .ifindex = skb->ifindex };
@@ -39,7 +40,8 @@ static __always_inline int veil_to_pod(struct __sk_buff *skb, struct veil_pkt *p
 	*dst_id = ep->identity;
 	if (p->flags & VEIL_PKT_F_NDP)
 		return VEIL_FWD_TO_POD;
-	if (p->flags & VEIL_PKT_F_LATER_FRAGMENT)
+	now = bpf_ktime_get_coarse_ns();
+	if ((p->flags & VEIL_PKT_F_LATER_FRAGMENT) && veil_frag_resolve(p, now) < 0)
 		return -VEIL_DROP_FRAGMENT;
 	cfg = veil_config_get();
 	if (!cfg)
@@ -63,7 +65,6 @@ static __always_inline int veil_to_pod(struct __sk_buff *skb, struct veil_pkt *p
 		*src_id = veil_ipcache_identity(src);
 	}
 
-	now = bpf_ktime_get_ns();
 	ct = veil_ct_lookup(&p->t, now, &dir);
 	if (ct && ((dir == VEIL_CT_FORWARD && (ct->flags & VEIL_CT_F_INGRESS_OK)) ||
 		   (dir == VEIL_CT_REPLY && (ct->flags & VEIL_CT_F_EGRESS_OK)))) {
@@ -93,6 +94,17 @@ static __always_inline int veil_to_pod(struct __sk_buff *skb, struct veil_pkt *p
 			  ep->identity, p);
 	}
 	return VEIL_FWD_TO_POD;
+}
+
+/* The judgement, plus: an admitted first fragment lets the rest of its datagram follow. */
+static __always_inline int veil_to_pod(struct __sk_buff *skb, struct veil_pkt *p, __u32 *src_id,
+                                      __u32 *dst_id)
+{
+	int ret = veil_to_pod_judge(skb, p, src_id, dst_id);
+
+	if (ret >= 0 && (p->flags & VEIL_PKT_F_FIRST_FRAGMENT))
+		veil_frag_remember(p);
+	return ret;
 }
 
 #endif /* VEIL_LIB_TO_POD_H */

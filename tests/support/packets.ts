@@ -26,6 +26,8 @@ export interface IpOptions extends L2Options {
   /** IPv4: fragment offset in 8-byte units and more-fragments flag; IPv6: adds a fragment header. */
   fragmentOffset?: number;
   moreFragments?: boolean;
+  /** IPv4 identification / IPv6 fragment header id (default 0x1234 / 0xabcd). */
+  ipId?: number;
 }
 
 export interface TcpOptions extends IpOptions {
@@ -123,7 +125,7 @@ export function ipPacket(o: IpOptions, proto: number, l4: Uint8Array, csumAt?: n
     const v = new DataView(h.buffer);
     h[0] = 0x45;
     v.setUint16(2, 20 + seg.length);
-    v.setUint16(4, 0x1234);
+    v.setUint16(4, o.ipId ?? 0x1234);
     v.setUint16(6, ((o.moreFragments ? 1 : 0) << 13) | (o.fragmentOffset ?? 0));
     h[8] = o.ttl ?? 64;
     h[9] = proto;
@@ -145,7 +147,7 @@ export function ipPacket(o: IpOptions, proto: number, l4: Uint8Array, csumAt?: n
   const f = new Uint8Array(8);
   f[0] = proto;
   new DataView(f.buffer).setUint16(2, ((o.fragmentOffset ?? 0) << 3) | (o.moreFragments ? 1 : 0));
-  new DataView(f.buffer).setUint32(4, 0xabcd);
+  new DataView(f.buffer).setUint32(4, o.ipId ?? 0xabcd);
   return concat(h, f, seg);
 }
 

@@ -9,6 +9,7 @@
  * reply case follows the case that opened its connection.
  */
 import { expect } from 'vitest';
+import { MapsAbi } from '../../agent/datapath/layout.js';
 import { compilePolicy } from '../../agent/datapath/policy-compile.js';
 import { Hook, hookName, Reason, reasonName } from '../../agent/datapath/reasons.js';
 import type { PolicyEnforcement, PolicyRule } from '../../agent/policy/rule.js';
@@ -17,11 +18,16 @@ export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
 export const TC_ACT_REDIRECT = 7;
 
-/** include/veil/maps.h */
-export const EP_F = { HAS_IPV4: 1, HAS_IPV6: 2, ENFORCE_INGRESS: 4, ENFORCE_EGRESS: 8 } as const;
-export const IPC_F = { LOCAL: 1, POD: 2, NODE: 4, TUNNEL_V6: 8 } as const;
-export const CFG_F = { STRICT: 1, MODE_WIREGUARD: 2, MODE_IPSEC: 4 } as const;
-export const EVENT = { DROP: 1, FLOW_NEW: 2 } as const;
+/** Flag sets of include/veil/maps.h, named for the cases (values from the agent's mirror). */
+export const EP_F = {
+  HAS_IPV4: MapsAbi.EP_F_HAS_IPV4,
+  HAS_IPV6: MapsAbi.EP_F_HAS_IPV6,
+  ENFORCE_INGRESS: MapsAbi.EP_F_ENFORCE_INGRESS,
+  ENFORCE_EGRESS: MapsAbi.EP_F_ENFORCE_EGRESS,
+} as const;
+export const IPC_F = { LOCAL: MapsAbi.IPC_F_LOCAL, POD: MapsAbi.IPC_F_POD, NODE: MapsAbi.IPC_F_NODE, TUNNEL_V6: MapsAbi.IPC_F_TUNNEL_V6 } as const;
+export const CFG_F = { STRICT: MapsAbi.CFG_F_STRICT, MODE_WIREGUARD: MapsAbi.CFG_F_MODE_WIREGUARD, MODE_IPSEC: MapsAbi.CFG_F_MODE_IPSEC } as const;
+export const EVENT = { DROP: MapsAbi.EVENT_DROP, FLOW_NEW: MapsAbi.EVENT_FLOW_NEW } as const;
 
 export type ProgramName = 'from-pod' | 'to-pod' | 'uplink-egress' | 'uplink-ingress';
 

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { ConfigMap } from '../../agent/datapath/config-map.js';
 import { Counters } from '../../agent/datapath/counters.js';
-import { loadObject, testRun } from '../../agent/datapath/datapath.js';
+import { loadObjects, testRun } from '../../agent/datapath/datapath.js';
 import { openEndpointMap } from '../../agent/datapath/endpoints.js';
 import { EventReader } from '../../agent/datapath/events.js';
 import { Ipcache } from '../../agent/datapath/ipcache.js';
@@ -20,7 +20,7 @@ import { runProgramCases } from './program-runner.mjs';
 export async function runOnHost(world: WorldSpec, cases: ProgramCase[]): Promise<Map<string, CaseResult>> {
   programObject('from-pod'); // fails early, saying how to build, when the objects are missing
   const out = (await runProgramCases(
-    { loadObject, testRun, Ipcache, openEndpointMap, ConfigMap, openPolicyMap, Counters, EventReader },
+    { loadObjects, testRun, Ipcache, openEndpointMap, ConfigMap, openPolicyMap, Counters, EventReader },
     {
       objectsDir: join(projectRoot(), 'build', 'bpf'),
       pinDir: `/sys/fs/bpf/veil-test-${uniqueName('pg')}`,

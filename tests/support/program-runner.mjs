@@ -12,7 +12,7 @@
 // case: { name, prog, frame (hex), ctx?: { dev?, ingressDev?, mark? }, events?: n }
 // result: { name, retval, mark, counters: { "HOOK/REASON": packets }, events: [...], ifindex, error? }
 //
-// api: { loadObject, testRun, Ipcache, openEndpointMap, ConfigMap, openPolicyMap, Counters,
+// api: { loadObjects, testRun, Ipcache, openEndpointMap, ConfigMap, openPolicyMap, Counters,
 //        EventReader } from agent/datapath/.
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -56,17 +56,10 @@ export async function runProgramCases(api, opts) {
       return i;
     };
 
-    const progs = {};
-    let events;
-    for (const [name, prog] of Object.entries(PROGRAMS)) {
-      const obj = await api.loadObject(join(objectsDir, `${name}.bpf.o`), {
-        pinDir,
-        ...(events ? { reuseMaps: { veil_events: events } } : {}),
-      });
-      objects.push(obj);
-      events ??= obj.map('veil_events');
-      progs[name] = obj.program(prog);
-    }
+    // one instance of every map for the four objects (pinned ones by name, the ring buffer shared)
+    objects.push(...(await api.loadObjects(Object.keys(PROGRAMS).map((name) => join(objectsDir, `${name}.bpf.o`)), { pinDir })));
+    const progs = Object.fromEntries(Object.entries(PROGRAMS).map(([name, prog], i) => [name, objects[i].program(prog)]));
+    const events = objects[0].map('veil_events');
     const src = objects[0];
 
     if (world.config) {

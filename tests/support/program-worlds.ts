@@ -103,6 +103,7 @@ export function world(flags: number, wireguard: string[] = ['wg0', 'wg1']): Worl
       { subject: ID.A, peer: ID.R, direction: 'ingress', protocol: 'tcp', port: 443, verdict: 'allow', requireEncryption: true },
       { subject: ID.A, peer: ID.R, direction: 'ingress', protocol: 'tcp', port: 9000, verdict: 'allow', requireAuthenticatedIdentity: true },
       { subject: ID.B, peer: ID.C, direction: 'egress', protocol: 'tcp', verdict: 'deny' },
+      { subject: ID.A, peer: 0, direction: 'ingress', protocol: 'tcp', port: 9999, verdict: 'deny' },
     ],
     enforcement: [{ identity: ID.A, ingress: true, egress: true }],
   };
@@ -205,7 +206,7 @@ export function fromPodCases(f: Family): ProgramCase[] {
       expect: drop(Reason.DROP_POLICY_DENY, ID.B, ID.C),
     },
     {
-      name: `IPv${f} a later fragment (no L4 header) is dropped`,
+      name: `IPv${f} a later fragment (no L4 header) whose first fragment was never seen is dropped`,
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 185, payload: new Uint8Array(64) }),
       expect: drop(Reason.DROP_FRAGMENT, ID.A, 0),
@@ -215,6 +216,24 @@ export function fromPodCases(f: Family): ProgramCase[] {
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: udp({ src: a.A, dst: a.R, sport: 5000, dport: 53, moreFragments: true, fragmentOffset: 0, payload: new Uint8Array(32) }),
       expect: flowNew(TC_ACT_REDIRECT, Reason.FWD_WIREGUARD, ID.A, ID.R, { dport: 53 }),
+    },
+    {
+      name: `IPv${f} a later fragment of that datagram follows its first fragment's connection`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 5, payload: new Uint8Array(64) }),
+      expect: { retval: TC_ACT_REDIRECT, reason: Reason.FWD_WIREGUARD },
+    },
+    {
+      name: `IPv${f} a first fragment the policy denies is dropped`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: udp({ src: a.A, dst: a.R, sport: 5001, dport: 54, moreFragments: true, fragmentOffset: 0, ipId: 0x777, payload: new Uint8Array(32) }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.R, { dport: 54 }),
+    },
+    {
+      name: `IPv${f} and the rest of its datagram with it`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: rawIp({ src: a.A, dst: a.R, proto: 17, fragmentOffset: 5, ipId: 0x777, payload: new Uint8Array(64) }),
+      expect: drop(Reason.DROP_FRAGMENT, ID.A, 0),
     },
     {
       name: `IPv${f} a TCP header cut short is an invalid packet`,
@@ -271,6 +290,18 @@ export function fromPodCases(f: Family): ProgramCase[] {
         prog: 'from-pod', ctx: { dev: 'pod-a' },
         frame: icmpv6({ src: 'fe80::1', dst: 'ff02::1:ff00:1', type: 135, ttl: 255 }),
         expect: { retval: TC_ACT_OK, reason: Reason.FWD_HOST },
+      },
+      {
+        name: 'IPv6 an MLD report from the link-local address goes to the node',
+        prog: 'from-pod', ctx: { dev: 'pod-a' },
+        frame: icmpv6({ src: 'fe80::1', dst: 'ff02::16', type: 143, ttl: 1 }),
+        expect: { retval: TC_ACT_OK, reason: Reason.FWD_HOST },
+      },
+      {
+        name: 'IPv6 neighbour discovery with a hop limit below 255 (so possibly forwarded) is not exempt: spoofed',
+        prog: 'from-pod', ctx: { dev: 'pod-a' },
+        frame: icmpv6({ src: 'fe80::1', dst: a.R, type: 135, ttl: 64 }),
+        expect: drop(Reason.DROP_SPOOFED_SOURCE, ID.A, 0),
       },
       {
         name: 'IPv6 other traffic from a link-local address is spoofed',
@@ -407,6 +438,30 @@ export function toPodCases(f: Family): ProgramCase[] {
       expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.B, ID.A, { dport: 8081 }),
     },
     {
+      name: `IPv${f} pod B opens a connection to A's port 8081 (B is not isolated)`,
+      prog: 'from-pod', ctx: { dev: 'pod-b' },
+      frame: tcp({ src: a.B, dst: a.A, sport: 41004, dport: 8081 }),
+      expect: flowNew(TC_ACT_OK, Reason.FWD_LOCAL, ID.B, ID.A, { dport: 8081 }),
+    },
+    {
+      name: `IPv${f} A's ingress policy refuses that connection`,
+      prog: 'to-pod', ctx: { dev: 'pod-a' },
+      frame: tcp({ src: a.B, dst: a.A, sport: 41004, dport: 8081 }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.B, ID.A, { dport: 8081 }),
+    },
+    {
+      name: `IPv${f} a "reply" to a connection A's ingress refused is not a reply: A's egress policy drops it`,
+      prog: 'from-pod', ctx: { dev: 'pod-a' },
+      frame: tcp({ src: a.A, dst: a.B, sport: 8081, dport: 41004, flags: TCP_FLAGS.syn | TCP_FLAGS.ack }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.B, { sport: 8081, dport: 41004 }),
+    },
+    {
+      name: `IPv${f} to-pod treats the reverse of a connection only A's ingress admitted as new, not as a reply`,
+      prog: 'to-pod', ctx: { dev: 'pod-a', ingressDev: 'wg0' },
+      frame: tcp({ src: a.A, dst: a.R, sport: 443, dport: 50000, flags: TCP_FLAGS.ack }),
+      expect: drop(Reason.DROP_POLICY_DEFAULT_DENY, ID.A, ID.A),
+    },
+    {
       name: `IPv${f} an ipcache entry with identity 0 is refused`,
       prog: 'to-pod', ctx: { dev: 'pod-a' },
       frame: tcp({ src: a.Z, dst: a.A, sport: 1, dport: 8080 }),
@@ -430,6 +485,62 @@ export function toPodCases(f: Family): ProgramCase[] {
       frame: tcp({ src: a.R, dst: a.B, sport: 50010, dport: 25 }),
       expect: flowNew(TC_ACT_OK, Reason.FWD_TO_POD, ID.R, ID.B),
     },
+    ...(f === 6
+      ? [
+          {
+            name: 'IPv6 the node\'s neighbour solicitation to the pod\'s own address passes to-pod without policy',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: icmpv6({ src: 'fe80::1', dst: a.A, type: 135, ttl: 255 }),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+          },
+          {
+            name: 'IPv6 the node\'s MLD query to the pod passes to-pod without policy',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: icmpv6({ src: 'fe80::2', dst: 'ff02::1', type: 130, ttl: 1 }),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+          },
+        ]
+      : []),
+    {
+      name: `IPv${f} to-pod admits a first fragment on its ports`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: udp({ src: a.R, dst: a.B, sport: 6000, dport: 53, moreFragments: true, fragmentOffset: 0, ipId: 0x4321, payload: new Uint8Array(32) }),
+      expect: flowNew(TC_ACT_OK, Reason.FWD_TO_POD, ID.R, ID.B, { sport: 6000, dport: 53 }),
+    },
+    {
+      name: `IPv${f} to-pod lets the rest of that datagram follow`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: rawIp({ src: a.R, dst: a.B, proto: 17, fragmentOffset: 5, ipId: 0x4321, payload: new Uint8Array(64) }),
+      expect: { retval: TC_ACT_OK, reason: Reason.FWD_TO_POD },
+    },
+    {
+      name: `IPv${f} to-pod drops a later fragment of a datagram it never admitted`,
+      prog: 'to-pod', ctx: { dev: 'pod-b', ingressDev: 'wg0' },
+      frame: rawIp({ src: a.R, dst: a.B, proto: 17, fragmentOffset: 5, ipId: 0x9999, payload: new Uint8Array(64) }),
+      expect: drop(Reason.DROP_FRAGMENT, 0, ID.B),
+    },
+    {
+      name: `IPv${f} an explicit ingress deny drops even through the tunnel`,
+      prog: 'to-pod', ctx: { dev: 'pod-a', ingressDev: 'wg0' },
+      frame: tcp({ src: a.R, dst: a.A, sport: 50020, dport: 9999 }),
+      expect: drop(Reason.DROP_POLICY_DENY, ID.R, ID.A, { dport: 9999 }),
+    },
+    ...(f === 4
+      ? [
+          {
+            name: 'IPv4 ARP to the pod passes to-pod untouched',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: arp('10.0.1.1', a.A),
+            expect: { retval: TC_ACT_OK, reason: Reason.FWD_NOT_IP },
+          },
+          {
+            name: 'IPv4 (family-free) another L3 protocol to the pod is dropped',
+            prog: 'to-pod' as const, ctx: { dev: 'pod-a' },
+            frame: ethernet(0x88cc, new Uint8Array(46)),
+            expect: drop(Reason.DROP_UNSUPPORTED_L3, 0, 0),
+          },
+        ]
+      : []),
     {
       name: `IPv${f} to-pod on an interface that is not an endpoint drops`,
       prog: 'to-pod', ctx: { dev: 'uplink' },

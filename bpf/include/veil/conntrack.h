@@ -10,8 +10,10 @@
  * (sport = echo id, dport = 0), a reply is looked up swapped (sport = 0, dport = id), so it finds
  * the request's entry. Addresses in network byte order, everything else in host byte order.
  *
- * expires_ns is on the bpf_ktime_get_ns() clock (CLOCK_MONOTONIC); entries past it are ignored
- * by the programs and deleted by the agent's sweep (or evicted by the LRU when the table is full).
+ * expires_ns is on the bpf_ktime_get_coarse_ns() clock (CLOCK_MONOTONIC_COARSE: the monotonic
+ * clock at tick resolution, which costs a memory read instead of a clocksource read on every
+ * packet); entries past it are ignored by the programs and deleted by the agent's sweep (or
+ * evicted by the LRU when the table is full).
  */
 #ifndef VEIL_CONNTRACK_H
 #define VEIL_CONNTRACK_H

@@ -8,7 +8,7 @@ import { openShared } from '../../../agent/datapath/bpf-map.js';
 import { ConfigMap } from '../../../agent/datapath/config-map.js';
 import { Conntrack, CONNTRACK_MAPS, ctEntryCodec, CtFlags, ctKeyCodec, monotonicNowNs } from '../../../agent/datapath/conntrack.js';
 import { sweepConntrack } from '../../../agent/datapath/conntrack-gc.js';
-import { loadObject, testRun, type BpfObject } from '../../../agent/datapath/datapath.js';
+import { loadObjects, testRun, type BpfObject } from '../../../agent/datapath/datapath.js';
 import { openEndpointMap } from '../../../agent/datapath/endpoints.js';
 import { Ipcache } from '../../../agent/datapath/ipcache.js';
 import { openPolicyMap } from '../../../agent/datapath/policy-map.js';
@@ -19,11 +19,10 @@ import { CFG_F, EP_F, IPC_F, TC_ACT_REDIRECT, TC_ACT_SHOT } from '../../support/
 
 const pinDir = pinDirPerTest('pg');
 const S = 1_000_000_000n;
+const TICK = 20_000_000n;
 
-async function setup(): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack; close(): void }> {
-  const dir = pinDir();
-  const from = await loadObject(programObject('from-pod'), { pinDir: dir });
-  const to = await loadObject(programObject('to-pod'), { pinDir: dir, reuseMaps: { veil_events: from.map('veil_events') } });
+async function setup(dir = pinDir()): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack; dir: string; close(): void }> {
+  const [from, to] = (await loadObjects([programObject('from-pod'), programObject('to-pod')], { pinDir: dir })) as [BpfObject, BpfObject];
   await (await ConfigMap.open(from)).set({ flags: CFG_F.MODE_WIREGUARD, wireguardIfindex: [7, 8], nodeIdentity: 1, wireguardPort: 51820, nodeIndex: 1 });
   await (await openEndpointMap(from)).set(1, { identity: 300, flags: EP_F.ENFORCE_EGRESS | EP_F.ENFORCE_INGRESS, ipv4: '10.0.1.10', ipv6: 'fd00:1::10' });
   const ipc = await Ipcache.open(from);
@@ -41,7 +40,7 @@ async function setup(): Promise<{ from: BpfObject; to: BpfObject; ct: Conntrack;
     ).map((e) => [e.key, e.value]),
   );
   const ct = await Conntrack.open(dir);
-  return { from, to, ct, close: () => (from.close(), to.close()) };
+  return { from, to, ct, dir, close: () => (from.close(), to.close()) };
 }
 
 describe('connection tracking', () => {
@@ -53,7 +52,8 @@ describe('connection tracking', () => {
       expect(syn.retval).toBe(TC_ACT_REDIRECT);
       let [e] = await s.ct.list();
       expect(e).toMatchObject({ family: 4, saddr: '10.0.1.10', daddr: '10.0.2.20', sport: 40000, dport: 80, proto: 6, srcIdentity: 300, dstIdentity: 400, flags: CtFlags.EGRESS_OK, expired: false });
-      expect(e!.expiresNs - before).toBeGreaterThanOrEqual(60n * S);
+      // the programs' clock is CLOCK_MONOTONIC_COARSE: up to a tick behind `before`
+      expect(e!.expiresNs - before).toBeGreaterThanOrEqual(60n * S - TICK);
       expect(e!.expiresNs - before).toBeLessThan(61n * S);
 
       const synAck = tcp({ src: '10.0.2.20', dst: '10.0.1.10', sport: 80, dport: 40000, flags: TCP_FLAGS.syn | TCP_FLAGS.ack });
@@ -61,6 +61,7 @@ describe('connection tracking', () => {
       [e] = await s.ct.list();
       expect(e!.flags).toBe(CtFlags.EGRESS_OK | CtFlags.SEEN_REPLY);
       expect(e!.expiresNs - before).toBeGreaterThan(21599n * S);
+      expect(e!.expiresNs - before).toBeLessThan(21601n * S);
 
       const fin = tcp({ src: '10.0.1.10', dst: '10.0.2.20', sport: 40000, dport: 80, flags: TCP_FLAGS.fin | TCP_FLAGS.ack });
       await testRun(s.from.program('veil_from_pod_prog'), fin);
@@ -112,6 +113,22 @@ describe('connection tracking', () => {
       expect(await sweepConntrack(s.ct, now)).toEqual({ scanned: 2, deleted: 0 });
     } finally {
       s.close();
+    }
+  });
+
+  it('connections survive a reload of the programs (the tables are pinned): the reply still passes', async () => {
+    const first = await setup();
+    const syn = tcp({ src: '10.0.1.10', dst: '10.0.2.20', sport: 40100, dport: 80 });
+    expect((await testRun(first.from.program('veil_from_pod_prog'), syn)).retval).toBe(TC_ACT_REDIRECT);
+    first.close();
+    // a restarted agent: new objects, same pin directory
+    const second = await setup(first.dir);
+    try {
+      expect(await second.ct.get(4, { saddr: '10.0.1.10', daddr: '10.0.2.20', sport: 40100, dport: 80, proto: 6 })).toMatchObject({ flags: CtFlags.EGRESS_OK });
+      const synAck = tcp({ src: '10.0.2.20', dst: '10.0.1.10', sport: 80, dport: 40100, flags: TCP_FLAGS.syn | TCP_FLAGS.ack });
+      expect((await testRun(second.to.program('veil_to_pod_prog'), synAck)).retval).toBe(0);
+    } finally {
+      second.close();
     }
   });
 

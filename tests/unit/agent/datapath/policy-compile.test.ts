@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   compilePolicy,
   lookupPolicy,
-  POLICY_FLAG,
   PolicyCompileError,
   policyKeyId,
   type PolicyEntry,
   type PolicyValue,
 } from '../../../../agent/datapath/policy-compile.js';
+import { MapsAbi } from '../../../../agent/datapath/layout.js';
 import { PROTOCOL_NUMBERS, type PolicyEnforcement, type PolicyRule } from '../../../../agent/policy/rule.js';
 
 const ALLOW = { verdict: 'allow', flags: 0 };
@@ -53,7 +53,7 @@ function datapath(
   const enforced = enf.find((e) => e.identity === q.subject)?.[q.direction] === true;
   if (!v) return { verdict: enforced ? 'deny' : 'allow', level: 0 };
   if (v.verdict === 'deny') return { verdict: 'deny', level: 0 };
-  const level = v.flags & POLICY_FLAG.requireAuthenticatedIdentity ? 2 : v.flags & POLICY_FLAG.requireEncryption ? 1 : 0;
+  const level = v.flags & MapsAbi.POL_F_REQUIRE_AUTH_IDENTITY ? 2 : v.flags & MapsAbi.POL_F_REQUIRE_ENCRYPTION ? 1 : 0;
   return { verdict: 'allow', level };
 }
 
@@ -106,7 +106,7 @@ describe('compilePolicy()', () => {
     const map = asMap(entries);
     expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 6, port: 443 })).toEqual({
       verdict: 'allow',
-      flags: POLICY_FLAG.requireEncryption,
+      flags: MapsAbi.POL_F_REQUIRE_ENCRYPTION,
     });
     expect(lookupPolicy(map, { subject: 300, peer: 400, direction: 'ingress', proto: 17, port: 443 })).toBeUndefined();
   });
