@@ -3,7 +3,7 @@
  * extension Veil looks at is decoded here, once; a certificate whose extensions do not decode,
  * that repeats an extension, or whose inner and outer signature algorithms differ is refused.
  */
-import { createHash } from 'node:crypto';
+import { certificateFingerprint } from '../agent/keys/fingerprint.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   AuthorityKeyIdentifier,
@@ -49,7 +49,7 @@ export interface Certificate {
   readonly x509: X509Certificate;
   readonly der: Buffer;
   readonly pem: string;
-  /** SHA-256 of the DER, hex: how logs and audit events name a certificate. */
+  /** certificateFingerprint() ("sha256:" + hex SHA-256 of the DER): how logs and audit events name a certificate. */
   readonly fingerprint: string;
   readonly serialNumber: string;
   readonly subject: string;
@@ -187,7 +187,7 @@ function describe(x509: X509Certificate, asn: AsnCertificate, der: Buffer, what:
     x509,
     der,
     pem: encodePem('CERTIFICATE', der),
-    fingerprint: createHash('sha256').update(der).digest('hex'),
+    fingerprint: certificateFingerprint(der),
     serialNumber: x509.serialNumber,
     subject: x509.subject,
     issuer: x509.issuer,

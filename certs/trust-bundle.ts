@@ -3,6 +3,7 @@
  * cluster CA rotates (old and new; a chain to either verifies). More than two is refused so a
  * forgotten retired CA cannot linger.
  */
+import { isFingerprint } from '../agent/keys/fingerprint.js';
 import { ValidationError } from '../agent/errors.js';
 import { readCertificatesPem, type Certificate } from './certificate.js';
 import { TrustBundleError } from './errors.js';
@@ -52,8 +53,8 @@ export class TrustBundle {
 
   /** A new bundle without the CA with this SHA-256 fingerprint (rotation, last step: retire the old CA). */
   withoutCa(fingerprint: string): TrustBundle {
-    if (typeof fingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(fingerprint)) {
-      throw new ValidationError('fingerprint', `Invalid CA fingerprint "${String(fingerprint).slice(0, 80)}": pass the SHA-256 of the DER as 64 lowercase hex digits`);
+    if (!isFingerprint(fingerprint)) {
+      throw new ValidationError('fingerprint', `Invalid CA fingerprint "${String(fingerprint).slice(0, 80)}": pass the CA certificate's fingerprint, "sha256:" and 64 lowercase hex digits`);
     }
     const rest = this.cas.filter((c) => c.fingerprint !== fingerprint);
     if (rest.length === this.cas.length) {

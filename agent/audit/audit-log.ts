@@ -34,9 +34,9 @@ import {
   lineHash,
   RECOVERED_EVENT,
   type CheckpointFields,
-  type SignatureAlgorithm,
 } from './line-format.js';
-import { signatureAlgorithmOf, verifySignature, type CheckpointSigner } from './signer.js';
+import type { CheckpointSigner } from './signer.js';
+import { signatureAlgorithmOf, verifySignature, type SignatureAlgorithm } from '../keys/signature.js';
 
 export type FsyncPolicy = 'line' | 'checkpoint' | 'none';
 

@@ -13,8 +13,8 @@ import { X509Certificate } from 'node:crypto';
 import { AuditSignatureError, AuditTrustError } from './errors.js';
 import { certificateFingerprint } from '../keys/fingerprint.js';
 import { checkNodeCertificate } from '../keys/node-certificate-check.js';
-import type { SignatureAlgorithm } from './line-format.js';
-import { signatureAlgorithmOf, verifySignature, type CheckpointToVerify, type CheckpointVerifier } from './signer.js';
+import type { CheckpointToVerify, CheckpointVerifier } from './signer.js';
+import { signatureAlgorithmOf, verifySignature } from '../keys/signature.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 const MAX_TRUST_PEM = 1024 * 1024;
@@ -90,7 +90,7 @@ export function createCaVerifier(caPems: string[]): CheckpointVerifier {
       if (c.sigAlg !== alg) {
         throw new AuditSignatureError(`Checkpoint says signature algorithm "${c.sigAlg}" but certificate "${subject}" has a key for "${alg}"`);
       }
-      if (!verifySignature(alg as SignatureAlgorithm, cert.publicKey, c.data, c.signature)) {
+      if (!verifySignature(alg, cert.publicKey, c.data, c.signature)) {
         throw new AuditSignatureError(`Checkpoint signature does not verify with certificate "${subject}" (${fp}): forged or altered`);
       }
       return { subject };

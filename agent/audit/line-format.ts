@@ -9,6 +9,7 @@
  * terminating newline; the first line's `prev` is GENESIS_PREV. See docs/audit.md.
  */
 import { createHash } from 'node:crypto';
+import type { SignatureAlgorithm } from '../keys/signature.js';
 
 export const AUDIT_FORMAT_VERSION = 1;
 export const AUDIT_LEVEL = 'audit';
@@ -46,8 +47,6 @@ export interface Envelope {
   event: string;
 }
 
-/** Supported checkpoint signature schemes, determined by the signing certificate's key. */
-export type SignatureAlgorithm = 'ecdsa-p256-sha256' | 'ecdsa-p384-sha384' | 'ed25519';
 
 /** The signed fields of a checkpoint line (everything but `certificate` and `signature`). */
 export interface CheckpointFields {

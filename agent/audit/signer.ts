@@ -8,9 +8,9 @@
  * The signature scheme follows from the certificate's key; a signer must produce exactly it:
  *   EC P-256 → ECDSA with SHA-256 (DER signature) · EC P-384 → ECDSA with SHA-384 · Ed25519.
  */
-import { createPublicKey, KeyObject, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { createPublicKey, KeyObject, sign as cryptoSign, X509Certificate } from 'node:crypto';
 import { AuditSignerError } from './errors.js';
-import type { SignatureAlgorithm } from './line-format.js';
+import { digestOf, signatureAlgorithmOf, type SignatureAlgorithm } from '../keys/signature.js';
 
 export interface CheckpointSigner {
   /** The node certificate whose private key makes the signatures, PEM. */
@@ -36,32 +36,6 @@ export interface CheckpointToVerify {
 export interface CheckpointVerifier {
   /** Throws AuditSignatureError saying what is wrong; returns the certificate's subject when good. */
   verify(c: CheckpointToVerify): { subject: string };
-}
-
-/** The scheme for a certificate's public key, or undefined for an unsupported key. */
-export function signatureAlgorithmOf(publicKey: KeyObject): SignatureAlgorithm | undefined {
-  const type = publicKey.asymmetricKeyType;
-  if (type === 'ed25519') return 'ed25519';
-  if (type === 'ec') {
-    const curve = publicKey.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1') return 'ecdsa-p256-sha256';
-    if (curve === 'secp384r1') return 'ecdsa-p384-sha384';
-  }
-  return undefined;
-}
-
-/** The node:crypto digest argument for a scheme (null: the scheme hashes internally). */
-export function digestOf(alg: SignatureAlgorithm): string | null {
-  return alg === 'ed25519' ? null : alg === 'ecdsa-p256-sha256' ? 'sha256' : 'sha384';
-}
-
-/** Verifies a signature with a public key in the given scheme (false on any mismatch). */
-export function verifySignature(alg: SignatureAlgorithm, publicKey: KeyObject, data: Buffer, signature: Buffer): boolean {
-  try {
-    return cryptoVerify(digestOf(alg), data, publicKey, signature);
-  } catch {
-    return false;
-  }
 }
 
 function describeKey(key: KeyObject): string {

@@ -21,8 +21,8 @@ import {
   lineHash,
   MAX_LINE_BYTES,
   RECOVERED_EVENT,
-  type SignatureAlgorithm,
 } from './line-format.js';
+import type { SignatureAlgorithm } from '../keys/signature.js';
 import type { CheckpointVerifier } from './signer.js';
 
 export interface AuditSummary {

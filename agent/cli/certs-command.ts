@@ -127,7 +127,7 @@ async function init(args: string[]): Promise<number> {
   await writePublicFile(p.caCert, ca.certificate.pem);
   await writePublicFile(p.bundle, TrustBundle.of([ca.certificate]).toPem());
   await writePublicFile(p.trustDomain, `${trustDomain}\n`);
-  out(`${values['ca-cert'] !== undefined ? 'Imported' : 'Created'} cluster CA for trust domain "${trustDomain}" (fingerprint sha256:${ca.certificate.fingerprint}, valid until ${ca.certificate.notAfter.toISOString()})`);
+  out(`${values['ca-cert'] !== undefined ? 'Imported' : 'Created'} cluster CA for trust domain "${trustDomain}" (fingerprint ${ca.certificate.fingerprint}, valid until ${ca.certificate.notAfter.toISOString()})`);
   out(`  ${p.caCert}\n  ${p.caKey} (0600)\n  ${p.bundle}`);
   return 0;
 }
@@ -155,7 +155,7 @@ async function issueNode(args: string[]): Promise<number> {
   }
   await writePublicFile(paths.csr, csrPem.toString());
   await writePublicFile(paths.cert, cert.pem);
-  out(`Issued node certificate for "${nodeName}" (fingerprint sha256:${cert.fingerprint}, valid until ${cert.notAfter.toISOString()})`);
+  out(`Issued node certificate for "${nodeName}" (fingerprint ${cert.fingerprint}, valid until ${cert.notAfter.toISOString()})`);
   out(`  ${paths.cert}${nodeKey ? `\n  ${paths.key} (0600)` : ''}`);
   return 0;
 }

@@ -11,9 +11,9 @@
  * overwritten and removed) → rotation.completed. A generation not acknowledged within
  * `acknowledgeTimeoutMs` is abandoned (record drops it, key wiped); the active one stays.
  *
- * Peer, per other node: verify its signed record (a rejected record is an audit event and
- * changes nothing), call installPeerKey / usePeerKey / removePeerKey, then write the ack
- * document under keys/acks/<owner>/<this node>.
+ * Peer, per other node (peer-keys.ts): verify its signed record (a rejected record is an audit
+ * event and changes nothing), call installPeerKey / usePeerKey / removePeerKey, then write the
+ * ack document under keys/acks/<owner>/<this node>.
  *
  * Rotations start on a schedule (interval after activation, shortened by up to `jitter` so nodes
  * do not rotate in step), on demand (`rotateNow()` or a request key written by `veil keys
@@ -25,19 +25,19 @@ import type { AuditEvent } from '../audit/events.js';
 import type { Logger } from '../log/logger.js';
 import { PrefixMirror } from '../store/prefix-mirror.js';
 import type { KeyValue, Store } from '../store/store.js';
-import { KeyFileError, NodeRecordError, RotationError, type NodeRecordRejectReason } from './errors.js';
+import { KeyFileError, NodeRecordError, RotationError } from './errors.js';
 import { toAuditEvent, type KeyAuditExtra } from './key-audit.js';
 import { destroySecretFile, readPrivateKeyFile, writePrivateKeyFile } from './key-file.js';
 import { KeyStateDir, type KeyManagerState, type SlotState } from './key-state-dir.js';
 import { KeyStorePaths, slotId, slotLabel, type SlotRef } from './key-store-paths.js';
-import { NO_KERNEL_STATE, type KernelKeyHooks, type PeerKey } from './kernel-key-hooks.js';
+import { NO_KERNEL_STATE, type KernelKeyHooks } from './kernel-key-hooks.js';
 import { validateNodeRecord, type NodeRecord, type NodeRecordKey, type NodeRecordKeyState } from './node-record.js';
 import { serializeSignedNodeRecord, signNodeRecord } from './node-record-sign.js';
-import { NodeRecordVerifier } from './node-record-verify.js';
-import { ackHas, encodePeerAck, parsePeerAck, type PeerAck, type SlotGeneration } from './peer-ack.js';
+import { ackHas, parsePeerAck, type PeerAck } from './peer-ack.js';
+import { auditDetail, PeerKeys } from './peer-keys.js';
 import * as rot from './rotation.js';
 import { parseRotationRequest, type RotationRequest } from './rotation-request.js';
-import { X25519PrivateKey, X25519PublicKey } from './x25519.js';
+import { X25519PrivateKey } from './x25519.js';
 
 export interface KeyManagerOptions {
   node: string;
@@ -81,30 +81,6 @@ export interface SlotStatus extends SlotRef {
   generations: { generation: number; phase: rot.KeyPhase; fingerprint: string; acknowledgedBy: string[]; movedPeers: string[] }[];
 }
 
-interface PeerView {
-  modRevision: string;
-  record: NodeRecord;
-  /** "kind/identity/generation" of the keys installed for this peer. */
-  installed: Set<string>;
-  /** slotId → generation used to send to this peer. */
-  using: Map<string, number>;
-  ackWritten?: string;
-}
-
-const REJECT_REASON: Record<NodeRecordRejectReason, 'unsigned' | 'bad-signature' | 'untrusted-certificate' | 'expired-certificate' | 'stale-generation' | 'malformed'> = {
-  oversized: 'malformed',
-  malformed: 'malformed',
-  unsigned: 'unsigned',
-  certificate_invalid: 'untrusted-certificate',
-  certificate_untrusted: 'untrusted-certificate',
-  certificate_expired: 'expired-certificate',
-  certificate_name_mismatch: 'bad-signature',
-  signature_invalid: 'bad-signature',
-  stale_sequence: 'stale-generation',
-  stale_issued_at: 'stale-generation',
-  future_issued_at: 'malformed',
-};
-
 const keyId = (s: SlotRef, generation: number) => `${s.kind}/${s.identity}/${generation}`;
 
 function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
@@ -130,21 +106,17 @@ export class KeyManager {
   readonly #hooks: KernelKeyHooks;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #verifier: NodeRecordVerifier;
   #state: KeyManagerState;
   /** "kind/identity/generation" → private key of a live own generation. */
   readonly #keys = new Map<string, X25519PrivateKey>();
-  readonly #peers = new Map<string, PeerView>();
   readonly #acks = new Map<string, PeerAck>();
   readonly #requests = new Map<string, RotationRequest>();
   readonly #onDemand = new Set<string>();
-  /** Peers whose record was deleted (their keys are removed at the next pass). */
-  readonly #gone = new Set<string>();
-  /** Records and acknowledgements refused since the last pass (audited by the pass). */
-  readonly #rejected: { node: string; err: NodeRecordError }[] = [];
+  /** Identities hosted on this node (setIdentities). */
+  #hosted = new Set<number>();
+  /** Acknowledgements refused since the last pass (audited by the pass). */
   readonly #badAcks: { peer: string; err: NodeRecordError }[] = [];
-  /** Verified records not yet checked for identity hosting and applied. */
-  readonly #incoming = new Map<string, { modRevision: string; record: NodeRecord }>();
+  readonly #peerKeys: PeerKeys;
   #recordRevision: string | null = null;
   #mirrors: PrefixMirror[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -160,8 +132,18 @@ export class KeyManager {
     this.#hooks = o.hooks ?? NO_KERNEL_STATE;
     this.#now = o.now ?? Date.now;
     this.#random = o.random ?? Math.random;
-    this.#verifier = new NodeRecordVerifier({ trustAnchors: o.trustAnchors });
     this.#state = state;
+    this.#peerKeys = new PeerKeys({
+      node: o.node,
+      store: o.store,
+      paths: this.#paths,
+      trustAnchors: o.trustAnchors,
+      hooks: this.#hooks,
+      ...(o.identityHosted ? { identityHosted: o.identityHosted } : {}),
+      record: (e) => this.#record(e),
+      ...(o.log ? { log: o.log } : {}),
+      now: this.#now,
+    });
   }
 
   /**
@@ -183,8 +165,25 @@ export class KeyManager {
     }
     const m = new KeyManager(o, saved ?? { v: 1, node: o.node, sequence: 0, slots: [] });
     await m.#loadKeys();
+    m.#applyInterval();
     m.setIdentities(o.identities ?? []);
     return m;
+  }
+
+  /** A changed `rotationIntervalMs` takes effect at start: the next rotation is rescheduled from the last activation. */
+  #applyInterval(): void {
+    const interval = this.#o.rotationIntervalMs;
+    for (const slot of this.#state.slots) {
+      if (slot.rotation.intervalMs === interval) continue;
+      slot.rotation = { ...slot.rotation, intervalMs: interval };
+      const active = rot.activeGeneration(slot.rotation);
+      if (active) slot.dueAt = this.#dueAfter(active.activatedAt ?? active.generatedAt);
+    }
+  }
+
+  /** When a generation activated at `t` is due for its scheduled rotation (interval minus jitter). */
+  #dueAfter(t: number): number {
+    return t + Math.round(this.#o.rotationIntervalMs * (1 - (this.#o.jitter ?? 0.1) * this.#random()));
   }
 
   async #loadKeys(): Promise<void> {
@@ -211,7 +210,7 @@ export class KeyManager {
           const t = rot.abandon(slot.rotation, { generation: g.generation, now: this.#now() });
           slot.rotation = t.state;
           slot.publishedAt = null;
-          await this.#o.audit.record(toAuditEvent(t.event, { abandonReason: 'key-lost' }));
+          await this.#record(toAuditEvent(t.event, { abandonReason: 'key-lost' }));
         } else {
           throw new KeyFileError(path, `Key file "${path}" of the ${g.phase} generation ${g.generation} of the ${slotLabel(ref)} is missing: restore it, or move the key directory aside to start with new keys`);
         }
@@ -220,22 +219,46 @@ export class KeyManager {
     await this.#dir.save(this.#state);
   }
 
-  /** The identities hosted on this node; a new one gets a key slot (its key is generated at once). */
+  /**
+   * The identities hosted on this node. A new one gets a key slot (its key is generated at the
+   * next pass); one no longer listed has its keys retired ("identity-removed") and destroyed.
+   */
   setIdentities(ids: readonly number[]): void {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 1 || id > 65535) throw new RotationError('init', `Invalid identity ${String(id)}: use an identity id from 1 to 65535`);
+    }
+    this.#hosted = new Set(ids);
     const want: SlotRef[] = [{ kind: 'node', identity: 0 }, ...ids.map((id) => ({ kind: 'identity' as const, identity: id }))];
     for (const ref of want) {
-      if (ref.kind === 'identity' && (!Number.isInteger(ref.identity) || ref.identity < 1 || ref.identity > 65535)) {
-        throw new RotationError('init', `Invalid identity ${String(ref.identity)}: use an identity id from 1 to 65535`);
-      }
       if (this.#slot(ref)) continue;
       this.#state.slots.push({
-        rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: [...this.#peers.keys()] }),
+        rotation: rot.initialRotationState({ ...ref, node: this.#o.node }, { intervalMs: this.#o.rotationIntervalMs, peers: this.#peerKeys.names() }),
         dueAt: null,
         publishedAt: null,
         retireReason: 'rotation',
       });
     }
     this.#kick();
+  }
+
+  /** Slots of identities no longer hosted: out of the record first, then their keys are retired and destroyed. */
+  async #removeUnhosted(): Promise<void> {
+    const gone = this.#state.slots.filter((s) => s.rotation.slot.kind === 'identity' && !this.#hosted.has(s.rotation.slot.identity));
+    if (gone.length === 0) return;
+    const kept = this.#state.slots.filter((s) => !gone.includes(s));
+    if (!(await this.#publish(kept.map((s) => s.rotation)))) return;
+    this.#state.slots = kept;
+    await this.#dir.save(this.#state);
+    for (const slot of gone) {
+      const ref: SlotRef = { kind: 'identity', identity: slot.rotation.slot.identity };
+      for (const g of slot.rotation.generations) {
+        const key = { keyKind: 'identity' as const, identity: ref.identity, generation: g.generation, fingerprint: g.fingerprint };
+        await this.#hooks.retireLocalKey({ ...ref, generation: g.generation });
+        await this.#record({ event: 'key.retired', ...key, reason: 'identity-removed' });
+        await this.#wipe(ref, g.generation);
+        await this.#record({ event: 'key.destroyed', ...key });
+      }
+    }
   }
 
   #slot(ref: SlotRef): SlotState | undefined {
@@ -252,7 +275,9 @@ export class KeyManager {
       if (seq > this.#state.sequence) this.#state.sequence = seq;
     }
     this.#mirrors = [
-      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => this.#onRecord(k, kv), onResync: (e) => this.#warn(e, 'Re-listing node records') }),
+      new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => {
+          if (this.#peerKeys.onRecord(k, kv)) this.#kick();
+        }, onResync: (e) => this.#warn(e, 'Re-listing node records') }),
       new PrefixMirror({ store: this.#o.store, prefix: this.#paths.acksOf(me), onChange: (k, kv) => this.#onAck(k, kv), onResync: (e) => this.#warn(e, 'Re-listing acknowledgements') }),
       new PrefixMirror({ store: this.#o.store, prefix: this.#paths.rotateRequestsOf(me), onChange: (k, kv) => this.#onRequest(k, kv), onResync: (e) => this.#warn(e, 'Re-listing rotation requests') }),
     ];
@@ -294,26 +319,6 @@ export class KeyManager {
   // -------------------------------------------------------------------------------------------
   // Store changes
 
-  #onRecord(key: string, kv: KeyValue | null): void {
-    const node = this.#paths.recordNode(key);
-    if (!node || node === this.#o.node) return;
-    if (!kv) {
-      this.#gone.add(node);
-      this.#kick();
-      return;
-    }
-    if ((this.#incoming.get(node) ?? this.#peers.get(node))?.modRevision === kv.modRevision) return;
-    try {
-      const v = this.#verifier.verify(kv.value, { expectedNode: node, now: this.#now() });
-      this.#gone.delete(node);
-      this.#incoming.set(node, { modRevision: kv.modRevision, record: v.record });
-    } catch (err) {
-      if (err instanceof NodeRecordError) this.#rejected.push({ node, err });
-      else this.#warn(err as Error, 'Cannot verify a node record');
-    }
-    this.#kick();
-  }
-
   #onAck(key: string, kv: KeyValue | null): void {
     const peer = key.slice(this.#paths.acksOf(this.#o.node).length);
     if (!kv) {
@@ -344,6 +349,13 @@ export class KeyManager {
       this.#warn(err as Error, 'Ignoring a malformed rotation request');
     }
     this.#kick();
+  }
+
+  /** Writes an audit event and logs it (events carry fingerprints only, never key material). */
+  async #record(event: AuditEvent): Promise<void> {
+    await this.#o.audit.record(event);
+    if (event.event === 'record.rejected') this.#o.log?.warn(event, 'Rejected a node record');
+    else this.#o.log?.info(event, `Key lifecycle: ${event.event}`);
   }
 
   #warn(err: Error, msg: string): void {
@@ -383,106 +395,18 @@ export class KeyManager {
   }
 
   async #pass(): Promise<void> {
-    for (const { node, err } of this.#rejected.splice(0)) {
-      await this.#o.audit.record({ event: 'record.rejected', peerNode: node, reason: REJECT_REASON[err.reason], detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
-    }
     for (const { peer, err } of this.#badAcks.splice(0)) {
-      await this.#o.audit.record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 512) });
+      await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: auditDetail(err.message) });
     }
-    await this.#peerSide();
-    const peers = [...this.#peers.keys()].sort();
+    await this.#peerKeys.sync();
+    const peers = this.#peerKeys.names();
     for (const slot of this.#state.slots) {
       if (slot.rotation.peers.join(',') !== peers.join(',')) slot.rotation = rot.setPeers(slot.rotation, peers);
     }
     // The node key first: a record must carry a node key before identity keys can be published.
     const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
-    for (const slot of slots) await this.#ownerSide(slot);
-  }
-
-  /** Applies verified records whose identity keys their nodes host; audits the others. */
-  async #applyIncoming(): Promise<void> {
-    for (const [node, { modRevision, record }] of [...this.#incoming]) {
-      this.#incoming.delete(node);
-      if (this.#gone.has(node)) continue;
-      const check = this.#o.identityHosted;
-      const stray = [];
-      if (check) for (const k of record.keys) if (k.kind === 'identity' && !(await check(node, k.identity))) stray.push(k);
-      if (stray.length) {
-        const k = stray[0]!;
-        await this.#o.audit.record({
-          event: 'record.rejected',
-          peerNode: node,
-          reason: 'identity-not-hosted',
-          detail: `Record sequence ${record.sequence} carries keys of identities the node does not reference: ${stray.slice(0, 8).map((x) => x.identity).join(', ')}`,
-          generation: k.generation,
-          fingerprint: X25519PublicKey.fromBase64(k.publicKey).fingerprint,
-        });
-        this.#o.log?.warn({ peer: node, identities: stray.map((x) => x.identity) }, 'Rejected a node record with keys of identities its node does not host');
-        continue;
-      }
-      const prev = this.#peers.get(node);
-      this.#peers.set(node, { modRevision, record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
-    }
-  }
-
-  // Peer side: install, use and remove other nodes' keys, then acknowledge.
-  async #peerSide(): Promise<void> {
-    const me = this.#o.node;
-    await this.#applyIncoming();
-    for (const node of [...this.#gone]) {
-      const view = this.#peers.get(node);
-      if (view) {
-        for (const id of view.installed) {
-          const [kind, identity, generation] = id.split('/');
-          await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
-        }
-        this.#peers.delete(node);
-        this.#verifier.forget(node);
-      }
-      await this.#o.store.delete(this.#paths.ack(node, me));
-      this.#gone.delete(node);
-    }
-    for (const [node, view] of this.#peers) {
-      const keys = view.record.keys;
-      const peerKey = (k: NodeRecordKey): PeerKey => ({ node, kind: k.kind, identity: k.identity, generation: k.generation, publicKey: X25519PublicKey.fromBase64(k.publicKey), record: view.record });
-      for (const k of keys) {
-        if (view.installed.has(keyId(k, k.generation))) continue;
-        await this.#hooks.installPeerKey(peerKey(k));
-        view.installed.add(keyId(k, k.generation));
-      }
-      for (const k of keys) {
-        if (k.state !== 'active' || view.using.get(slotId(k)) === k.generation) continue;
-        await this.#hooks.usePeerKey(peerKey(k));
-        view.using.set(slotId(k), k.generation);
-      }
-      const present = new Set(keys.map((k) => keyId(k, k.generation)));
-      for (const id of [...view.installed]) {
-        if (present.has(id)) continue;
-        const [kind, identity, generation] = id.split('/');
-        await this.#hooks.removePeerKey({ node, kind: kind as SlotRef['kind'], identity: Number(identity), generation: Number(generation) });
-        view.installed.delete(id);
-      }
-      for (const [sid, gen] of [...view.using]) {
-        if (!keys.some((k) => slotId(k) === sid && k.generation === gen)) view.using.delete(sid);
-      }
-      const installed: SlotGeneration[] = keys.filter((k) => view.installed.has(keyId(k, k.generation))).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
-      const using: SlotGeneration[] = keys.filter((k) => view.using.get(slotId(k)) === k.generation).map((k) => ({ kind: k.kind, identity: k.identity, generation: k.generation }));
-      const doc = encodePeerAck({ v: 1, owner: node, peer: me, installed, using });
-      if (view.ackWritten === doc.toString('utf8')) continue;
-      await this.#put(this.#paths.ack(node, me), doc);
-      view.ackWritten = doc.toString('utf8');
-    }
-  }
-
-  /** Writes a key this node alone writes: create, or update at the revision just read. */
-  async #put(key: string, value: Buffer): Promise<string> {
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const cur = await this.#o.store.get(key);
-      if (cur?.value.equals(value)) return cur.modRevision;
-      const r = cur ? await this.#o.store.update(key, value, cur.modRevision) : await this.#o.store.create(key, value);
-      if ('updated' in r ? r.updated : r.created) return ('updated' in r ? r.kv! : r.kv).modRevision;
-    }
-    throw new RotationError('publish', `Cannot write "${key}": it kept changing under this node; is a second agent running as "${this.#o.node}"?`);
+    await this.#removeUnhosted();
+    for (const slot of this.#state.slots.filter((x) => slots.includes(x))) await this.#ownerSide(slot);
   }
 
   // Owner side: one slot's rotation.
@@ -490,7 +414,7 @@ export class KeyManager {
     const now = this.#now();
     const ref: SlotRef = { kind: slot.rotation.slot.kind, identity: slot.rotation.slot.identity };
     const sid = slotId(ref);
-    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#o.audit.record(toAuditEvent(e, extra));
+    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#record(toAuditEvent(e, extra));
 
     // Retired leftovers (a crash between retire and destroy).
     for (const g of slot.rotation.generations.filter((x) => x.phase === 'retired')) await this.#destroy(slot, g.generation, now);
@@ -522,7 +446,7 @@ export class KeyManager {
     const pending = slot.rotation.generations.find((g) => g.phase === 'generated' || g.phase === 'published' || g.phase === 'acknowledged');
     if (pending?.phase === 'generated') {
       const t = rot.publish(slot.rotation, { generation: pending.generation, now });
-      if (!(await this.#publish(t.state, slot))) return;
+      if (!(await this.#publish(this.#with(slot, t.state)))) return;
       slot.rotation = t.state;
       slot.publishedAt = now;
       await this.#dir.save(this.#state);
@@ -536,16 +460,16 @@ export class KeyManager {
         const key = this.#keys.get(keyId(ref, g.generation))!;
         await this.#hooks.activateLocalKey({ ...ref, generation: g.generation, privateKey: key });
         const t = rot.activate(slot.rotation, { generation: g.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         slot.publishedAt = null;
-        slot.dueAt = now + Math.round(this.#o.rotationIntervalMs * (1 - (this.#o.jitter ?? 0.1) * this.#random()));
+        slot.dueAt = this.#dueAfter(now);
         await this.#dir.save(this.#state);
         await audit(t.event);
       } else if (slot.publishedAt !== null && now - slot.publishedAt >= this.#o.acknowledgeTimeoutMs) {
         const missing = slot.rotation.peers.filter((p) => !g.acknowledgedBy.includes(p)).length;
         const t = rot.abandon(slot.rotation, { generation: g.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         slot.publishedAt = null;
         await this.#dir.save(this.#state);
@@ -565,12 +489,12 @@ export class KeyManager {
       if (slot.rotation.peers.every((p) => a.movedPeers.includes(p))) {
         await this.#hooks.retireLocalKey({ ...ref, generation: superseded.generation });
         const t = rot.retire(slot.rotation, { generation: superseded.generation, now });
-        if (!(await this.#publish(t.state, slot))) return;
+        if (!(await this.#publish(this.#with(slot, t.state)))) return;
         slot.rotation = t.state;
         await this.#dir.save(this.#state);
         await audit(t.event, { retireReason: slot.retireReason });
         await this.#destroy(slot, superseded.generation, now);
-        await this.#o.audit.record({
+        await this.#record({
           event: 'rotation.completed',
           keyKind: ref.kind,
           ...(ref.kind === 'identity' ? { identity: ref.identity } : {}),
@@ -603,7 +527,7 @@ export class KeyManager {
       if (!r.event) continue;
       slot.rotation = r.state;
       await this.#dir.save(this.#state);
-      await this.#o.audit.record(toAuditEvent(r.event));
+      await this.#record(toAuditEvent(r.event));
     }
   }
 
@@ -613,7 +537,7 @@ export class KeyManager {
     const t = rot.destroy(slot.rotation, { generation, now });
     slot.rotation = t.state;
     await this.#dir.save(this.#state);
-    await this.#o.audit.record(toAuditEvent(t.event));
+    await this.#record(toAuditEvent(t.event));
   }
 
   async #wipe(ref: SlotRef, generation: number): Promise<void> {
@@ -621,14 +545,18 @@ export class KeyManager {
     this.#keys.delete(keyId(ref, generation));
   }
 
+  /** Every slot's rotation state, with `next` in place of `slot`'s. */
+  #with(slot: SlotState, next: rot.RotationState): rot.RotationState[] {
+    return this.#state.slots.map((s) => (s === slot ? next : s.rotation));
+  }
+
   /**
-   * Signs and writes the node record as it would be with `next` in place of the slot's rotation
-   * state. False when it cannot be published yet (no node key in it).
+   * Signs and writes the node record carrying the published generations of `rotations`. False
+   * when it cannot be published yet (no node key in it).
    */
-  async #publish(next: rot.RotationState, slot: SlotState): Promise<boolean> {
+  async #publish(rotations: rot.RotationState[]): Promise<boolean> {
     const keys: NodeRecordKey[] = [];
-    for (const s of this.#state.slots) {
-      const r = s === slot ? next : s.rotation;
+    for (const r of rotations) {
       for (const g of r.generations) {
         const state = recordKeyState(g.phase);
         const key = this.#keys.get(keyId(r.slot, g.generation));

@@ -14,12 +14,14 @@ import { createPrivateKey, createPublicKey, sign, X509Certificate, type KeyObjec
 import { ValidationError } from '../errors.js';
 import { canonicalJson, canonicalJsonBytes } from './canonical-json.js';
 import { nodeNameFromCertificate } from './node-certificate-check.js';
+import { digestOf, signatureAlgorithmOf, type SignatureAlgorithm } from './signature.js';
 import { NodeRecordError } from './errors.js';
 import { validateNodeRecord, type NodeRecord } from './node-record.js';
 
 export const NODE_RECORD_SIGNING_CONTEXT = 'veil/node-record/v1\n';
 
-export type NodeRecordSignatureAlgorithm = 'ecdsa-p256-sha256' | 'ed25519';
+/** The schemes node records use (certs/ issues P-256 node certificates; Ed25519 also verifies). */
+export type NodeRecordSignatureAlgorithm = Exclude<SignatureAlgorithm, 'ecdsa-p384-sha384'>;
 
 export interface SignedNodeRecord {
   record: NodeRecord;
@@ -38,16 +40,10 @@ export function nodeRecordSigningBytes(record: NodeRecord): Buffer {
   return Buffer.concat([Buffer.from(NODE_RECORD_SIGNING_CONTEXT), canonicalJsonBytes(record, 'record')]);
 }
 
-/** The signature algorithm for a certificate's public key, or undefined when unsupported. */
+/** The node-record scheme for a certificate's public key, or undefined when records cannot use it. */
 export function signatureAlgorithmFor(key: KeyObject): NodeRecordSignatureAlgorithm | undefined {
-  if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256-sha256';
-  return undefined;
-}
-
-/** node:crypto's digest argument for an algorithm (Ed25519 hashes internally). */
-export function digestFor(alg: NodeRecordSignatureAlgorithm): string | null {
-  return alg === 'ed25519' ? null : 'sha256';
+  const alg = signatureAlgorithmOf(key);
+  return alg === 'ecdsa-p384-sha384' ? undefined : alg;
 }
 
 export interface SignNodeRecordOptions {
@@ -99,7 +95,7 @@ export function signNodeRecord(record: NodeRecord, opts: SignNodeRecordOptions):
       `Cannot sign the record of node "${valid.name}" with the certificate of ${certName === undefined ? 'no single node name' : `node "${certName}"`}: use node "${valid.name}"'s certificate`,
     );
   }
-  const signature = sign(digestFor(alg), nodeRecordSigningBytes(valid), key).toString('base64');
+  const signature = sign(digestOf(alg), nodeRecordSigningBytes(valid), key).toString('base64');
   return { record: valid, certificate: cert.toString(), algorithm: alg, signature };
 }
 

@@ -16,13 +16,13 @@
  *  11. not issued too far in the future             → future_issued_at
  * Freshness is checked only after the signature, so unsigned bytes cannot move a node's state.
  */
-import { verify, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import { NodeRecordError, type NodeRecordRejectReason } from './errors.js';
 import { checkNodeCertificate } from './node-certificate-check.js';
+import { verifySignature } from './signature.js';
 import { isNodeName, validateNodeRecord, type NodeRecord } from './node-record.js';
 import {
-  digestFor,
   nodeRecordSigningBytes,
   signatureAlgorithmFor,
   type NodeNameOf,
@@ -159,15 +159,7 @@ export function verifyNodeRecord(wire: string | Uint8Array, opts: VerifyNodeReco
 
   // 9. Signature.
   const sig = Buffer.from(e.signature, 'base64');
-  let ok = false;
-  if (e.algorithm === alg) {
-    try {
-      ok = verify(digestFor(alg), nodeRecordSigningBytes(record), cert.publicKey, sig);
-    } catch {
-      ok = false;
-    }
-  }
-  if (!ok) {
+  if (e.algorithm !== alg || !verifySignature(alg, cert.publicKey, nodeRecordSigningBytes(record), sig)) {
     return reject('signature_invalid', `Rejected node record${who()}: the signature does not match the record and its node certificate (the record was altered or signed with another key)`);
   }
 

@@ -5,6 +5,7 @@
  * ValidationError naming the field, the bad value and the fix. Messages never contain private or
  * preshared key material (public keys appear only as a short base64 prefix).
  */
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
 import { ValidationError } from '../errors.js';
 import { canonicalCidr, checkEndpoint, formatCidr, formatEndpoint, quote, type Invalid } from '../net/ip.js';
 import { WG_KEY_LEN, type WgDeviceConfig, type WgPeerConfig } from './backend.js';
@@ -60,10 +61,6 @@ export function keyToBase64(key: Buffer | Uint8Array): string {
   return checkKey(key, 'key').toString('base64');
 }
 
-/** A short, non-secret label for a public key in messages and logs ("xTIBA5rb…"). */
-export function keyFingerprint(publicKey: Buffer | Uint8Array): string {
-  return `${Buffer.from(publicKey).toString('base64').slice(0, 8)}…`;
-}
 
 // ------------------------------------------------------------------------------------------
 // Addresses (parsed and formatted by agent/net/ip.ts; the messages keep this file's wording)
@@ -220,7 +217,7 @@ export function validateWgDeviceConfig(config: unknown, field = 'config'): WgDev
       if (prev !== undefined) {
         throw new ValidationError(
           `${pf}.publicKey`,
-          `Duplicate peer "${keyFingerprint(peer.publicKey)}" at "${pf}": it is also "${field}.peers[${prev}]"; list each peer once`,
+          `Duplicate peer "${publicKeyFingerprint(peer.publicKey)}" at "${pf}": it is also "${field}.peers[${prev}]"; list each peer once`,
         );
       }
       byKey.set(k, i);

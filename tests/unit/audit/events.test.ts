@@ -2,16 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { AuditEventError } from '../../../agent/audit/errors.js';
 import { AUDIT_EVENT_TYPES, validateAuditEvent } from '../../../agent/audit/events.js';
 import { sampleEvents } from './sample-events.js';
+import { thrown } from '../../support/validation-error.js';
 
-function rejects(value: unknown): AuditEventError {
-  try {
-    validateAuditEvent(value);
-  } catch (err) {
-    expect(err).toBeInstanceOf(AuditEventError);
-    return err as AuditEventError;
-  }
-  throw new Error('Expected validateAuditEvent() to refuse the event');
-}
+const rejects = (value: unknown): AuditEventError => thrown(() => validateAuditEvent(value), AuditEventError);
 
 describe('validateAuditEvent()', () => {
   it('accepts one valid event of every type the schema knows', () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AuditKeyMaterialError } from '../../../agent/audit/errors.js';
 import { assertNoKeyMaterial } from '../../../agent/audit/key-material-guard.js';
 import { sampleEvents } from './sample-events.js';
+import { thrown } from '../../support/validation-error.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('x25519');
 const raw = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
@@ -13,15 +14,7 @@ export function keyForms(key: Buffer): string[] {
   return [key.toString('hex'), key.toString('hex').toUpperCase(), key.toString('base64'), key.toString('base64url')];
 }
 
-function refused(value: unknown): AuditKeyMaterialError {
-  try {
-    assertNoKeyMaterial(value);
-  } catch (err) {
-    expect(err).toBeInstanceOf(AuditKeyMaterialError);
-    return err as AuditKeyMaterialError;
-  }
-  throw new Error('Expected the guard to refuse the value');
-}
+const refused = (value: unknown): AuditKeyMaterialError => thrown(() => assertNoKeyMaterial(value), AuditKeyMaterialError);
 
 describe('assertNoKeyMaterial()', () => {
   it('lets every well-formed event through', () => {

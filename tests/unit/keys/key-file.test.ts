@@ -1,9 +1,11 @@
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KeyFileError } from '../../../agent/keys/errors.js';
-import { readPrivateKeyFile, readSecretFile, writePrivateKeyFile, writeSecretFile } from '../../../agent/keys/key-file.js';
+import { destroySecretFile, readPrivateKeyFile, readSecretFile, writePrivateKeyFile, writeSecretFile } from '../../../agent/keys/key-file.js';
+import { KeyStateDir } from '../../../agent/keys/key-state-dir.js';
+import { initialRotationState } from '../../../agent/keys/rotation.js';
 import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
 
 let dir: string;
@@ -112,5 +114,63 @@ describe('private key files', () => {
     chownSync(path, 65534, 65534);
     if (process.getuid?.() === 65534) throw new Error('Run this test as a user other than nobody');
     expect((await keyFileError(() => readPrivateKeyFile(path))).message).toMatch(/owned by uid 65534, not by this process/);
+  });
+});
+
+describe('destroying key files', () => {
+  it('overwrites the file in place before removing it, and treats a missing file as destroyed', async () => {
+    const path = join(dir, 'node.1.key');
+    await writePrivateKeyFile(path, X25519PrivateKey.generate());
+    // A second name for the same inode shows what the bytes were when the name was removed.
+    const witness = join(dir, 'witness');
+    linkSync(path, witness);
+    expect(await destroySecretFile(path)).toBe(true);
+    expect(() => statSync(path)).toThrow(/ENOENT/);
+    const left = readFileSync(witness);
+    expect(left.length).toBe(45);
+    expect(left.every((b) => b === 0)).toBe(true);
+    expect(await destroySecretFile(path)).toBe(false);
+  });
+
+  it('refuses to destroy through a symbolic link or a directory', async () => {
+    const target = join(dir, 'target');
+    writeFileSync(target, 'keep');
+    symlinkSync(target, join(dir, 'link'));
+    await expect(destroySecretFile(join(dir, 'link'))).rejects.toThrow(KeyFileError);
+    expect(readFileSync(target, 'utf8')).toBe('keep');
+    mkdirSync(join(dir, 'sub'));
+    await expect(destroySecretFile(join(dir, 'sub'))).rejects.toThrow(KeyFileError);
+  });
+});
+
+describe('the key state directory', () => {
+  it('is created 0700 (an existing one tightened) and round-trips the state with mode 0600', async () => {
+    const stateDir = join(dir, 'state');
+    mkdirSync(join(stateDir, 'keys'), { recursive: true, mode: 0o755 });
+    const d = new KeyStateDir(stateDir);
+    await d.prepare();
+    expect(statSync(d.dir).mode & 0o777).toBe(0o700);
+    expect(await d.load()).toBeNull();
+    const state = {
+      v: 1 as const,
+      node: 'node-a',
+      sequence: 3,
+      slots: [{ rotation: initialRotationState({ kind: 'node', node: 'node-a', identity: 0 }, { intervalMs: 60_000 }), dueAt: null, publishedAt: null, retireReason: 'rotation' as const }],
+    };
+    await d.save(state);
+    expect(statSync(d.statePath).mode & 0o777).toBe(0o600);
+    expect(await d.load()).toEqual(state);
+    expect(d.keyPath({ kind: 'identity', identity: 300 }, 2)).toBe(join(d.dir, 'identity-300.2.key'));
+  });
+
+  it('refuses a state file that is not its own shape, saying how to recover', async () => {
+    const d = new KeyStateDir(join(dir, 'bad'));
+    await d.prepare();
+    await writeSecretFile(d.statePath, Buffer.from('{"v":1,"node":"node-a","sequence":0,"slots":[{"rotation":{}}]}'));
+    await expect(d.load()).rejects.toThrow(/Invalid key state file ".*state.json": slot 0 is malformed; restore it from a backup or move the key directory aside/);
+    await writeSecretFile(d.statePath, Buffer.from('nope'));
+    await expect(d.load()).rejects.toThrow(/not JSON/);
+    chmodSync(d.statePath, 0o644);
+    await expect(d.load()).rejects.toThrow(/mode 0644 lets group or others access it/);
   });
 });

@@ -3,13 +3,13 @@ import { describe, expect, it } from 'vitest';
 import {
   checkDeviceName,
   checkKey,
-  keyFingerprint,
   keyFromBase64,
   keyToBase64,
   normalizeCidr,
   normalizeEndpoint,
   validateWgDeviceConfig,
 } from '../../../agent/wireguard/keys.js';
+import { publicKeyFingerprint } from '../../../agent/keys/fingerprint.js';
 import { validationError } from '../../support/validation-error.js';
 
 const key = (fill: number) => Buffer.alloc(32, fill);
@@ -44,9 +44,6 @@ describe('keys', () => {
     );
   });
 
-  it('keyFingerprint() shows only a short prefix of the public key', () => {
-    expect(keyFingerprint(key(0))).toBe('AAAAAAAA…');
-  });
 });
 
 describe('addresses', () => {
@@ -160,6 +157,8 @@ describe('validateWgDeviceConfig()', () => {
     const dup = validationError(() => validateWgDeviceConfig({ peers: [{ publicKey: key(7) }, { publicKey: key(8) }, { publicKey: key(7) }] }));
     expect(dup.field).toBe('config.peers[2].publicKey');
     expect(dup.message).toContain('"config.peers[0]"');
+    // Public keys are named by the project's one fingerprint (agent/keys/fingerprint.ts).
+    expect(dup.message).toContain(`Duplicate peer "${publicKeyFingerprint(key(7))}"`);
     const cidr = validationError(() =>
       validateWgDeviceConfig({ peers: [{ publicKey: key(7), allowedIps: ['10.0.0.0/8'] }, { publicKey: key(8), allowedIps: ['10.1.2.3/8'] }] }),
     );
