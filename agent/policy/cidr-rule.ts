@@ -1,13 +1,12 @@
 /**
  * A rule whose peer is an address block (NetworkPolicy ipBlock) instead of an identity. The
- * datapath's policy map is keyed by identities, so CIDR rules reach it in two steps (plan,
- * docs/policy.md "ipBlock"): the ipcache side gives every distinct prefix (cidr and each except)
- * a local CIDR identity and installs the prefixes in the ipcache's LPM tier, where the longest
- * prefix wins — an address inside an `except` prefix resolves to the except's identity, which has
- * no allow rule; then each CidrRule becomes a PolicyRule whose peer is the cidr's identity.
- * Until then the compiler reports CIDR rules beside the identity rules, already normalized.
+ * datapath's policy map is keyed by identities, so CIDR rules reach it in two steps
+ * (docs/policy.md "ipBlock"): the ipcache side gives every distinct prefix (cidr and each except)
+ * a CIDR identity and installs it in the ipcache's LPM tier, where the longest prefix wins; then
+ * cidr-identities.ts turns each CidrRule into PolicyRules whose peers are those identities. The
+ * compiler reports CIDR rules beside the identity rules, merged when identical.
  */
-import type { Cidr } from '../net/ip.js';
+import { formatIp, maskHostBits, parseIp, type Cidr } from '../net/ip.js';
 import type { PolicyDirection, PolicyProtocol } from './rule.js';
 
 export interface CidrRule {
@@ -26,8 +25,11 @@ export interface CidrRule {
   requireAuthenticatedIdentity?: boolean;
 }
 
-/** "10.0.0.0/8 except 10.1.0.0/16,10.2.0.0/16": the block's identity in messages and keys. */
-export function cidrBlockText(r: Pick<CidrRule, 'cidr' | 'except'>): string {
-  const base = `${r.cidr.addr}/${r.cidr.prefixLen}`;
-  return r.except.length === 0 ? base : `${base} except ${r.except.map((c) => `${c.addr}/${c.prefixLen}`).join(',')}`;
+/** True when prefix `inner` lies inside prefix `outer` (same family, inner at least as long). */
+export function contains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
+  const a = parseIp(outer.addr);
+  const b = parseIp(inner.addr);
+  if (!a || !b) return false;
+  return formatIp(maskHostBits(a, outer.prefixLen)) === formatIp(maskHostBits(b, outer.prefixLen));
 }

@@ -4,6 +4,7 @@
  * PolicyInputError carrying the document's location and the field path. Object keys are read
  * with Object.hasOwn only, so "__proto__" and friends never reach a prototype.
  */
+import { ValidationError } from '../errors.js';
 import { quote } from '../store/validate.js';
 import { PolicyInputError, PolicyUnsupportedError, type PolicyLocation } from './errors.js';
 
@@ -21,6 +22,16 @@ export class InputReader {
 
   unsupported(path: string, problem: string): PolicyUnsupportedError {
     return new PolicyUnsupportedError(this.at, path, problem);
+  }
+
+  /** Runs a shared validator (agent/identity/labels.ts) and turns its ValidationError into a located one. */
+  check<T>(path: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (err instanceof ValidationError) throw this.fail(path, err.message);
+      throw err;
+    }
   }
 
   /** A mapping whose keys are all in `allowed` (unknown fields are refused, as kubectl --validate=strict does). */
@@ -65,9 +76,10 @@ export class InputReader {
   }
 }
 
-/** "spec" + "ingress" → "spec.ingress"; keys that are not identifiers are quoted. */
+/** "spec" + "ingress" → "spec.ingress"; keys that are not identifiers are quoted, long ones cut. */
 export function join(path: string, key: string): string {
-  const part = /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
+  const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
+  const part = /^[A-Za-z_][A-Za-z0-9_]*$/.test(shown) ? shown : `[${JSON.stringify(shown)}]`;
   if (path === '') return part;
   return part.startsWith('[') ? `${path}${part}` : `${path}.${part}`;
 }

@@ -6,7 +6,6 @@
  * Selectors on volatile labels (pod-template-hash, ...) are refused: identities never carry
  * those labels (agent/identity/labels.ts), so such a selector could not mean what it says.
  */
-import { ValidationError } from '../errors.js';
 import { checkLabelKey, checkLabelValue, VOLATILE_LABEL_KEYS } from '../identity/labels.js';
 import { quote } from '../store/validate.js';
 import { at, InputReader, join } from './input-reader.js';
@@ -38,12 +37,7 @@ export const MATCH_ALL: LabelSelector = Object.freeze({ requirements: Object.fre
 
 function validKey(r: InputReader, path: string, key: unknown): string {
   if (typeof key !== 'string') throw r.fail(path, `label key must be a string, got ${quote(key)}`);
-  try {
-    checkLabelKey(path, key);
-  } catch (err) {
-    if (err instanceof ValidationError) throw r.fail(path, err.message);
-    throw err;
-  }
+  r.check(path, () => checkLabelKey(path, key));
   if (VOLATILE_LABEL_KEYS.has(key)) {
     throw r.unsupported(path, `label ${quote(key)} changes per pod or per rollout and is not part of any Veil identity: select on stable labels such as "app"`);
   }
@@ -51,12 +45,7 @@ function validKey(r: InputReader, path: string, key: unknown): string {
 }
 
 function validValue(r: InputReader, path: string, key: string, value: unknown): string {
-  try {
-    return checkLabelValue(path, key, value);
-  } catch (err) {
-    if (err instanceof ValidationError) throw r.fail(path, err.message);
-    throw err;
-  }
+  return r.check(path, () => checkLabelValue(path, key, value));
 }
 
 /** Reads and validates a LabelSelector at `path`. */

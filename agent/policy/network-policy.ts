@@ -12,9 +12,9 @@
  * server stores and ignores them, Veil refuses them so that nobody believes they apply); an
  * ipBlock whose CIDR has host bits set or no prefix length; unknown fields anywhere.
  */
-import { ValidationError } from '../errors.js';
-import { checkLabelKey, checkLabelValue } from '../identity/labels.js';
-import { checkCidr, formatIp, maskHostBits, parseIp, type Cidr } from '../net/ip.js';
+import { checkLabelKey, checkLabelValue, isDns1123Label, isDns1123Subdomain } from '../identity/labels.js';
+import { checkCidr, type Cidr } from '../net/ip.js';
+import { contains } from './cidr-rule.js';
 import { quote } from '../store/validate.js';
 import { at, describe, InputReader, join } from './input-reader.js';
 import { parseLabelSelector, type LabelSelector } from './label-selector.js';
@@ -65,8 +65,6 @@ export interface NetworkPolicy {
 }
 
 const PROTOCOLS: Record<string, PortProtocol> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** ObjectMeta fields the API server fills in: accepted (kubectl get -o yaml output) and ignored. */
 const SERVER_METADATA = [
   'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds',
@@ -89,11 +87,11 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
 
   const meta = r.object(r.get(top, 'metadata'), 'metadata', ['name', 'namespace', 'annotations', 'labels', ...SERVER_METADATA]);
   const name = r.get(meta, 'name');
-  if (typeof name !== 'string' || name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
+  if (!isDns1123Subdomain(name)) {
     throw r.fail('metadata.name', `name ${quote(name)} is invalid: give a DNS-1123 subdomain (lower-case letters, digits, "-", ".", at most 253 characters)`);
   }
   const rawNs = r.get(meta, 'namespace') ?? options.defaultNamespace ?? 'default';
-  if (typeof rawNs !== 'string' || rawNs.length > 63 || !DNS1123_LABEL.test(rawNs)) {
+  if (!isDns1123Label(rawNs)) {
     throw r.fail('metadata.namespace', `namespace ${quote(rawNs)} is invalid: give a DNS-1123 label (lower-case letters, digits, "-", at most 63 characters)`);
   }
   const namespace = rawNs;
@@ -101,7 +99,7 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
   const annotations = readAnnotations(r, r.get(meta, 'annotations'));
   const labels = r.get(meta, 'labels');
   if (labels !== undefined && labels !== null) {
-    for (const [k, v] of r.stringMap(labels, 'metadata.labels', MAX_METADATA_ENTRIES)) checked(r, join('metadata.labels', k), () => (checkLabelKey('', k), checkLabelValue('', k, v)));
+    for (const [k, v] of r.stringMap(labels, 'metadata.labels', MAX_METADATA_ENTRIES)) r.check(join('metadata.labels', k), () => (checkLabelKey('', k), checkLabelValue('', k, v)));
   }
 
   const spec = r.object(r.get(top, 'spec'), 'spec', ['podSelector', 'policyTypes', 'ingress', 'egress']);
@@ -125,21 +123,12 @@ export function parseNetworkPolicy(r: InputReader, doc: unknown, options: ParseP
   return { namespace, name, podSelector, ingress: rules('ingress', ingressRaw), egress: rules('egress', egressRaw), annotations, location: { ...r.at } };
 }
 
-function checked(r: InputReader, path: string, run: () => unknown): void {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ValidationError) throw r.fail(path, err.message);
-    throw err;
-  }
-}
-
 function readAnnotations(r: InputReader, value: unknown): Array<[string, string]> {
   if (value === undefined || value === null) return [];
   const entries = r.stringMap(value, 'metadata.annotations', MAX_METADATA_ENTRIES);
   let bytes = 0;
   for (const [k, v] of entries) {
-    checked(r, join('metadata.annotations', k), () => checkLabelKey('', k));
+    r.check(join('metadata.annotations', k), () => checkLabelKey('', k));
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (bytes > MAX_ANNOTATIONS_BYTES) throw r.fail('metadata.annotations', `annotations total ${bytes} bytes: Kubernetes allows at most ${MAX_ANNOTATIONS_BYTES}`);
@@ -147,7 +136,7 @@ function readAnnotations(r: InputReader, value: unknown): Array<[string, string]
 }
 
 function policyTypes(r: InputReader, value: unknown, hasEgressRules: boolean): Set<PolicyDirection> {
-  const list = value === undefined ? [] : r.array(value, 'spec.policyTypes', 2 + 1);
+  const list = value === undefined ? [] : r.array(value, 'spec.policyTypes', 2);
   if (list.length === 0) return new Set(hasEgressRules ? ['ingress', 'egress'] : ['ingress']);
   const out = new Set<PolicyDirection>();
   list.forEach((t, i) => {
@@ -208,15 +197,6 @@ function parseIpBlock(r: InputReader, value: unknown, path: string): PeerSpec {
     return c;
   });
   return { kind: 'ipBlock', cidr, except };
-}
-
-/** True when prefix `inner` lies inside prefix `outer` (same family, inner at least as long). */
-export function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
-  const a = parseIp(outer.addr);
-  const b = parseIp(inner.addr);
-  if (!a || !b) return false;
-  return formatIp(maskHostBits(a, outer.prefixLen)) === formatIp(maskHostBits(b, outer.prefixLen));
 }
 
 function parsePort(r: InputReader, value: unknown, path: string): PortSpec {

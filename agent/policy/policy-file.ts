@@ -6,7 +6,7 @@
  * unknown fields are errors; every error names the source, the document and the field.
  */
 import { open } from 'node:fs/promises';
-import { parseAllDocuments } from 'yaml';
+import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { describeLocation, PolicyFileError, PolicyInputError, type PolicyLocation } from './errors.js';
 import { at, describe, InputReader, MAX_LIST_ITEMS } from './input-reader.js';
 import { parseNetworkPolicy, policyKey, type NetworkPolicy, type ParsePolicyOptions } from './network-policy.js';
@@ -33,7 +33,9 @@ export function parsePolicies(text: string, options: ReadPoliciesOptions = {}): 
   if (bytes > MAX_POLICY_FILE_BYTES) {
     throw new PolicyInputError({ source, document: 0 }, '', `the input is ${bytes} bytes: keep a policy file under ${MAX_POLICY_FILE_BYTES} bytes, or split it`);
   }
+  const lines = new LineCounter();
   const docs = parseAllDocuments(text, {
+    lineCounter: lines,
     version: '1.2',
     schema: 'core',
     merge: false,
@@ -55,6 +57,7 @@ export function parsePolicies(text: string, options: ReadPoliciesOptions = {}): 
       throw new PolicyInputError(location, '', `YAML syntax error: ${(problem.message.split('\n')[0] ?? '').replace(/:\s*$/, '')}; fix the YAML there`, { cause: problem });
     }
     if (doc.contents === null) return; // an empty document ("---" at the end)
+    checkAmbiguousScalars(location, doc, lines);
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
@@ -80,6 +83,36 @@ export function parsePolicies(text: string, options: ReadPoliciesOptions = {}): 
     throw new PolicyInputError({ source, document: 0 }, '', 'contains no NetworkPolicy: give at least one document with "kind: NetworkPolicy"');
   }
   return out;
+}
+
+/** YAML 1.1 booleans (what kubectl and the API server read) that YAML 1.2 reads as strings. */
+const YAML11_BOOLEAN = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/;
+/** YAML 1.1 timestamps (`2026-01-31`), which Kubernetes' reader turns into RFC 3339 text. */
+const YAML11_TIMESTAMP = /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ]|$)/;
+/** Numbers both YAML versions read the same: plain decimal integers and decimals. */
+const PLAIN_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/**
+ * Refuses unquoted values that Kubernetes (YAML 1.1) and this reader (YAML 1.2) would read
+ * differently: `yes`/`no`/`on`/`off`/`y`/`n` (booleans there, strings here), dates (timestamps
+ * there) and numbers written with a leading zero, a base prefix, underscores or an exponent
+ * (`010` is 8 there, 10 here).
+ * A policy must mean the same to Veil as to the cluster it came from.
+ */
+function checkAmbiguousScalars(location: PolicyLocation, doc: Document, lines: LineCounter): void {
+  visit(doc, {
+    Scalar(key, node) {
+      if (!isScalar(node) || node.type !== 'PLAIN' || typeof node.source !== 'string') return;
+      const src = node.source;
+      const ambiguous = typeof node.value === 'number' ? !PLAIN_NUMBER.test(src) : typeof node.value === 'string' && (YAML11_BOOLEAN.test(src) || YAML11_TIMESTAMP.test(src));
+      if (!ambiguous) return;
+      const pos = node.range ? lines.linePos(node.range[0]) : undefined;
+      const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+      const what = typeof node.value === 'number' ? `number ${JSON.stringify(src)}` : `${key === 'key' ? 'key' : 'value'} ${JSON.stringify(src)}`;
+      const fix = typeof node.value === 'number' ? `write it as a plain decimal (${String(node.value)}) or quote it` : `quote it ("${src}") if you mean the text`;
+      throw new PolicyInputError(location, '', `${what}${where} is read differently by Kubernetes (YAML 1.1) and YAML 1.2: ${fix}`);
+    },
+  });
 }
 
 /** A document → its NetworkPolicy objects: itself, or the items of a List. */

@@ -49,6 +49,40 @@ describe('PolicyCompiler semantics (Kubernetes NetworkPolicy documentation cases
     expect(out.rules).toEqual([allow(WEB, 0, 'ingress'), allow(DB, 0, 'ingress'), allow(CACHE, 0, 'ingress')]);
   });
 
+  it('allow all egress: policyTypes Egress with one empty rule', () => {
+    const out = compile(np('allow-all-egress', 'shop', 'podSelector: {}\negress:\n- {}\npolicyTypes: [Egress]'), pods);
+    expect(out.enforcement).toEqual([WEB, DB, CACHE].map((identity) => ({ identity, ingress: false, egress: true })));
+    expect(out.rules).toEqual([allow(WEB, 0, 'egress'), allow(DB, 0, 'egress'), allow(CACHE, 0, 'egress')]);
+  });
+
+  it('the documentation example test-network-policy: ipBlock, namespace and pod peers, ingress and egress', () => {
+    const out = compile(
+      np('test-network-policy', 'shop', `podSelector: {matchLabels: {app: db}}
+policyTypes: [Ingress, Egress]
+ingress:
+- from:
+  - ipBlock: {cidr: 172.17.0.0/16, except: [172.17.1.0/24]}
+  - namespaceSelector: {matchLabels: {team: b}}
+  - podSelector: {matchLabels: {tier: front}}
+  ports: [{protocol: TCP, port: 6379}]
+egress:
+- to: [{ipBlock: {cidr: 10.0.0.0/24}}]
+  ports: [{protocol: TCP, port: 5978}]`),
+      pods,
+    );
+    expect(out.enforcement).toEqual([{ identity: DB, ingress: true, egress: true }]);
+    expect(out.rules).toEqual([
+      allow(DB, HOST, 'ingress'),
+      allow(DB, WEB, 'ingress', { protocol: 'tcp', port: 6379 }),
+      allow(DB, MON, 'ingress', { protocol: 'tcp', port: 6379 }),
+      allow(DB, HOST, 'egress'),
+    ]);
+    expect(out.cidrRules).toEqual([
+      { subject: DB, direction: 'ingress', cidr: { addr: '172.17.0.0', prefixLen: 16, family: 4 }, except: [{ addr: '172.17.1.0', prefixLen: 24, family: 4 }], protocol: 'tcp', port: 6379, verdict: 'allow' },
+      { subject: DB, direction: 'egress', cidr: { addr: '10.0.0.0', prefixLen: 24, family: 4 }, except: [], protocol: 'tcp', port: 5978, verdict: 'allow' },
+    ]);
+  });
+
   it('default deny egress and default deny all', () => {
     const e = compile(np('deny-egress', 'shop', 'podSelector: {}\npolicyTypes: [Egress]'), pods);
     expect(e.enforcement).toEqual([WEB, DB, CACHE].map((identity) => ({ identity, ingress: false, egress: true })));

@@ -69,10 +69,18 @@ spec:
     expect(p.ingress).toEqual([{ peers: null, ports: [], requirement: 0 }]);
   });
 
+  it('reads ipBlocks of the whole address space with excepts, IPv4 and IPv6', () => {
+    const p = parse(spec('podSelector: {}\negress:\n- to:\n  - ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8, 192.168.0.0/16]}\n  - ipBlock: {cidr: "::/0", except: ["fd00::/8"]}'))[0]!;
+    expect(p.egress![0]!.peers).toEqual([
+      { kind: 'ipBlock', cidr: { addr: '0.0.0.0', prefixLen: 0, family: 4 }, except: [{ addr: '10.0.0.0', prefixLen: 8, family: 4 }, { addr: '192.168.0.0', prefixLen: 16, family: 4 }] },
+      { kind: 'ipBlock', cidr: { addr: '::', prefixLen: 0, family: 6 }, except: [{ addr: 'fd00::', prefixLen: 8, family: 6 }] },
+    ]);
+  });
+
   it('canonicalizes selectors so that equal selectors share one key', () => {
     const [a, b] = parse(
-      np('a', 'shop', 'podSelector: {matchLabels: {b: "2", a: "1"}, matchExpressions: [{key: c, operator: In, values: [y, x, x]}]}') +
-        np('b', 'shop', 'podSelector: {matchExpressions: [{key: c, operator: In, values: [x, y]}], matchLabels: {a: "1", b: "2"}}'),
+      np('a', 'shop', 'podSelector: {matchLabels: {b: "2", a: "1"}, matchExpressions: [{key: c, operator: In, values: [z, x, x]}]}') +
+        np('b', 'shop', 'podSelector: {matchExpressions: [{key: c, operator: In, values: [x, z]}], matchLabels: {a: "1", b: "2"}}'),
     );
     expect(a!.podSelector.key).toBe(b!.podSelector.key);
   });
@@ -85,6 +93,7 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     ['missing podSelector', 'policyTypes: [Ingress]', 'spec.podSelector', /is required: use "podSelector: \{\}"/],
     ['bad policy type', 'podSelector: {}\npolicyTypes: [ingress]', 'spec.policyTypes[0]', /not "Ingress" or "Egress"/],
     ['duplicate policy type', 'podSelector: {}\npolicyTypes: [Ingress, Ingress]', 'spec.policyTypes[1]', /listed twice/],
+    ['three policy types', 'podSelector: {}\npolicyTypes: [Ingress, Egress, Ingress]', 'spec.policyTypes', /has 3 entries: keep at most 2/],
     ['rules outside policyTypes', 'podSelector: {}\npolicyTypes: [Egress]\ningress: [{}]', 'spec.ingress', /does not list "Ingress"/],
     ['empty peer', 'podSelector: {}\ningress:\n- from: [{}]', 'spec.ingress[0].from[0]', /peer is empty/],
     ['ipBlock with a selector', 'podSelector: {}\ningress:\n- from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]', 'spec.ingress[0].from[0]', /either an ipBlock or/],
@@ -162,6 +171,28 @@ describe('parsePolicies() refuses bad input with the document, the field and the
     expect(inputError(() => parse(wide)).message).toMatch(/has 300 entries: keep at most 256/);
     const many = Array.from({ length: 1001 }, () => '---\n{}\n').join('');
     expect(inputError(() => parse(many)).message).toMatch(/documents: keep at most 1000/);
+  });
+
+  it('refuses unquoted values that YAML 1.1 (Kubernetes) and 1.2 read differently', () => {
+    const octal = inputError(() => parse(spec('podSelector: {}\ningress:\n- ports: [{port: 010}]')));
+    expect(octal.message).toMatch(/number "010" at line 10, column \d+ is read differently by Kubernetes \(YAML 1.1\) and YAML 1.2: write it as a plain decimal \(10\) or quote it/);
+    expect(inputError(() => parse(spec('podSelector: {}\ningress:\n- ports: [{port: 0x50}]'))).message).toMatch(/number "0x50"/);
+    const yes = inputError(() => parse(spec('podSelector: {matchLabels: {enabled: yes}}')));
+    expect(yes.message).toMatch(/value "yes" at line \d+, column \d+ is read differently.*quote it \("yes"\)/);
+    expect(inputError(() => parse(spec('podSelector: {matchLabels: {on: "x"}}'))).message).toMatch(/key "on"/);
+    expect(inputError(() => parse(spec('podSelector: {matchLabels: {date: 2026-01-31}}'))).message).toMatch(/value "2026-01-31" at line/);
+    // Quoted, they are what they say.
+    expect(parse(spec('podSelector: {matchLabels: {enabled: "yes", "on": "x"}}\ningress:\n- ports: [{port: 8080}]'))[0]!.podSelector.requirements.map((q) => q.values[0])).toEqual(['yes', 'x']);
+  });
+
+  it('cuts long keys and values in messages', () => {
+    const key = 'k'.repeat(100_000);
+    const obj = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'shop' }, spec: { podSelector: {}, [key]: 1 } };
+    const e = inputError(() => parse(JSON.stringify(obj)));
+    expect(e.message.length).toBeLessThan(600);
+    expect(e.path).toBe(`spec[${JSON.stringify(`${'k'.repeat(61)}...`)}]`);
+    const v = inputError(() => parse(spec(`podSelector: {matchLabels: {a: "${'v'.repeat(100_000)}"}}`)));
+    expect(v.message.length).toBeLessThan(600);
   });
 
   it('never lets "__proto__" keys reach a prototype', () => {
