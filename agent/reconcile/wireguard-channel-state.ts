@@ -53,19 +53,30 @@ export function validateChannelState(raw: unknown, node: string | undefined): Wi
 }
 
 /**
- * The channel to send to a remote node on, given this node's state and the remote's: never a
- * channel either side drains; of the rest, the one carrying the remote's newer generation, then
- * the local newer one, then channel 0. Returns null when no channel is usable (both sides drain
- * opposite channels — what the cluster-wide rotation lease prevents).
+ * The channel to send to a remote node on, given this node's state, the remote's and the channel
+ * used now (null before the first choice):
+ *  1. never a channel either side drains (null when that leaves none: both sides drain opposite
+ *     channels, which the cluster-wide rotation lease prevents);
+ *  2. while this node's own channels differ (it activated a new key on one), its newer one: the
+ *     rotating node moves first, so it initiates the WireGuard handshakes on the re-keyed channel
+ *     and its peers only answer them;
+ *  3. otherwise stay on the current channel (peers move only when the rotating node drains the
+ *     old one, by then on sessions the rotating node already established; a completed rotation
+ *     moves nobody);
+ *  4. the first choice: the remote's newer channel, else channel 0.
+ * Moving as little as possible matters: two nodes that start sending on a channel without a
+ * session at the same moment both initiate a handshake, and crossing initiations can stall the
+ * channel for WireGuard's 5 s retry.
  */
-export function steeringChannel(local: WireGuardChannelState, remote: WireGuardChannelState): WgChannel | null {
+export function steeringChannel(local: WireGuardChannelState, remote: WireGuardChannelState, current: WgChannel | null = null): WgChannel | null {
   const usable = WG_CHANNELS.filter((c) => c !== local.draining && c !== remote.draining);
   if (usable.length === 0) return null;
   if (usable.length === 1) return usable[0]!;
-  const [r0, r1] = remote.generations;
-  if (r0 !== r1) return r0 > r1 ? 0 : 1;
   const [l0, l1] = local.generations;
   if (l0 !== l1) return l0 > l1 ? 0 : 1;
+  if (current !== null) return current;
+  const [r0, r1] = remote.generations;
+  if (r0 !== r1) return r0 > r1 ? 0 : 1;
   return 0;
 }
 

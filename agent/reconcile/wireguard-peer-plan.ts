@@ -23,7 +23,6 @@ import { keyFingerprint, keyFromBase64, normalizeCidr } from '../wireguard/keys.
 import {
   steadyChannelState,
   validateChannelState,
-  WG_CHANNELS,
   type WgChannel,
   type WireGuardChannelState,
 } from './wireguard-channel-state.js';
@@ -273,11 +272,6 @@ export function applyToView(device: DeviceView, changes: readonly WgPeerConfig[]
     }
     device.set(k, next);
   }
-}
-
-/** The channels' changes in the order that never steers onto a channel before its peer is right. */
-export function channelOrder(steering: WgChannel | null): readonly WgChannel[] {
-  return steering === 1 ? [1, 0] : WG_CHANNELS;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -159,11 +159,14 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
     await this.lock.run('all', async () => {
       this.local = next;
       for (const [node, e] of this.nodes) {
-        const steering = steeringChannel(next, e.peers.state);
-        if (steering === null) this.log.error({ node }, 'No WireGuard channel usable toward node: both sides drain; keeping the old route');
-        else await this.steer(e.peers, steering);
-        e.steering = steering ?? e.steering;
-        if (steering !== null) this.log.info({ node, channel: steering }, 'Steering node traffic');
+        const steering = steeringChannel(next, e.peers.state, e.steering);
+        if (steering === null) {
+          this.log.error({ node }, 'No WireGuard channel usable toward node: both sides drain; keeping the old route');
+          continue;
+        }
+        await this.steer(e.peers, steering);
+        if (steering !== e.steering) this.log.info({ node, channel: steering }, 'Steering node traffic to another WireGuard channel');
+        e.steering = steering;
       }
     });
   }
@@ -188,7 +191,7 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
       const conflict = findConflict(peers, [...this.nodes.values()].map((e) => e.peers), this.opts.localPodCidrs);
       if (conflict) throw conflict;
       const prev = this.nodes.get(key);
-      const steering = steeringChannel(this.local, peers.state);
+      const steering = steeringChannel(this.local, peers.state, prev ? prev.steering : this.adoptedSteering(peers.podCidrs));
       if (steering === null) {
         throw new WireGuardReconcileError(
           'VEIL_WG_BAD_RECORD',
@@ -203,6 +206,7 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
       await this.apply(first, plans[first]!, key);
       await this.steer(peers, steering, prev?.peers.podCidrs);
       await this.apply(otherChannel(first), plans[otherChannel(first)]!, key);
+      if (steering !== prev?.steering) this.log.info({ node: key, channel: steering }, 'Steering node traffic to WireGuard channel');
       this.nodes.set(key, { peers, steering });
     });
   }
@@ -255,6 +259,16 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
         c.remove ? 'Removed WireGuard peer' : c.updateOnly ? 'Updated WireGuard peer' : 'Added WireGuard peer',
       );
     }
+  }
+
+  /** The channel the adopted routes of these CIDRs point into (a restarted agent keeps steering there), or null. */
+  private adoptedSteering(cidrs: readonly string[]): WgChannel | null {
+    for (const c of cidrs) {
+      const dev = this.routes.get(c);
+      if (dev === this.devices[0]) return 0;
+      if (dev === this.devices[1]) return 1;
+    }
+    return null;
   }
 
   /** Routes the node's CIDRs into the steering channel's device; drops routes of CIDRs it no longer has. */

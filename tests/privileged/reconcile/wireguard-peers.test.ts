@@ -161,20 +161,45 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     return r.stdout.split(/\s+/).filter(Boolean).map(Number);
   }
 
-  /** `ping` from a namespace at `intervalS` for `count` packets; resolves to [sent, received]. */
-  function pingStream(ns: string, dst: string, count: number, intervalS = 0.01): { done: Promise<[number, number]> } {
-    const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-n', '-i', String(intervalS), '-c', String(count), '-W', '2', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+  interface PingResult {
+    sent: number;
+    received: number;
+    /** Sequence numbers never answered, for the failure message. */
+    missing: number[];
+  }
+
+  /** `ping` from a namespace at `intervalS` for `count` packets. */
+  function pingStream(ns: string, dst: string, count: number, intervalS = 0.01): { done: Promise<PingResult> } {
+    const child = spawn('ip', ['netns', 'exec', ns, 'ping', '-n', '-D', '-i', String(intervalS), '-c', String(count), '-W', '2', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += String(d)));
     child.stderr.on('data', (d) => (out += String(d)));
-    const done = new Promise<[number, number]>((resolve, reject) =>
+    const done = new Promise<PingResult>((resolve) =>
       child.on('exit', () => {
         const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-        if (!m) reject(new Error(`Unexpected ping output: ${out.slice(-300)}`));
-        else resolve([Number(m[1]), Number(m[2])]);
+        const seen = new Set([...out.matchAll(/icmp_seq=(\d+) ttl=/g)].map((x) => Number(x[1])));
+        const missing = Array.from({ length: count }, (_, k) => k + 1).filter((k) => !seen.has(k));
+        resolve(m ? { sent: Number(m[1]), received: Number(m[2]), missing } : { sent: -1, received: -1, missing: [] });
       }),
     );
     return { done };
+  }
+
+  /** Devices and routes of every node, for a failure message. */
+  async function diagnose(): Promise<string> {
+    const lines: string[] = [];
+    for (const n of nodes) {
+      for (const d of [0, 1] as const) {
+        const dev = await n.backend.getDevice(`${BASE}${d}`);
+        lines.push(`${n.name} ${BASE}${d} key=${dev.publicKey?.toString('base64').slice(0, 6)}`);
+        for (const p of dev.peers) {
+          lines.push(`  peer ${p.publicKey.toString('base64').slice(0, 6)} ep=${p.endpoint} hs=${p.lastHandshakeMs ? Date.now() - p.lastHandshakeMs : null}ms ago rx=${p.rxBytes} tx=${p.txBytes} ips=${p.allowedIps.join(',')}`);
+        }
+      }
+      lines.push((await run('ip', ['-n', n.ns, 'route', 'show', 'proto', '118'])).stdout.trim());
+      lines.push(`  steering ${nodes.map((o) => `${o.name}:${n.reconciler.steeringChannel(o.name)}`).join(' ')}`);
+    }
+    return `\n${lines.join('\n')}`;
   }
 
   async function peerKeys(n: TestNode, d: 0 | 1): Promise<Map<string, string[]>> {
@@ -321,7 +346,7 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
       await startNode(n, newBackend(n.ns));
     }
     await syncAll();
-    const [sent, received] = await ping.done;
+    const { sent, received } = await ping.done;
     expect(sent).toBe(300);
     expect(received).toBe(sent);
     for (const [k, n] of nodes.entries()) {
@@ -354,12 +379,16 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
       pingStream(nodes[2]!.podNs, n1.pod6, 1000),
     ];
     const started = Date.now();
+    /** When each step finished, as the ping sequence number sent about then. */
+    const steps: Record<string, number> = {};
+    const step = (name: string) => (steps[name] = Math.round((Date.now() - started) / 10));
     await new Promise((r) => setTimeout(r, 1000));
 
     const rotation = new WireGuardLocalRotation({ backend: n1.backend, deviceBase: BASE, reconciler: n1.reconciler, log: moduleLogger(log, 'wireguard-rotation') });
     // generate + publish: A steers off channel d, then publishes the new key pending on d.
     n1.keys.set(2, newKey);
     n1.state = await rotation.begin(2);
+    step('begin');
     const d = n1.state.draining!;
     expect(d).toBe(1); // every peer steers on channel 0
     expect(n1.reconciler.steeringChannel(nodes[0]!.name)).toBe(0);
@@ -367,6 +396,7 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     await expect(rotation.activate(newKey, acks())).rejects.toThrow(expect.objectContaining({ code: 'VEIL_WG_ROTATION' }));
     expect((await n1.backend.getDevice(`${BASE}${d}`)).publicKey).toEqual(oldKey.publicKey.raw);
     await publish(n1);
+    step('published');
     for (const o of others) {
       expect(o.reconciler.steeringChannel(n1.name)).toBe(0);
       expect(o.reconciler.installedGenerations(n1.name)).toEqual([1, 2]);
@@ -375,25 +405,39 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     }
     // activate on d, then retire the old channel.
     n1.state = await rotation.activate(newKey, acks());
+    step('activated');
     expect((await n1.backend.getDevice(`${BASE}${d}`)).publicKey).toEqual(newKey.publicKey.raw);
+    // The rotating node moved to the re-keyed channel first; its peers stay until the old one drains.
+    for (const o of others) expect(n1.reconciler.steeringChannel(o.name)).toBe(d);
     await publish(n1);
-    for (const o of others) expect(o.reconciler.steeringChannel(n1.name)).toBe(1);
+    for (const o of others) expect(o.reconciler.steeringChannel(n1.name)).toBe(0);
     n1.state = await rotation.drainOther();
     await publish(n1);
+    step('drained-old');
+    for (const o of others) expect(o.reconciler.steeringChannel(n1.name)).toBe(d);
     for (const o of others) expect(o.reconciler.installedGenerations(n1.name)).toEqual([2, 2]);
     n1.state = await rotation.complete(newKey, acks());
     await publish(n1);
+    step('completed');
     // destroy: generation 1 leaves the record.
     n1.keys.delete(1);
     n1.state = steadyChannelState(2);
     await publish(n1);
     const rotationMs = Date.now() - started;
+    // A completed rotation moves nobody: everyone stays on the channel re-keyed first.
+    for (const o of others) {
+      expect(o.reconciler.steeringChannel(n1.name)).toBe(d);
+      expect(n1.reconciler.steeringChannel(o.name)).toBe(d);
+    }
 
     const results = await Promise.all(streams.map((s) => s.done));
     expect(rotationMs).toBeLessThan(9000); // the rotation happened while the pings ran
-    for (const [sent, received] of results) {
-      expect(sent).toBe(1000);
-      expect(received).toBe(sent);
+    const failed = results.some((r) => r.received !== r.sent);
+    const diag = failed ? await diagnose() : '';
+    for (const [k, r] of results.entries()) {
+      const where = `stream ${k}: ${r.received}/${r.sent}; unanswered ${JSON.stringify(r.missing.slice(0, 20))}…${JSON.stringify(r.missing.slice(-5))}; steps at ${JSON.stringify(steps)}${diag}`;
+      expect(r.sent, where).toBe(1000);
+      expect(r.received, where).toBe(r.sent);
     }
     for (const ch of [0, 1] as const) {
       expect((await n1.backend.getDevice(`${BASE}${ch}`)).publicKey).toEqual(newKey.publicKey.raw);
@@ -456,5 +500,28 @@ describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
     expect((await peerKeys(n0, 0)).get(stranger.keys.get(1)!.publicKey.base64)).toEqual(['10.77.9.0/24']);
     await n0.reconciler.delete('node-x');
     expect(await snapshot()).toEqual(before);
+  });
+
+  it('prune() after sync removes only the peers and Veil routes no node claims', async () => {
+    const n0 = nodes[0]!;
+    const stray = X25519PrivateKey.generate().publicKey;
+    await n0.backend.setDevice(`${BASE}1`, { peers: [{ publicKey: stray.raw, endpoint: '192.168.77.99:51871', allowedIps: ['10.77.99.0/24'] }] });
+    await run('ip', ['-n', n0.ns, 'route', 'add', '10.77.98.0/24', 'dev', `${BASE}1`, 'proto', '118']);
+    await run('ip', ['-n', n0.ns, 'route', 'add', '10.77.97.0/24', 'dev', `${BASE}1`, 'proto', 'static']);
+    const before = { d0: await peerKeys(n0, 0), d1: await peerKeys(n0, 1) };
+    // A restarted agent sees the strays but keeps them until every source synced.
+    await n0.backend.close();
+    await startNode(n0, newBackend(n0.ns));
+    for (const o of nodes) if (o !== n0) await n0.reconciler.update(o.name, { record: record(o), channels: o.state });
+    expect((await peerKeys(n0, 1)).has(stray.base64)).toBe(true);
+    await n0.reconciler.prune();
+    const d1 = await peerKeys(n0, 1);
+    expect(d1.has(stray.base64)).toBe(false);
+    before.d1.delete(stray.base64);
+    expect({ d0: await peerKeys(n0, 0), d1 }).toEqual(before);
+    const routes = (await run('ip', ['-n', n0.ns, 'route', 'show', 'dev', `${BASE}1`])).stdout;
+    expect(routes).not.toContain('10.77.98.0/24');
+    expect(routes).toContain('10.77.97.0/24 proto static');
+    expect(n0.backend.sets.map((x) => x.config.peers?.map((p) => [p.publicKey.toString('base64'), p.remove === true]))).toEqual([[[stray.base64, true]]]);
   });
 });

@@ -4,6 +4,7 @@ import {
   steadyChannelState,
   steeringChannel,
   validateChannelState,
+  type WireGuardChannelState,
 } from '../../../agent/reconcile/wireguard-channel-state.js';
 import { WireGuardReconcileError } from '../../../agent/reconcile/wireguard-errors.js';
 import { localRotationPhase } from '../../../agent/reconcile/wireguard-local-rotation.js';
@@ -25,28 +26,58 @@ describe('steeringChannel()', () => {
     expect(steeringChannel({ generations: [4, 5], draining: 1 }, steady)).toBe(0);
   });
 
-  it('prefers the channel carrying the remote node\'s newer key once it is active', () => {
+  it('first chooses the channel carrying the remote node\'s newer key', () => {
     expect(steeringChannel(steady, { generations: [4, 5], draining: null })).toBe(1);
     expect(steeringChannel(steady, { generations: [5, 4], draining: null })).toBe(0);
   });
 
-  it('prefers the local newer key when the remote is steady', () => {
-    expect(steeringChannel({ generations: [4, 5], draining: null }, steady)).toBe(1);
+  it('stays on the current channel while it is usable', () => {
+    expect(steeringChannel(steady, { generations: [4, 5], draining: null }, 0)).toBe(0);
+    expect(steeringChannel(steady, steady, 1)).toBe(1);
+    expect(steeringChannel(steady, { generations: [5, 5], draining: 1 }, 1)).toBe(0);
+  });
+
+  it('moves the rotating node first: its own newer channel wins over the current one', () => {
+    expect(steeringChannel({ generations: [4, 5], draining: null }, steady, 0)).toBe(1);
   });
 
   it('returns null when the two sides drain opposite channels', () => {
     expect(steeringChannel({ generations: [5, 4], draining: 0 }, { generations: [4, 5], draining: 1 })).toBeNull();
   });
 
-  it('follows the whole choreography of a rotation of the remote node: 0, 1, 1, 0 or the mirror', () => {
-    const path = [
-      steadyChannelState(4),
-      { generations: [4, 5], draining: 1 } as const,
-      { generations: [4, 5], draining: null } as const,
-      { generations: [5, 5], draining: 0 } as const,
+  /** Feeds each state in turn, with the channel chosen before as the current one. */
+  function walk(pairs: [WireGuardChannelState, WireGuardChannelState][]): (0 | 1 | null)[] {
+    let current: 0 | 1 | null = null;
+    return pairs.map(([l, r]) => (current = steeringChannel(l, r, current)));
+  }
+  const rotation: WireGuardChannelState[] = [
+    steadyChannelState(4),
+    { generations: [4, 5], draining: 1 },
+    { generations: [4, 5], draining: null },
+    { generations: [5, 5], draining: 0 },
+    steadyChannelState(5),
+  ];
+
+  it('a peer of a rotating node moves once, when the old channel drains: 0, 0, 0, 1, 1', () => {
+    expect(walk(rotation.map((r) => [steady, r]))).toEqual([0, 0, 0, 1, 1]);
+  });
+
+  it('the rotating node moves once, when it activates the new key: 0, 0, 1, 1, 1', () => {
+    expect(walk(rotation.map((l) => [l, steady]))).toEqual([0, 0, 1, 1, 1]);
+  });
+
+  it('the next rotation drains the channel nobody uses and moves everyone to the other once', () => {
+    const next: WireGuardChannelState[] = [
       steadyChannelState(5),
+      { generations: [6, 5], draining: 0 },
+      { generations: [6, 5], draining: null },
+      { generations: [6, 6], draining: 1 },
+      steadyChannelState(6),
     ];
-    expect(path.map((s) => steeringChannel(steady, s))).toEqual([0, 0, 1, 1, 0]);
+    let current: 0 | 1 | null = 1;
+    expect(next.map((r) => (current = steeringChannel(steadyChannelState(9), r, current)))).toEqual([1, 1, 1, 0, 0]);
+    current = 1;
+    expect(next.map((l) => (current = steeringChannel(l, steadyChannelState(9), current)))).toEqual([1, 1, 0, 0, 0]);
   });
 });
 
