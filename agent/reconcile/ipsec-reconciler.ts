@@ -13,6 +13,7 @@
  *   node accounts for; the caller invokes it only after every source synced.
  * - setLocal(local): the local node's keys or identities changed (rotation, a new identity with
  *   endpoints here); re-plans every node.
+ * - resync(): reads the kernel again and re-creates whatever went missing (periodic job).
  */
 import type { Logger } from '../log/logger.js';
 import { SpiAllocator } from '../keys/spi.js';
@@ -93,18 +94,41 @@ export class IpsecReconciler implements Reconciler<RemoteIpsecNode> {
     return p.action === 'block' && p.priority === this.options.blockPriority && p.mark?.value === ANY_ENCRYPT_MARK.value && p.mark.mask === ANY_ENCRYPT_MARK.mask;
   }
 
+  /** Reads Veil's states and policies from the kernel into the diff's view of it. */
+  private async readKernel(): Promise<void> {
+    const [states, policies] = await Promise.all([listStates({ reqid: this.options.reqid }, this.xo), listPolicies(undefined, this.xo)]);
+    this.kernelStates.clear();
+    this.kernelPolicies.clear();
+    for (const s of states) if (s.proto === 'esp') this.kernelStates.set(kernelStateKey(s), kernelStateObject(s));
+    for (const p of policies) if (typeof p.dir === 'string' && this.isOurPolicy(p)) this.kernelPolicies.set(kernelPolicyKey(p), kernelPolicyObject(p));
+  }
+
+  /** Installs the block policies when missing: first, and they stay (they keep swaps from leaking). */
+  private async ensureBlockPolicies(): Promise<void> {
+    const block = blockPolicies(this.options);
+    await this.apply('', diffIpsec({ states: [], policies: block }, { states: this.kernelStates, policies: this.kernelPolicies }, { states: [], policies: [] }));
+  }
+
   adopt(): Promise<void> {
     return this.serial(async () => {
-      const [states, policies] = await Promise.all([listStates({ reqid: this.options.reqid }, this.xo), listPolicies(undefined, this.xo)]);
-      this.kernelStates.clear();
-      this.kernelPolicies.clear();
-      for (const s of states) if (s.proto === 'esp') this.kernelStates.set(kernelStateKey(s), kernelStateObject(s));
-      for (const p of policies) if (typeof p.dir === 'string' && this.isOurPolicy(p)) this.kernelPolicies.set(kernelPolicyKey(p), kernelPolicyObject(p));
+      await this.readKernel();
       this.adopted = true;
       this.log.info({ states: this.kernelStates.size, policies: this.kernelPolicies.size }, 'Adopted IPsec kernel state');
-      // The block policies come first and stay: they are what keeps swaps from leaking.
-      const block = blockPolicies(this.options);
-      await this.apply('', diffIpsec({ states: [], policies: block }, { states: this.kernelStates, policies: this.kernelPolicies }, { states: [], policies: [] }));
+      await this.ensureBlockPolicies();
+    });
+  }
+
+  /**
+   * Reads the kernel again and re-applies every node's plan: re-creates what someone else removed
+   * (a hard-expired SA, an operator's `ip xfrm state flush`) instead of trusting a stale view
+   * (cilium#39720: stale states never re-created). The agent runs it as a periodic job.
+   */
+  resync(): Promise<void> {
+    return this.serial(async () => {
+      this.requireAdopted('resync IPsec SAs');
+      await this.readKernel();
+      await this.ensureBlockPolicies();
+      for (const [node, record] of this.records) await this.reconcileNode(node, record);
     });
   }
 

@@ -82,7 +82,7 @@ async function both(options?: object): Promise<{ a: ReconcileResult; b: Reconcil
 }
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
-const slotOf = (r: ReconcileResult, identity: number) => r.sendingSlots[0]!.slots.find((s) => s.identity === identity && s.family === 4)!.slot;
+const slotOf = (r: ReconcileResult, identity: number, family: 4 | 6 = 4) => r.sendingSlots[0]!.slots.find((s) => s.identity === identity && s.family === family)!.slot;
 
 /** Starts `command` in the guest; its pid stays in TMP/NAME.pid while it runs. */
 function background(name: string, command: string): { done: Promise<VmExecResult>; running(): Promise<boolean>; stop(): Promise<VmExecResult> } {
@@ -107,10 +107,10 @@ async function waitFor(what: string, command: string, timeoutMs = 30_000): Promi
 }
 
 /** Sends `count` datagrams from A's pod to B's pod with the mark in MARKFILE; returns both ends' reports. */
-async function stream(name: string, port: number, markFile: string, count: number, interval: number, during?: () => Promise<void>) {
-  const recv = background(`${name}-recv`, `ip netns exec ${B} ${UDP} recv ${POD_B} ${port} 4`);
-  await waitFor('the UDP receiver', `ip netns exec ${B} ss -uln | grep -q '${POD_B}:${port}'`);
-  const send = background(`${name}-send`, `ip netns exec ${A} ${UDP} send ${POD_A} ${POD_B} ${port} ${markFile} ${count} ${interval}`);
+async function stream(name: string, port: number, markFile: string, count: number, interval: number, during?: () => Promise<void>, pods = { src: POD_A, dst: POD_B }) {
+  const recv = background(`${name}-recv`, `ip netns exec ${B} ${UDP} recv ${pods.dst} ${port} 4`);
+  await waitFor('the UDP receiver', `ip netns exec ${B} ss -Hunl 'sport = :${port}' | grep -q .`);
+  const send = background(`${name}-send`, `ip netns exec ${A} ${UDP} send ${pods.src} ${pods.dst} ${port} ${markFile} ${count} ${interval}`);
   let overlapped = true;
   if (during) {
     await during();
@@ -150,9 +150,10 @@ async function ipStates(netns: string): Promise<{ spi: number; dst: string; pack
 }
 
 /** Packets counted by B's fw filter for decrypted packets of `identity` (any slot). */
-async function decryptedCount(identity: number): Promise<number> {
+async function decryptedCount(identity: number, family: 4 | 6 = 4): Promise<number> {
   const tc = await v.check(`ip netns exec ${B} tc -s filter show dev ul0 ingress`);
-  const m = tc.match(new RegExp(`handle ${hex(decryptedMark(identity, 0).value)}/0xffff0f00[\\s\\S]*?Sent \\d+ bytes (\\d+) pkt`));
+  const proto = family === 4 ? 'ip' : 'ipv6';
+  const m = tc.match(new RegExp(`protocol ${proto} pref \\d+ fw chain 0 handle ${hex(decryptedMark(identity, 0).value)}/0xffff0f00[\\s\\S]*?Sent \\d+ bytes (\\d+) pkt`));
   if (!m) throw new Error(`No fw filter for identity ${identity} in:\n${tc}`);
   return Number(m[1]);
 }
@@ -289,6 +290,48 @@ describe('IPsec reconciler with ESP (VM)', () => {
     expect(spisB).toHaveLength(3);
   });
 
+  it("rotates node B's key under a UDP stream: B accepts the new key before A sends with it, 0 lost, xfrm errors unchanged", async () => {
+    const COUNT = 1500;
+    const before = await reconcile(A, a, recordOf(b));
+    const slotOld = slotOf(before, 301);
+    await v.check(`printf '%x' ${encryptMark(301, slotOld).value} > ${TMP}/mark-nk`);
+    const statsBefore = { a: await xfrmStat(A), b: await xfrmStat(B) };
+    const decryptedBefore = await decryptedCount(301);
+    let slotNew = -1;
+    const steps: string[] = [];
+    const applied = (r: ReconcileResult) => r.log.find((l) => l.msg === 'Applied IPsec changes') ?? {};
+
+    const r = await stream('nk', 5330, `${TMP}/mark-nk`, COUNT, 0.02, async () => {
+      for (let i = 0; (await decryptedCount(301)) < decryptedBefore + 20; i++) {
+        if (i > 300) throw new Error('The UDP stream did not start');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      // B generates node key 2 and installs its inbound SAs first; then its record carries it
+      // and A adds out SAs for it (both() runs B, then A).
+      b.nodeKey.generations.push({ generation: 2, privateKey: X25519PrivateKey.generate() });
+      const g = await both();
+      steps.push(`publish: B +${applied(g.b).addedStates ?? 0} in, A +${applied(g.a).addedStates ?? 0} out`);
+      // A sends with B's newest node key.
+      slotNew = slotOf(g.a, 301);
+      await v.check(`printf '%x' ${encryptMark(301, slotNew).value} > ${TMP}/mark-nk; sleep 1`);
+      // B retires node key 1 after every peer moved: its inbound SAs go, then A's out SAs.
+      b.nodeKey.generations = b.nodeKey.generations.filter((k) => k.generation === 2);
+      const ret = await both();
+      steps.push(`retire: B -${applied(ret.b).deletedStates ?? 0} in, A -${applied(ret.a).deletedStates ?? 0} out`);
+    });
+
+    // Two identities on A send to B: two inbound SAs on B and two outbound SAs on A per generation.
+    expect(steps).toEqual(['publish: B +2 in, A +2 out', 'retire: B -2 in, A -2 out']);
+    expect(slotNew).toBe(keySlot(1, 2));
+    expect(r.overlapped).toBe(true);
+    expect(r.sent).toEqual({ sent: COUNT, marks: [hex(encryptMark(301, slotOld).value), hex(encryptMark(301, slotNew).value)], refused: {} });
+    expect(r.received).toEqual({ received: COUNT, max: COUNT, missing: [], duplicates: 0 });
+    expect(await decryptedCount(301)).toBe(decryptedBefore + COUNT);
+    expect({ a: await xfrmStat(A), b: await xfrmStat(B) }).toEqual(statsBefore);
+    expect(await ipStates(A)).toHaveLength(3);
+    expect(await ipStates(B)).toHaveLength(3);
+  });
+
   it('adopts on restart: no state re-created, SPIs, add times and counters carried on', async () => {
     const before = { a: await ipStates(A), b: await ipStates(B) };
     const policiesBefore = { a: await v.check(`ip -n ${A} xfrm policy list`), b: await v.check(`ip -n ${B} xfrm policy list`) };
@@ -313,5 +356,69 @@ describe('IPsec reconciler with ESP (VM)', () => {
     const s = await stream('np', 5320, `${TMP}/mark-0`, 20, 0.01);
     expect(s.received).toEqual({ received: 20, max: 20, missing: [], duplicates: 0 });
     expect(await decryptedCount(0)).toBe(before + 20);
+  });
+
+  it('adds IPv6 SAs once both nodes have IPv6 underlay addresses and pod CIDRs, and carries IPv6 pod traffic only as ESP', async () => {
+    for (const [ns, me, peer] of [
+      [A, { ul: '2001:db8::1', pod: 'fd00:1::10' }, 'fd00:2::/64'],
+      [B, { ul: '2001:db8::2', pod: 'fd00:2::10' }, 'fd00:1::/64'],
+    ] as const) {
+      // ip -n NS addr add UL/64 dev ul0 nodad; ip -n NS addr add POD/128 dev pods nodad; ip -n NS route add PEER dev ul0 src POD
+      await scenario({
+        op: 'addresses',
+        netns: ns,
+        addresses: [
+          { dev: 'ul0', address: `${me.ul}/64`, noDad: true },
+          { dev: 'pods', address: `${me.pod}/128`, noDad: true },
+        ],
+        routes: [{ dst: peer, dev: 'ul0', src: me.pod }],
+      });
+    }
+    a.addresses.push('2001:db8::1');
+    a.podCidrs.push('fd00:1::/64');
+    b.addresses.push('2001:db8::2');
+    b.podCidrs.push('fd00:2::/64');
+    const r = await both();
+    // Per family: A sends for 300 and 301 and receives from 400; B the other way round.
+    expect(r.a.counts).toEqual({ nodes: 1, inStates: 2, outStates: 4, policies: 8, spiCollisions: 0 });
+    expect(r.b.counts).toEqual({ nodes: 1, inStates: 4, outStates: 2, policies: 6, spiCollisions: 0 });
+    expect((await ipStates(A)).filter((s) => s.dst === '2001:db8::2')).toHaveLength(2);
+
+    // tc filter add dev ul0 ingress protocol ipv6 pref 20 handle MARK/0xffff0f00 fw action pass
+    await v.check(`ip netns exec ${B} tc filter add dev ul0 ingress protocol ipv6 pref 20 handle ${hex(decryptedMark(300, 0).value)}/0xffff0f00 fw action pass`);
+    const cap = background('cap6', `ip netns exec ${A} tcpdump -Z root -i ul0 -Q out -nn -U -s 128 -w ${TMP}/cap6.pcap ip6 and not icmp6`);
+    await waitFor('tcpdump', `grep -q 'listening on' ${TMP}/cap6.err`);
+    await v.check(`printf '%x' ${encryptMark(300, slotOf(r.a, 300, 6)).value} > ${TMP}/mark-v6`);
+    const s = await stream('v6', 5340, `${TMP}/mark-v6`, 30, 0.01, undefined, { src: 'fd00:1::10', dst: 'fd00:2::10' });
+    expect(s.received).toEqual({ received: 30, max: 30, missing: [], duplicates: 0 });
+    expect(await decryptedCount(300, 6)).toBe(30);
+    await v.check('sleep 1');
+    expect((await cap.stop()).code).toBe(0);
+    const lines = (await v.check(`tcpdump -r ${TMP}/cap6.pcap -nn -t 2>/dev/null`)).split('\n').filter((l) => l.startsWith('IP6 '));
+    expect(lines.filter((l) => !/^IP6 2001:db8::1 > 2001:db8::2: ESP\(spi=0x[0-9a-f]{8},seq=0x[0-9a-f]+\), length \d+$/.test(l))).toEqual([]);
+    expect(lines).toHaveLength(30);
+  });
+
+  it('drops marked traffic, never sends it in clear, while SAs are missing; the next reconcile re-creates them', async () => {
+    const slot = slotOf(await reconcile(A, a, recordOf(b)), 300);
+    await v.check(`printf '%x' ${encryptMark(300, slot).value} > ${TMP}/mark-flush`);
+    const cap = background('capf', `ip netns exec ${A} tcpdump -Z root -i ul0 -Q out -nn -U -s 128 -w ${TMP}/capf.pcap ip`);
+    await waitFor('tcpdump', `grep -q 'listening on' ${TMP}/capf.err`);
+    const decrypted = await decryptedCount(300);
+    // ip -n A xfrm state flush: every SA gone behind the reconciler's back; the policies stay.
+    await v.check(`ip -n ${A} xfrm state flush`);
+    const sent = JSON.parse(await v.check(`ip netns exec ${A} ${UDP} send ${POD_A} ${POD_B} 5350 ${TMP}/mark-flush 10 0.01`)) as { sent: number };
+    expect(sent.sent).toBe(10);
+    await v.check('sleep 1');
+    expect((await cap.stop()).code).toBe(0);
+    const lines = (await v.check(`tcpdump -r ${TMP}/capf.pcap -nn -t 2>/dev/null`)).split('\n').filter((l) => l.startsWith('IP '));
+    // Nothing left A: no ESP (no SA) and above all no plaintext UDP from the pod.
+    expect(lines).toEqual([]);
+    expect(await decryptedCount(300)).toBe(decrypted);
+
+    const again = await reconcile(A, a, recordOf(b));
+    expect(again.log).toEqual(expect.arrayContaining([expect.objectContaining({ msg: 'Applied IPsec changes', addedStates: 6 })]));
+    const s = await stream('flush', 5351, `${TMP}/mark-flush`, 10, 0.01);
+    expect(s.received).toEqual({ received: 10, max: 10, missing: [], duplicates: 0 });
   });
 });

@@ -14,7 +14,7 @@ import { planNode } from '../../../agent/reconcile/ipsec-plan.js';
 import { listPolicies } from '../../../agent/xfrm/policy.js';
 import { listStates } from '../../../agent/xfrm/state.js';
 import { netnsPerTest, run } from '../../support/netns.js';
-import { recordOf, twoNodes } from '../../support/ipsec-nodes.js';
+import { BOOT_A, BOOT_B, localNode, recordOf, twoNodes } from '../../support/ipsec-nodes.js';
 import { ipXfrmPolicies, requireIp } from '../xfrm/ip-xfrm-text.js';
 
 const freshNetns = netnsPerTest('vip');
@@ -92,6 +92,53 @@ describe('IPsec reconciler on the host kernel (policies only, no ESP)', () => {
     await r.prune();
     const left = await ipXfrmPolicies(ns);
     expect(left.map((p) => `${p.dst} ${p.action} ${p.templates.map((t) => t.reqid).join()}`).sort()).toEqual(['0.0.0.0/0 block ', '10.8.0.0/16 allow 7', '::/0 block '].sort());
+  });
+
+  it('reconciles the policy side of a node for real: adds, changes only differences, adopts on restart, re-creates what went missing, deletes', async () => {
+    const ns = await freshNetns();
+    // No identity keys on either side: the plan for B is its in/fwd policies only (no state), which
+    // the host kernel can hold.
+    const a = localNode('node-a', BOOT_A, ['192.0.2.1'], ['10.244.1.0/24'], {});
+    const b = localNode('node-b', BOOT_B, ['192.0.2.2'], ['10.244.2.0/24'], {});
+    const { log, lines } = logged();
+    const r = new IpsecReconciler(a, { log, netns: ns });
+    await r.adopt();
+    await r.update('node-b', recordOf(b));
+    const inbound = (cidr: string) =>
+      (['fwd', 'in'] as const).map((dir) => ({
+        src: cidr, dst: '10.244.1.0/24', dir, action: 'allow', priority: 100,
+        templates: [{ src: '192.0.2.2', dst: '192.0.2.1', proto: 'esp', reqid: 0x7e11, mode: 'tunnel', optional: false }],
+      }));
+    const allow = async () => (await ipXfrmPolicies(ns)).filter((p) => p.action === 'allow').sort((x, y) => x.dir.localeCompare(y.dir));
+    expect(await allow()).toEqual(inbound('10.244.2.0/24'));
+    const indexes = async () => (await listPolicies(undefined, { netns: ns })).map((p) => p.index).sort();
+    const first = await indexes();
+
+    // The same record again, and a restarted reconciler: nothing changes in the kernel.
+    await r.update('node-b', recordOf(b));
+    const restarted = new IpsecReconciler(a, { log, netns: ns });
+    await restarted.adopt();
+    await restarted.update('node-b', recordOf(b));
+    await restarted.prune();
+    expect(await indexes()).toEqual(first);
+    expect(lines.map((l) => JSON.parse(l).msg).filter((m: string) => m === 'Applied IPsec changes')).toHaveLength(2); // block policies, then node-b's
+
+    // B's pod CIDR moves: the new policies are added, then the old ones removed.
+    await restarted.update('node-b', { ...recordOf(b), podCidrs: ['10.244.3.0/24'] });
+    expect(await allow()).toEqual(inbound('10.244.3.0/24'));
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ msg: 'Applied IPsec changes', node: 'node-b', addedPolicies: 2, deletedPolicies: 2, addedStates: 0 });
+
+    // Removed behind the reconciler's back (an operator, a flush): resync() puts it back.
+    await run('ip', ['-n', ns, 'xfrm', 'policy', 'delete', 'src', '10.244.3.0/24', 'dst', '10.244.1.0/24', 'dir', 'fwd']);
+    await run('ip', ['-n', ns, 'xfrm', 'policy', 'delete', 'src', '::/0', 'dst', '::/0', 'dir', 'out', 'mark', '0xe00', 'mask', '0xf00']);
+    await restarted.resync();
+    expect(await allow()).toEqual(inbound('10.244.3.0/24'));
+    expect((await ipXfrmPolicies(ns)).filter((p) => p.action === 'block')).toHaveLength(2);
+
+    await restarted.delete('node-b');
+    expect(await allow()).toEqual([]);
+    expect((await ipXfrmPolicies(ns)).map((p) => p.action)).toEqual(['block', 'block']);
+    expect(restarted.counts()).toEqual({ nodes: 0, inStates: 0, outStates: 0, policies: 0, spiCollisions: 0 });
   });
 
   it('refuses a record with a low-order node key before touching the kernel, and keeps what was installed', async () => {

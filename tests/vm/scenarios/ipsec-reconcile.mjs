@@ -6,6 +6,8 @@
 //   { "op": "setup", "nsA", "nsB", "a": { underlay, pod, podCidr }, "b": { ... } }
 //      joins A and B with a veth underlay ("ul0"), gives each a dummy "pods" link with its pod
 //      address and a route to the other's pod CIDR over the underlay — all through the addon.
+//   { "op": "addresses", "netns", "addresses": [AddressSpec], "routes": [RouteSpec] }
+//      adds addresses and routes (the IPv6 test: dual-stack nodes) — through the addon.
 //   { "op": "reconcile", "netns", "local": LocalIpsecNode with base64 private keys,
 //     "remotes": [record, ...], "options"?: {...} }
 // stdout: one JSON object: what the reconciler changed (its log lines), the sending slots, and
@@ -43,6 +45,14 @@ async function setup({ nsA, nsB, a, b }) {
     // ip -n NS route add PEER_POD_CIDR dev ul0 src POD: the out policy turns it into ESP
     await addRoutes([{ dst: peer.podCidr, dev: 'ul0', src: me.pod }], { netns: ns });
   }
+  return { ok: true };
+}
+
+async function addresses({ netns, addresses: addrs, routes }) {
+  const { addAddresses } = await load('netlink/address.js');
+  const { addRoutes } = await load('netlink/route.js');
+  await addAddresses(addrs, { netns });
+  await addRoutes(routes, { netns });
   return { ok: true };
 }
 
@@ -84,7 +94,9 @@ async function reconcile({ netns, local, remotes, options }) {
 }
 
 try {
-  const out = input.op === 'setup' ? await setup(input) : await reconcile(input);
+  const ops = { setup, addresses, reconcile };
+  if (!ops[input.op]) throw new Error(`Unknown op "${input.op}"`);
+  const out = await ops[input.op](input);
   console.log(JSON.stringify(out));
 } catch (e) {
   console.log(JSON.stringify({ error: { name: e?.name, code: e?.code, message: e?.message } }));

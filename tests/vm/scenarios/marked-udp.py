@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Test traffic with an skb mark, the way from-pod marks pod packets for XFRM: SO_MARK on the
+"""Test traffic (IPv4 or IPv6, by the addresses given) with an skb mark, the way from-pod marks pod packets for XFRM: SO_MARK on the
 socket (no nftables, no ip rule). Used by tests/vm/ipsec-reconcile.test.ts.
 
   marked-udp.py send SRC DST PORT MARKFILE COUNT INTERVAL
@@ -18,8 +18,12 @@ import sys
 import time
 
 
+def family(address):
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def send(src, dst, port, markfile, count, interval):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(dst), socket.SOCK_DGRAM)
     s.bind((src, 0))
     used = []
     refused = {}
@@ -41,7 +45,7 @@ def send(src, dst, port, markfile, count, interval):
 
 
 def recv(bind, port, idle):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(bind), socket.SOCK_DGRAM)
     s.bind((bind, port))
     seen = {}
     s.settimeout(600)
