@@ -1,7 +1,7 @@
 /**
  * Errors of the WireGuard peer reconciler (agent/reconcile/wireguard-*.ts). One class, one
  * stable code per failure kind; messages name the node and the fix and never carry key material
- * (public keys appear only as keyFingerprint() prefixes).
+ * (public keys appear only as publicKeyFingerprint() values).
  */
 import { VeilError } from '../errors.js';
 

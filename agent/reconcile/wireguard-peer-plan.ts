@@ -19,7 +19,8 @@ import type { NodeRecord } from '../keys/node-record.js';
 import { validateNodeRecord } from '../keys/node-record.js';
 import { formatEndpoint, parseIp, type IpFamily } from '../net/ip.js';
 import type { WgPeerConfig } from '../wireguard/backend.js';
-import { keyFingerprint, keyFromBase64, normalizeCidr } from '../wireguard/keys.js';
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
+import { keyFromBase64, normalizeCidr } from '../wireguard/keys.js';
 import {
   steadyChannelState,
   validateChannelState,
@@ -181,7 +182,7 @@ export function findConflict(candidate: NodePeers, others: Iterable<NodePeers>, 
         return new WireGuardReconcileError(
           'VEIL_WG_CONFLICT',
           node,
-          `Refusing WireGuard peer for node "${node}": its public key "${keyFingerprint(p.publicKey)}" is already node "${other.node}"'s; every node needs its own key`,
+          `Refusing WireGuard peer for node "${node}": its public key "${publicKeyFingerprint(p.publicKey)}" is already node "${other.node}"'s; every node needs its own key`,
         );
       }
     }

@@ -25,7 +25,7 @@ import { createRootLogger, moduleLogger, type Logger } from '../log/logger.js';
 import type { IpFamily } from '../net/ip.js';
 import { KeyedMutex } from '../util/keyed-mutex.js';
 import type { WgPeerConfig, WireGuardBackend } from '../wireguard/backend.js';
-import { keyFingerprint } from '../wireguard/keys.js';
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
 import type { Reconciler } from './reconciler.js';
 import { channelDeviceNames } from './wireguard-channel-devices.js';
 import {
@@ -255,7 +255,7 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
     applyToView(this.views[d], changes);
     for (const c of changes) {
       this.log.info(
-        { device: this.devices[d], channel: d, node, peer: keyFingerprint(c.publicKey), allowedIps: c.allowedIps },
+        { device: this.devices[d], channel: d, node, peer: publicKeyFingerprint(c.publicKey), allowedIps: c.allowedIps },
         c.remove ? 'Removed WireGuard peer' : c.updateOnly ? 'Updated WireGuard peer' : 'Added WireGuard peer',
       );
     }
