@@ -189,7 +189,7 @@ const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, d
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods)',
+  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods, policy, restart-agent)',
   async run(args: string[]): Promise<number> {
     const [sub, ...rest] = args;
     if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
