@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   identity: () => import('./identity.js'),
   policy: () => import('./policy.js'),
   bpf: () => import('./bpf.js'),
+  lab: () => import('./lab.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

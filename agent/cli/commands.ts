@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
+import { agentCommand } from './agent-command.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
+import { connectivityCommand } from './connectivity-command.js';
 import { keysCommand } from './keys-command.js';
 import { labCommand } from './lab-command.js';
+import { operatorCommand } from './operator-command.js';
 
 /** One `veil` subcommand. */
 export interface Command {
@@ -24,4 +27,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand, connectivityCommand];

@@ -5,7 +5,10 @@
 import { ConfigError, MissingDependencyError } from '../errors.js';
 import { createRootLogger, moduleLogger } from '../log/logger.js';
 import type { LabDeps } from '../lab/deps.js';
+import { labAgentProcess, labOperatorProcess } from '../lab/lab-processes.js';
 import { labPodAdd, labPodDelete } from '../lab/pods.js';
+import { labRestartAgent } from '../lab/restart-agent.js';
+import { labPolicyApply, labPolicyDelete } from '../lab/policies.js';
 import { labDown } from '../lab/remove.js';
 import { labStatus, type LabStatus } from '../lab/status.js';
 import { labUp } from '../lab/up.js';
@@ -27,6 +30,11 @@ Commands:
   pods add     --pod NAME --node NODE [--namespace default] [--labels k=v,...] [--service-account default] [--name veil]
   pods delete  --pod NAME [--namespace default] [--name veil]
           Add or remove a pod while the lab runs
+  restart-agent --node NODE [--name veil]
+          Stop a node's agent and start it again (it adopts the kernel state)
+  policy apply FILE [--name veil]
+  policy delete FILE [--name veil]
+          Write or remove Kubernetes NetworkPolicies (YAML) in the lab's cluster model
 
 The lab needs root. State: /run/veil/lab/<name>/state.json. See docs/lab.md.
 `;
@@ -64,7 +72,14 @@ async function up(args: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const state = await labUp(opts, deps({ signal: abort.signal }));
+    const state = await labUp(
+      opts,
+      deps({
+        signal: abort.signal,
+        clusterProcesses: (st) => [labOperatorProcess(st)],
+        nodeProcesses: async (n, st) => [await labAgentProcess(n, st)],
+      }),
+    );
     out(`Lab "${state.name}" is up (${state.mode} mode): ${state.nodes.length} nodes, ${state.pods.length} pods, etcd at ${state.etcd?.url}`);
     out(`  veil lab status --name ${state.name}    veil lab down --name ${state.name}`);
     return 0;
@@ -147,11 +162,34 @@ async function pods(args: string[]): Promise<number> {
   throw new ConfigError(`Unknown command "veil lab pods ${verb ?? ''}": use "add" or "delete" (run "veil lab --help")`);
 }
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, down, status, pods };
+async function policy(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'apply' && verb !== 'delete') throw new ConfigError(`Unknown command "veil lab policy ${verb ?? ''}": use "apply FILE" or "delete FILE" (run "veil lab --help")`);
+  const { values, positionals } = parseCommandArgs(`lab policy ${verb}`, rest, { name: { type: 'string' } }, 1);
+  const file = positionals[0];
+  if (!file) throw new ConfigError(`"veil lab policy ${verb}" needs a file of NetworkPolicy YAML: run "veil lab --help"`);
+  const name = checkLabName(values.name ?? DEFAULT_LAB_NAME);
+  requireRoot();
+  const done = verb === 'apply' ? await labPolicyApply(name, file, deps()) : await labPolicyDelete(name, file, deps());
+  out(`${verb === 'apply' ? 'Applied' : 'Deleted'} ${done.length} NetworkPolicies${done.length ? `: ${done.join(', ')}` : ''}`);
+  return 0;
+}
+
+async function restartAgent(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs('lab restart-agent', args, { name: { type: 'string' }, node: { type: 'string' } });
+  const name = checkLabName(values.name ?? DEFAULT_LAB_NAME);
+  const node = requiredFlag(values, 'node', 'lab restart-agent');
+  requireRoot();
+  const rec = await labRestartAgent(name, node, deps());
+  out(`Restarted the agent of ${node} (pid ${rec.pid}, log ${rec.log})`);
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, down, status, pods, policy, 'restart-agent': restartAgent };
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods)',
+  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods, policy, restart-agent)',
   async run(args: string[]): Promise<number> {
     const [sub, ...rest] = args;
     if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {

@@ -13,5 +13,10 @@ export interface LabDeps {
    * The processes `up` starts for each node (the agent, once it exists). Each runs in the node's
    * namespace, is recorded in the state file and stopped by `down`. Default: none.
    */
-  nodeProcesses?: (node: LabNodeState, state: LabState) => LaunchSpec[];
+  nodeProcesses?: (node: LabNodeState, state: LabState) => LaunchSpec[] | Promise<LaunchSpec[]>;
+  /**
+   * Processes `up` starts once for the lab, in the underlay namespace next to etcd (the
+   * operator), before the node processes. Recorded and stopped like them. Default: none.
+   */
+  clusterProcesses?: (state: LabState) => LaunchSpec[] | Promise<LaunchSpec[]>;
 }

@@ -1,10 +1,13 @@
 /** Removing a lab (`veil lab down`, and `up` cleaning up after itself). */
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { deleteNetns } from '../netlink/netns.js';
 import type { LabDeps } from './deps.js';
 import { LabError, LAB_NOT_FOUND } from './errors.js';
 import { stop } from './launcher.js';
+import { labPinRoot } from './lab-processes.js';
+import { stopProcessesInNetns } from './netns-processes.js';
 import { DEFAULT_LAB_ROOT, labPaths, readLabState, removeLabDir, type LabState } from './state.js';
 
 
@@ -18,11 +21,22 @@ export async function removeLab(state: LabState, root: string, log: Logger | und
   for (const e of [...state.journal].reverse()) {
     try {
       if (e.kind === 'process') await stop(e);
-      else await deleteNetns(e.name, { ignoreMissing: true });
+      else {
+        // Processes the lab did not journal (the agents' wireguard-go daemons) go first.
+        await stopProcessesInNetns(e.name);
+        await deleteNetns(e.name, { ignoreMissing: true });
+      }
     } catch (err) {
       log?.warn({ lab: state.name, entry: e, err }, 'Cannot remove lab object');
       errors.push(err);
     }
+  }
+  try {
+    // The agents' eBPF pins (maps and links): bpffs keeps them until they are unlinked.
+    await rm(labPinRoot(state.name), { recursive: true, force: true });
+  } catch (err) {
+    log?.warn({ lab: state.name, err }, 'Cannot remove the lab\'s eBPF pins');
+    errors.push(err);
   }
   if (errors.length === 0) await removeLabDir(state.name, root);
   if (errors.length > 0) throw errors[0];

@@ -1,5 +1,5 @@
 /** `veil lab status`. */
-import { canonicalLabelSet } from '../identity/labels.js';
+import { podLabelSet } from '../cluster/pod-identity.js';
 import { IdentityKeys, parseByLabels } from '../identity/records.js';
 import { hostAddress } from './address-plan.js';
 import type { LabDeps } from './deps.js';
@@ -47,7 +47,7 @@ export async function labStatus(name: string, deps: LabDeps = {}): Promise<LabSt
       const nsLabels = new Map((await s.cluster.list('namespaces')).items.map((o) => [o.record.name, o.record.labels]));
       const keys = new IdentityKeys();
       for (const p of state.pods) {
-        const set = canonicalLabelSet({ namespace: p.namespace, serviceAccount: p.serviceAccount, podLabels: p.labels, namespaceLabels: nsLabels.get(p.namespace) ?? {} });
+        const set = podLabelSet(p, nsLabels);
         const kv = await s.store.get(keys.byLabels(set.hash));
         identities.set(`${p.namespace}/${p.name}`, kv ? parseByLabels(kv) : null);
       }

@@ -115,8 +115,14 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     }
     for (const p of state.pods) await store.cluster.put('pods', podRecord(p));
 
+    for (const spec of (await deps.clusterProcesses?.(state)) ?? []) {
+      checkAbort(deps.signal, opts.name);
+      const rec = await launch({ ...spec, netns: u.netns });
+      state.journal.push({ kind: 'process', ...rec });
+      await save();
+    }
     for (const n of state.nodes) {
-      for (const spec of deps.nodeProcesses?.(n, state) ?? []) {
+      for (const spec of (await deps.nodeProcesses?.(n, state)) ?? []) {
         checkAbort(deps.signal, opts.name);
         const rec = await launch({ ...spec, netns: n.netns });
         state.journal.push({ kind: 'process', ...rec });

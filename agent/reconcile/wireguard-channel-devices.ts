@@ -75,7 +75,8 @@ export async function setUpChannelDevices(
   const names = channelDeviceNames(settings.base);
   const port = checkPort(settings.port);
   const mtu = channelDeviceMtu(settings.underlayMtu);
-  const opts = { netns: backend.netns };
+  // "" is the backend's spelling of "the caller's own namespace"; netlink calls omit it then.
+  const opts = backend.netns ? { netns: backend.netns } : {};
   const reports: ChannelDeviceReport[] = [];
   for (const d of WG_CHANNELS) {
     const name = names[d];

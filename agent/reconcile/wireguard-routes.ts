@@ -38,10 +38,15 @@ export function tunnelRoute(cidr: string, dev: string, s: TunnelRouteSettings): 
 }
 
 /** Veil's tunnel routes out of `devices` in the table: CIDR → device. */
+/** "" (the backend's "own namespace") → no netns option for the netlink calls. */
+function ns(netns: string): { netns?: string } {
+  return netns ? { netns } : {};
+}
+
 export async function listTunnelRoutes(devices: readonly string[], s: TunnelRouteSettings, netns: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const dev of devices) {
-    const routes = await listRoutes({ table: s.table ?? RT_TABLE_MAIN, dev }, { netns }).catch((err: unknown) => {
+    const routes = await listRoutes({ table: s.table ?? RT_TABLE_MAIN, dev }, ns(netns)).catch((err: unknown) => {
       if ((err as { code?: string }).code === 'ENODEV') return [];
       throw err;
     });
@@ -53,13 +58,13 @@ export async function listTunnelRoutes(devices: readonly string[], s: TunnelRout
 /** Points each CIDR at `dev` (atomic per route). */
 export async function replaceTunnelRoutes(cidrs: readonly string[], dev: string, s: TunnelRouteSettings, netns: string): Promise<void> {
   if (cidrs.length === 0) return;
-  await replaceRoutes(cidrs.map((c) => tunnelRoute(c, dev, s)), { netns });
+  await replaceRoutes(cidrs.map((c) => tunnelRoute(c, dev, s)), ns(netns));
 }
 
 export async function deleteTunnelRoutes(cidrs: readonly string[], s: TunnelRouteSettings, netns: string): Promise<void> {
   if (cidrs.length === 0) return;
   await deleteRoutes(
     cidrs.map((c) => ({ dst: c, protocol: VEIL_ROUTE_PROTOCOL, table: s.table ?? RT_TABLE_MAIN })),
-    { netns, ignoreMissing: true },
+    { ...ns(netns), ignoreMissing: true },
   );
 }
