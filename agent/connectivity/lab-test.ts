@@ -23,6 +23,7 @@
  * counter maps (the same numbers as their /metrics).
  */
 import { ClusterClient } from '../cluster/client.js';
+import { checkCidr, cidrContains } from '../net/ip.js';
 import { ConfigMap } from '../datapath/config-map.js';
 import { Counters } from '../datapath/counters.js';
 import { Ipcache } from '../datapath/ipcache.js';
@@ -30,7 +31,6 @@ import { Hook, Reason } from '../datapath/reasons.js';
 import { openLabStore } from '../lab/lab-store.js';
 import { labRestartAgent } from '../lab/restart-agent.js';
 import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from '../lab/state.js';
-import { cidrsOverlap } from '../reconcile/wireguard-peer-plan.js';
 import { ping, WireCapture } from './probes.js';
 import { breakPeer, restorePeers } from './wg-tool.js';
 import { labNodeDir, labPinRoot } from '../lab/lab-processes.js';
@@ -144,7 +144,7 @@ const encryption: Scenario = async (s, o) => {
   const { a, remote } = pick(s);
   if (!a || !remote) return fail(name, 'Needs pods on two nodes');
   const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrsOverlap(c, ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
   const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
   const r4 = await ping(a.netns, v4(remote), { count: 20, intervalS: 0.05 });
   const six = v6(remote);
@@ -203,7 +203,7 @@ const strictBrokenKey: Scenario = async (s, o) => {
   // for its own namespace); absent with kernel WireGuard, where `wg` needs no socket directory.
   const socketDir = `${labNodeDir(s.name, node.name)}/wg/wireguard/@self`;
   const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrsOverlap(c, ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
   const broken = await breakPeer(node.netns, socketDir, ['veil_wg0', 'veil_wg1'], remoteNode.podCidrs[0]!);
   if (broken.length === 0) return fail(name, `No WireGuard peer on ${node.name} carries ${remoteNode.podCidrs[0]}: the agent has not installed ${remoteNode.name} as a peer`);
   let during: { sent: number; received: number };
@@ -226,7 +226,7 @@ const agentRestart: Scenario = async (s, o) => {
   const { a, remote } = pick(s);
   if (!a || !remote) return fail(name, 'Needs pods on two nodes');
   const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrsOverlap(c, ip.includes(':') ? `${ip}/128` : `${ip}/32`));
+  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
   const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
   const load = ping(a.netns, v4(remote), { count: 80, intervalS: 0.05, timeoutS: 2 });
   await new Promise((r) => setTimeout(r, 500));

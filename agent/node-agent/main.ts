@@ -16,6 +16,7 @@
  * agent restarts; the next agent adopts all of it (docs/agent.md).
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { checkCidr, cidrContains } from '../net/ip.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -39,7 +40,6 @@ import { createAgentMetrics, type AgentMetrics } from '../metrics/metrics.js';
 import { StatusServer } from '../metrics/status-server.js';
 import { listAddresses } from '../netlink/address.js';
 import { getLink } from '../netlink/link.js';
-import { cidrsOverlap } from '../reconcile/wireguard-peer-plan.js';
 import { WireGuardPeerReconciler } from '../reconcile/wireguard-peers.js';
 import { EtcdStore } from '../store/etcd-store.js';
 import { PrefixMirror } from '../store/prefix-mirror.js';
@@ -185,7 +185,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       const source: { 4?: string; 6?: string } = {};
       for (const a of addrs) {
         const ip = a.address.split('/')[0]!;
-        if (self.podCidrs.some((c) => cidrsOverlap(c, a.family === 4 ? `${ip}/32` : `${ip}/128`))) source[a.family] ??= ip;
+        if (self.podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)))) source[a.family] ??= ip;
       }
       reconciler = new WireGuardPeerReconciler({
         backend,
