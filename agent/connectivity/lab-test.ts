@@ -91,6 +91,24 @@ async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Pr
 
 type Scenario = (s: LabState, o: Required<Pick<LabTestOptions, 'wireguardPort'>>) => Promise<ScenarioResult>;
 
+/**
+ * "Is this a pod address of the lab?" for the capture classifier. What tcpdump prints is not
+ * always an address (multicast groups with trailing punctuation, link-layer names): anything that
+ * does not parse is not a pod address.
+ */
+function podAddressTest(s: LabState): (ip: string) => boolean {
+  const podCidrs = s.nodes.flatMap((n) => n.podCidrs).map((c) => checkCidr('podCidr', c));
+  return (ip) => {
+    let addr;
+    try {
+      addr = checkCidr('address', ip);
+    } catch {
+      return false;
+    }
+    return podCidrs.some((c) => cidrContains(c, addr));
+  };
+}
+
 function fail(name: string, detail: string, data?: Record<string, unknown>): ScenarioResult {
   return { name, ok: false, detail, ...(data ? { data } : {}) };
 }
@@ -143,8 +161,7 @@ const encryption: Scenario = async (s, o) => {
   const name = 'encryption-on-the-wire';
   const { a, remote } = pick(s);
   if (!a || !remote) return fail(name, 'Needs pods on two nodes');
-  const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
+  const isPod = podAddressTest(s);
   const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
   const r4 = await ping(a.netns, v4(remote), { count: 20, intervalS: 0.05 });
   const six = v6(remote);
@@ -202,8 +219,7 @@ const strictBrokenKey: Scenario = async (s, o) => {
   // The agent's wireguard-go sockets (agent/wireguard/userspace-backend.ts: <stateDir>/wireguard/@self
   // for its own namespace); absent with kernel WireGuard, where `wg` needs no socket directory.
   const socketDir = `${labNodeDir(s.name, node.name)}/wg/wireguard/@self`;
-  const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
+  const isPod = podAddressTest(s);
   const broken = await breakPeer(node.netns, socketDir, ['veil_wg0', 'veil_wg1'], remoteNode.podCidrs[0]!);
   if (broken.length === 0) return fail(name, `No WireGuard peer on ${node.name} carries ${remoteNode.podCidrs[0]}: the agent has not installed ${remoteNode.name} as a peer`);
   let during: { sent: number; received: number };
@@ -225,8 +241,7 @@ const agentRestart: Scenario = async (s, o) => {
   const name = 'agent-restart-under-load';
   const { a, remote } = pick(s);
   if (!a || !remote) return fail(name, 'Needs pods on two nodes');
-  const podCidrs = s.nodes.flatMap((n) => n.podCidrs);
-  const isPod = (ip: string) => podCidrs.some((c) => cidrContains(checkCidr('podCidr', c), checkCidr('address', ip)));
+  const isPod = podAddressTest(s);
   const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
   const load = ping(a.netns, v4(remote), { count: 80, intervalS: 0.05, timeoutS: 2 });
   await new Promise((r) => setTimeout(r, 500));
