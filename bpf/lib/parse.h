@@ -213,9 +213,9 @@ static __always_inline int veil_parse_ports(struct __sk_buff *skb, __u32 off, st
 		 * 143) to a link-scope destination */
 		if (t->proto == VEIL_IPPROTO_ICMPV6 &&
 		    ((l4[0] >= 133 && l4[0] <= 137 && p->hop_limit == 255) ||
-		     ((l4[0] >= 130 && l4[0] <= 132) || l4[0] == 143) &&
-			     ((t->daddr[0] == 0xfe && (t->daddr[1] & 0xc0) == 0x80) ||
-			      (t->daddr[0] == 0xff && (t->daddr[1] & 0x0f) == 0x02))))
+		     (((l4[0] >= 130 && l4[0] <= 132) || l4[0] == 143) &&
+			      ((t->daddr[0] == 0xfe && (t->daddr[1] & 0xc0) == 0x80) ||
+			       (t->daddr[0] == 0xff && (t->daddr[1] & 0x0f) == 0x02)))))
 			p->flags |= VEIL_PKT_F_NDP;
 		return 0;
 	}
