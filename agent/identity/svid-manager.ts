@@ -20,7 +20,7 @@ import { readdir, mkdir, chmod, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEvent } from '../audit/events.js';
 import type { Logger } from '../log/logger.js';
-import { readCertificatePem } from '../../certs/certificate.js';
+import { readCertificatesPem } from '../../certs/certificate.js';
 import { writePrivateKeyFile } from '../../certs/files.js';
 import { privateKeyToPem } from '../../certs/keys.js';
 import { issueSvid, type NodeCredentials, type Svid } from '../../certs/svid.js';
@@ -204,7 +204,7 @@ export class SvidManager {
   /** Fingerprint of the SVID a previous run left on disk, if it can be read. */
   async #fileFingerprint(id: number): Promise<string | undefined> {
     try {
-      return readCertificatePem(await readFile(this.certificatePath(id)), `SVID file "${this.certificatePath(id)}"`).fingerprint;
+      return readCertificatesPem(await readFile(this.certificatePath(id)), `SVID file "${this.certificatePath(id)}"`)[0]?.fingerprint;
     } catch {
       return undefined;
     }
