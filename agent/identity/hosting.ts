@@ -60,3 +60,31 @@ export function storeIdentityHosting(store: Store, prefix?: string): (node: stri
   const keys = new IdentityKeys(prefix);
   return async (node, id) => (await store.get(keys.ref(id, checkNodeName(node)))) !== null;
 }
+
+/** An identity a node hosts, with the service account its SVID names. */
+export interface HostedIdentity {
+  id: number;
+  namespace: string;
+  serviceAccount: string;
+}
+
+/**
+ * The active identities `node` references now (refs/<id>/<node>) that name a namespace and a
+ * service account: the identities the node issues SVIDs for. Sorted by id. A corrupt record
+ * throws (IdentityCorruptError): the caller keeps what it has rather than drop SVIDs.
+ */
+export async function hostedIdentities(store: Store, node: string, prefix?: string): Promise<HostedIdentity[]> {
+  const keys = new IdentityKeys(prefix);
+  const out: HostedIdentity[] = [];
+  for (const id of await referencedIds(store, keys, checkNodeName(node))) {
+    const kv = await store.get(keys.byId(id));
+    if (!kv) continue;
+    const record = parseById(keys, kv);
+    if (record.state !== 'active') continue;
+    const labels = new Map(record.labels.entries);
+    const namespace = labels.get('veil:namespace');
+    const serviceAccount = labels.get('veil:service-account');
+    if (namespace !== undefined && serviceAccount !== undefined) out.push({ id, namespace, serviceAccount });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}

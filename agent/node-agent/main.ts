@@ -8,6 +8,7 @@
  *   wireguard      backend (kernel or wireguard-go), peer reconciler, key hooks; after a restart
  *                  the channel devices are adopted with the active node key from the state dir
  *   key-manager    node key, signed node record, peers' verified records → WireGuard peers
+ *   svids          an SVID per hosted identity in <stateDir>/svids, renewed at half-life (audited)
  *   datapath-sync  cluster model + identities + policies → endpoints, ipcache, policy, config maps
  *   status-server  /healthz /readyz /metrics /status
  *
@@ -28,9 +29,12 @@ import type { ClusterNode } from '../cluster/records.js';
 import type { AgentConfig } from '../config/agent-config.js';
 import { ConfigError } from '../errors.js';
 import { IdentityAllocator } from '../identity/allocator.js';
-import { storeIdentityHosting } from '../identity/hosting.js';
+import { hostedIdentities, storeIdentityHosting } from '../identity/hosting.js';
 import { DEFAULT_IDENTITY_PREFIX } from '../identity/records.js';
 import { IdentityReferences } from '../identity/references.js';
+import { SvidManager } from '../identity/svid-manager.js';
+import { readCertificatePem } from '../../certs/certificate.js';
+import { nodeCredentials } from '../../certs/svid.js';
 import { KeyManager } from '../keys/key-manager.js';
 import { Health } from '../lifecycle/health.js';
 import { Jobs } from '../lifecycle/jobs.js';
@@ -105,6 +109,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   let hooks!: WireGuardKeyHooks;
   let wgIfindexes: [number, number] | null = null;
   let keys!: KeyManager;
+  let svids!: SvidManager;
   let sync!: DatapathSync;
   const mirrors: PrefixMirror[] = [];
   let server: StatusServer | undefined;
@@ -246,6 +251,21 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   });
 
   lifecycle.append({
+    name: 'svids',
+    start: async () => {
+      svids = new SvidManager({
+        node: nodeCredentials(readCertificatePem(certPem, `node certificate "${config.pki.nodeCert}"`), nodeKey),
+        stateDir: config.stateDir,
+        audit,
+        hosted: () => hostedIdentities(store, me),
+        log: moduleLogger(log, 'svids'),
+      });
+      await svids.start();
+    },
+    stop: () => svids?.stop(),
+  });
+
+  lifecycle.append({
     name: 'datapath-sync',
     start: async () => {
       sync = new DatapathSync({
@@ -304,6 +324,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
           }
           if (keys.lastError) health.set('key-manager', 'degraded', keys.lastError.message);
           else health.set('key-manager', 'ok');
+          health.set('svids', svids.lastError ? 'degraded' : 'ok', svids.lastError?.message);
         },
         status: async () => ({
           node: me,
@@ -311,6 +332,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
           ifindexes: wgIfindexes,
           peers: reconciler.knownNodes().map((n) => ({ node: n, channel: reconciler.steeringChannel(n), generations: reconciler.installedGenerations(n) })),
           keys: keys.status(),
+          svids: svids.status(),
           datapath: sync.lastReport ?? null,
           counters: (await datapath.counters.read()).map((r) => ({ hook: r.hook, reason: r.reason, drop: r.drop, packets: Number(r.packets) })),
         }),

@@ -3,7 +3,7 @@ import { IdentityNotHostedError, SpiffeIdError } from '../../../certs/errors.js'
 import { verifySvid } from '../../../certs/verify.js';
 import { IdentityAllocator } from '../../../agent/identity/allocator.js';
 import { IdentityCorruptError } from '../../../agent/identity/errors.js';
-import { storeHostingCheck } from '../../../agent/identity/hosting.js';
+import { hostedIdentities, storeHostingCheck } from '../../../agent/identity/hosting.js';
 import { canonicalLabelSet } from '../../../agent/identity/labels.js';
 import { IdentityReferences } from '../../../agent/identity/references.js';
 import { MemoryStore } from '../../../agent/store/memory-store.js';
@@ -55,5 +55,37 @@ describe('storeHostingCheck()', () => {
     await expect(hosts('node-1', 'spiffe://other.example/ns/default/sa/web')).rejects.toBeInstanceOf(SpiffeIdError);
     await store.create('/veil/identities/refs/banana/node-1', Buffer.from('{}'));
     await expect(hosts('node-1', 'spiffe://cluster.local/ns/default/sa/web')).rejects.toBeInstanceOf(IdentityCorruptError);
+  });
+});
+
+describe('hostedIdentities()', () => {
+  it('lists the active identities a node references, with their service accounts, sorted by id', async () => {
+    const { store, alloc, refs, lease } = await setup();
+    expect(await hostedIdentities(store, 'node-1')).toEqual([]);
+    const w = await alloc.allocate(web('v1'));
+    const d = await alloc.allocate(db);
+    await refs.addReference(d.id, db, 'node-1', lease);
+    await refs.addReference(w.id, web('v1'), 'node-1', lease);
+    await refs.addReference(w.id, web('v1'), 'node-2', lease);
+    expect(await hostedIdentities(store, 'node-1')).toEqual(
+      [
+        { id: w.id, namespace: 'default', serviceAccount: 'web' },
+        { id: d.id, namespace: 'default', serviceAccount: 'db' },
+      ].sort((a, b) => a.id - b.id),
+    );
+    expect(await hostedIdentities(store, 'node-2')).toEqual([{ id: w.id, namespace: 'default', serviceAccount: 'web' }]);
+    await refs.removeReference(d.id, 'node-1');
+    expect(await hostedIdentities(store, 'node-1')).toEqual([{ id: w.id, namespace: 'default', serviceAccount: 'web' }]);
+    expect(await hostedIdentities(store, 'de-1')).toEqual([]);
+  });
+
+  it('rejects a bad node name and fails closed on a corrupt record', async () => {
+    const { store, alloc, refs, lease } = await setup();
+    await expect(hostedIdentities(store, 'Bad Node')).rejects.toThrow(/Node name "Bad Node" is invalid/);
+    const w = await alloc.allocate(web('v1'));
+    await refs.addReference(w.id, web('v1'), 'node-1', lease);
+    const kv = (await store.get(`/veil/identities/by-id/${w.id}`))!;
+    await store.update(kv.key, Buffer.from('{"v":1,"hash":"x"'), kv.modRevision);
+    await expect(hostedIdentities(store, 'node-1')).rejects.toBeInstanceOf(IdentityCorruptError);
   });
 });
