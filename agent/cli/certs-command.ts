@@ -9,7 +9,6 @@
  *   veil certs verify      --ca BUNDLE.pem CERT.pem [--chain PEM]... [--trust-domain TD] [--clock-skew 60s]
  */
 import { existsSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../errors.js';
 import { readCertificatePem, readCertificatesPem, type Certificate } from '../../certs/certificate.js';
 import { createClusterCa, importClusterCa, type ClusterCa } from '../../certs/cluster-ca.js';
@@ -26,7 +25,8 @@ import { DEFAULT_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS, MAX_TTL_MS, MIN_TTL_MS } from
 import { parseDuration } from '../config/duration.js';
 import { verifyNodeCertificate, verifySvid } from '../../certs/verify.js';
 import { validatePath } from '../../certs/chain.js';
-import type { Command } from './commands.js';
+import { parseCommandArgs, requiredFlag, type CliOptions } from './args.js';
+import { commandGroup } from './command-group.js';
 
 /** Lifetimes on the command line: the bounds of every certificate Veil issues. */
 const TTL_BOUNDS = { minMs: MIN_TTL_MS, maxMs: MAX_TTL_MS };
@@ -44,37 +44,8 @@ Commands:
               Verify a CA, node certificate or SVID against the trust bundle
 `;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse(sub: string, args: string[], options: Options, positionals = 0) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: positionals > 0 });
-  } catch (err) {
-    const msg = (err as Error).message;
-    const name = /'([^']+)'/.exec(msg)?.[1];
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new ConfigError(`Unknown option "${name ?? msg}" for "veil certs ${sub}": run "veil certs --help"`);
-    }
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new ConfigError(`Unexpected argument "${name ?? msg}" for "veil certs ${sub}": run "veil certs --help"`);
-    }
-    throw new ConfigError(`Invalid options for "veil certs ${sub}": ${msg.split('.')[0]}`, { cause: err });
-  }
-  if (parsed.positionals.length > positionals) {
-    throw new ConfigError(`Unexpected argument "${parsed.positionals[positionals]}" for "veil certs ${sub}": run "veil certs --help"`);
-  }
-  return parsed;
-}
-
-function required(values: Record<string, unknown>, name: string, sub: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') {
-    throw new ConfigError(`"veil certs ${sub}" needs --${name}: run "veil certs --help"`);
-  }
-  return v;
-}
+const parse = (sub: string, args: string[], options: CliOptions, positionals = 0) => parseCommandArgs(`certs ${sub}`, args, options, positionals);
+const required = (values: Record<string, unknown>, name: string, sub: string): string => requiredFlag(values, name, `certs ${sub}`);
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -232,24 +203,9 @@ async function verify(args: string[]): Promise<number> {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  init,
-  'issue-node': issueNode,
-  'issue-svid': issueSvidCommand,
-  verify,
-};
-
-export const certsCommand: Command = {
+export const certsCommand = commandGroup({
   name: 'certs',
   summary: 'Create the cluster CA, issue node certificates and SVIDs, verify certificates',
-  async run(args: string[]): Promise<number> {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      process.stdout.write(USAGE);
-      return sub === undefined ? 2 : 0;
-    }
-    const fn = SUBCOMMANDS[sub];
-    if (!fn) throw new ConfigError(`Unknown command "veil certs ${sub}": run "veil certs --help" for the list`);
-    return fn(rest);
-  },
-};
+  usage: USAGE,
+  subcommands: { init, 'issue-node': issueNode, 'issue-svid': issueSvidCommand, verify },
+});

@@ -16,7 +16,7 @@ import { parseLabelsArg } from '../lab/labels-arg.js';
 import { DEFAULT_LAB_NAME, resolveLabUpOptions } from '../lab/options.js';
 import { checkLabName } from '../lab/address-plan.js';
 import { parseCommandArgs, requiredFlag } from './args.js';
-import type { Command } from './commands.js';
+import { commandGroup } from './command-group.js';
 
 const USAGE = `Usage: veil lab <command> [options]
 
@@ -185,19 +185,9 @@ async function restartAgent(args: string[]): Promise<number> {
   return 0;
 }
 
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = { up, down, status, pods, policy, 'restart-agent': restartAgent };
-
-export const labCommand: Command = {
+export const labCommand = commandGroup({
   name: 'lab',
   summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods, policy, restart-agent)',
-  async run(args: string[]): Promise<number> {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      process.stdout.write(USAGE);
-      return sub === undefined ? 2 : 0;
-    }
-    const fn = SUBCOMMANDS[sub];
-    if (!fn) throw new ConfigError(`Unknown command "veil lab ${sub}": run "veil lab --help" for the list`);
-    return fn(rest);
-  },
-};
+  usage: USAGE,
+  subcommands: { up, down, status, pods, policy, 'restart-agent': restartAgent },
+});
