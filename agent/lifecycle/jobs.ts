@@ -11,6 +11,7 @@
 import { Backoff } from '../util/backoff.js';
 import type { Logger } from '../log/logger.js';
 import type { Health } from './health.js';
+import { abortableSleep } from '../util/abortable-sleep.js';
 
 const OBSERVER_HEALTHY_AFTER_MS = 5_000;
 
@@ -23,19 +24,6 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** oneShot only: give up after this many attempts and report "failed" (default: never). */
   maxAttempts?: number;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 function message(err: unknown): string {
@@ -88,7 +76,7 @@ export class Jobs {
           }
           this.health.set(key, 'degraded', message(err));
           this.log?.warn({ err, job: name, attempt }, 'Job failed; retrying');
-          await sleep(backoff.next(), signal);
+          await abortableSleep(backoff.next(), signal);
         }
       }
     });
@@ -114,7 +102,7 @@ export class Jobs {
           this.log?.warn({ err, job: name }, 'Job failed; retrying');
           delay = backoff.next();
         }
-        await sleep(delay, signal);
+        await abortableSleep(delay, signal);
       }
     });
   }
@@ -141,7 +129,7 @@ export class Jobs {
         }
         clearTimeout(healthy);
         if (Date.now() - t0 > 60_000) backoff.reset();
-        await sleep(backoff.next(), signal);
+        await abortableSleep(backoff.next(), signal);
       }
     });
   }

@@ -9,6 +9,7 @@
 import { VeilError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Lease, Store } from '../store/store.js';
+import { abortableSleep } from '../util/abortable-sleep.js';
 
 export const LEADER_KEY = '/veil/operator/leader';
 
@@ -87,7 +88,7 @@ export class LeaderElection {
         if (stop.aborted) break;
         this.#o.log?.warn({ err }, 'Leader election failed; retrying');
       }
-      await sleep(this.#o.retryMs ?? 1000, stop);
+      await abortableSleep(this.#o.retryMs ?? 1000, stop);
     }
   }
 
@@ -127,15 +128,3 @@ export class LeaderElection {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
