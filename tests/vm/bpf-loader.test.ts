@@ -16,7 +16,9 @@ let v: Vm;
 
 beforeAll(async () => {
   v = await vm();
-  await v.check(`ip netns add ${NS} && ip -n ${NS} link add lxc0 type veth peer name eth0 && ip -n ${NS} link set lxc0 up && ip -n ${NS} link set eth0 up`);
+  // IPv6 off in the namespace: a veth coming up sends router solicitations and MLD reports, which
+  // would reach the attached fixture beside the test's own packets and change its counters.
+  await v.check(`ip netns add ${NS} && ip netns exec ${NS} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && ip -n ${NS} link add lxc0 type veth peer name eth0 && ip -n ${NS} link set lxc0 up && ip -n ${NS} link set eth0 up`);
 });
 
 afterAll(async () => {
