@@ -37,7 +37,7 @@ function layout<N extends string>(name: string, size: number, fields: readonly (
 /** Every struct of maps.h: [field, byte offset, byte size]. */
 export const LAYOUTS = {
   veil_endpoint_key: layout('veil_endpoint_key', 4, [['ifindex', 0, 4]]),
-  veil_endpoint: layout('veil_endpoint', 32, [['identity', 0, 4], ['flags', 4, 4], ['ipv4', 8, 4], ['ipv6', 12, 16], ['pad', 28, 4]]),
+  veil_endpoint: layout('veil_endpoint', 32, [['identity', 0, 4], ['flags', 4, 4], ['ipv4', 8, 4], ['ipv6', 12, 16], ['key_generation', 28, 1], ['pad', 29, 3]]),
   veil_ipcache_entry: layout('veil_ipcache_entry', 24, [['identity', 0, 4], ['node_index', 4, 2], ['key_slot', 6, 1], ['flags', 7, 1], ['tunnel_endpoint', 8, 16]]),
   veil_ipcache4_host_key: layout('veil_ipcache4_host_key', 4, [['addr', 0, 4]]),
   veil_ipcache6_host_key: layout('veil_ipcache6_host_key', 16, [['addr', 0, 16]]),
@@ -117,6 +117,11 @@ export interface EndpointValue {
   flags: number;
   ipv4?: string;
   ipv6?: string;
+  /**
+   * IPsec mode: the generation the pod identity's key sends with (0..255; from-pod uses it mod 4
+   * as the high half of the SA key slot). Absent = 0 (WireGuard mode, or no key yet).
+   */
+  keyGeneration?: number;
 }
 
 export const endpointCodec: Codec<EndpointValue> = {
@@ -134,12 +139,15 @@ export const endpointCodec: Codec<EndpointValue> = {
       flags |= MapsAbi.EP_F_HAS_IPV6;
     }
     out.writeUInt32LE(flags >>> 0, off + F.ep.flags.offset);
+    if (v.keyGeneration !== undefined) out.writeUInt8(checkInt('keyGeneration', v.keyGeneration, 0, 0xff), off + F.ep.key_generation.offset);
   },
   decode(buf, off) {
     const flags = buf.readUInt32LE(off + F.ep.flags.offset);
     const v: EndpointValue = { identity: buf.readUInt32LE(off + F.ep.identity.offset), flags };
     if (flags & MapsAbi.EP_F_HAS_IPV4) v.ipv4 = formatIp(buf.subarray(off + F.ep.ipv4.offset, off + F.ep.ipv4.offset + 4));
     if (flags & MapsAbi.EP_F_HAS_IPV6) v.ipv6 = formatIp(buf.subarray(off + F.ep.ipv6.offset, off + F.ep.ipv6.offset + 16));
+    const generation = buf.readUInt8(off + F.ep.key_generation.offset);
+    if (generation !== 0) v.keyGeneration = generation;
     return v;
   },
 };

@@ -11,7 +11,8 @@ export interface AgentMetrics {
   /** Tunnel peers installed in the kernel (WireGuard peers or remote nodes with SAs). */
   peers: Gauge<'mode'>;
   /** XFRM states installed (IPsec mode). */
-  xfrmStates: Gauge;
+  xfrmStates: Gauge<'direction'>;
+  xfrmSpiCollisions: Gauge;
   /** Current generation of each key kind this node holds. */
   keyGeneration: Gauge<'key'>;
   /** Completed or failed rotations. */
@@ -30,7 +31,8 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
   return {
     registry,
     peers: new Gauge({ name: 'veil_peers', help: 'Tunnel peers installed in the kernel', labelNames: ['mode'], registers }),
-    xfrmStates: new Gauge({ name: 'veil_xfrm_states', help: 'IPsec SAs (XFRM states) installed in the kernel', registers }),
+    xfrmStates: new Gauge({ name: 'veil_xfrm_states', help: 'IPsec SAs (XFRM states) installed in the kernel, by direction', labelNames: ['direction'], registers }),
+    xfrmSpiCollisions: new Gauge({ name: 'veil_xfrm_spi_collisions', help: 'Inbound IPsec SAs whose SPI candidate collided on this node (the sender cannot reach them yet)', registers }),
     keyGeneration: new Gauge({ name: 'veil_key_generation', help: 'Current generation of the keys this node holds', labelNames: ['key'], registers }),
     rotations: new Counter({ name: 'veil_key_rotations_total', help: 'Key rotations by key kind and result', labelNames: ['key', 'result'], registers }),
     datapathPackets: new Gauge({

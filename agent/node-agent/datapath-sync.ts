@@ -20,6 +20,11 @@
  *   node addresses (NODE).
  * - config: mode, strict flag, the channel devices' ifindexes (0 until they are up: remote pod
  *   traffic is then dropped with "no-tunnel", never leaked).
+ * - key slots: WireGuard mode writes each remote node's steering channel into its ipcache
+ *   entries' key_slot. IPsec mode writes the remote node key generation its SAs use (mod 4) there
+ *   and each endpoint's identity key sending generation (mod 4) into key_generation; from-pod
+ *   combines both into the SA's key slot. Both come from what the SA reconciler installed, so a
+ *   slot is written only after its SAs exist (docs/datapath.md).
  *
  * Every map is brought to the desired content by difference (set what differs, delete what is
  * no longer wanted): a restarted agent rewrites nothing that is right.
@@ -50,16 +55,25 @@ export interface DatapathSyncOptions {
   lease: Lease;
   datapath: NodeDatapath;
   strict: boolean;
+  /** Encryption mode: selects the config flag and how key slots are written. */
+  mode: 'wireguard' | 'ipsec';
   wireguardPort: number;
   /** The channel devices' ifindexes, or null while they are not up. */
   wireguardIfindexes(): [number, number] | null;
-  /** The channel traffic to `node` is steered on, or null when it is not a peer (yet). */
+  /**
+   * The ipcache key_slot of `node`'s pods and pod CIDRs, or null (→ 0) when it is not a peer yet:
+   * WireGuard, the steering channel; IPsec, the node key generation (mod 4) its installed SAs use.
+   */
   steering(node: string): number | null;
+  /** IPsec mode: the sending generation (mod 4) of a local identity's key with installed SAs, or null. */
+  keyGeneration?(identity: number): number | null;
   log: Logger;
 }
 
 export interface DatapathSyncReport {
   localPods: number;
+  /** Identities of the local pods (ascending): the identities hosted on this node. */
+  localIdentities: number[];
   /** Local pods without an identity yet or without a host interface. */
   waiting: string[];
   endpoints: number;
@@ -252,7 +266,11 @@ export class DatapathSync {
         }
         const e = enforcement.get(ident.id);
         const flags = (e?.ingress ? MapsAbi.EP_F_ENFORCE_INGRESS : 0) | (e?.egress ? MapsAbi.EP_F_ENFORCE_EGRESS : 0);
-        endpoints.set(route.ifindex, { value: { identity: ident.id, flags, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) }, dev: route.dev });
+        const generation = o.keyGeneration?.(ident.id) ?? 0;
+        endpoints.set(route.ifindex, {
+          value: { identity: ident.id, flags, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}), ...(generation !== 0 ? { keyGeneration: generation } : {}) },
+          dev: route.dev,
+        });
         for (const a of pod.addresses) ipcache.set(hostPrefix(a), { identity: ident.id, nodeIndex: 0, keySlot: 0, flags: MapsAbi.IPC_F_LOCAL | MapsAbi.IPC_F_POD });
       } else {
         const n = nodeByName.get(pod.node);
@@ -281,8 +299,8 @@ export class DatapathSync {
     // Config first: the programs need it for everything else.
     const ifx = o.wireguardIfindexes();
     const config: DatapathConfig = {
-      flags: MapsAbi.CFG_F_MODE_WIREGUARD | (o.strict ? MapsAbi.CFG_F_STRICT : 0),
-      wireguardIfindex: ifx ?? [0, 0],
+      flags: (o.mode === 'ipsec' ? MapsAbi.CFG_F_MODE_IPSEC : MapsAbi.CFG_F_MODE_WIREGUARD) | (o.strict ? MapsAbi.CFG_F_STRICT : 0),
+      wireguardIfindex: o.mode === 'wireguard' ? (ifx ?? [0, 0]) : [0, 0],
       nodeIdentity: HOST,
       wireguardPort: o.wireguardPort,
       nodeIndex: nodeIndex.get(me) ?? 0,
@@ -321,6 +339,7 @@ export class DatapathSync {
 
     const report: DatapathSyncReport = {
       localPods,
+      localIdentities: [...localIds.keys()].sort((a, b) => a - b),
       waiting,
       endpoints: endpoints.size,
       ipcache: ipcache.size,

@@ -5,15 +5,20 @@
  *   store          etcd client, the node's own cluster record (addresses, pod CIDRs), the node lease
  *   audit          the hash-chained audit log, checkpoints signed with the node certificate's key
  *   datapath       eBPF programs loaded once (maps pinned), uplink programs attached
- *   wireguard      backend (kernel or wireguard-go), peer reconciler, key hooks; after a restart
- *                  the channel devices are adopted with the active node key from the state dir
- *   key-manager    node key, signed node record, peers' verified records → WireGuard peers
+ *   wireguard      (encryption.type wireguard) backend (kernel or wireguard-go), peer reconciler,
+ *                  key hooks; after a restart the channel devices are adopted with the active
+ *                  node key from the state dir
+ *   ipsec          (encryption.type ipsec) key hooks driving the SA reconciler and the routes of
+ *                  remote pod CIDRs; after a restart the SAs are adopted with the live keys of
+ *                  the state dir (agent/node-agent/ipsec-key-hooks.ts)
+ *   key-manager    node key (and in IPsec mode the hosted identities' keys), signed node record,
+ *                  peers' verified records → WireGuard peers or IPsec SAs
  *   svids          an SVID per hosted identity in <stateDir>/svids, renewed at half-life (audited)
  *   datapath-sync  cluster model + identities + policies → endpoints, ipcache, policy, config maps
  *   status-server  /healthz /readyz /metrics /status
  *
  * Stopping never removes kernel state: WireGuard devices (and their wireguard-go daemons), peers,
- * routes, attached programs and pinned maps stay, so traffic keeps flowing encrypted while the
+ * IPsec SAs and policies, routes, attached programs and pinned maps stay, so traffic keeps flowing encrypted while the
  * agent restarts; the next agent adopts all of it (docs/agent.md).
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
@@ -52,7 +57,10 @@ import { selectWireGuardBackend } from '../wireguard/select.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
 import { DatapathSync } from './datapath-sync.js';
 import { NodeDatapath } from './node-datapath.js';
+import { IpsecKeyHooks } from './ipsec-key-hooks.js';
 import { WireGuardKeyHooks } from './wireguard-key-hooks.js';
+import type { IpsecAead } from '../keys/ipsec-derive.js';
+import type { KernelKeyHooks } from '../keys/kernel-key-hooks.js';
 
 export interface NodeAgentDeps {
   log: Logger;
@@ -83,9 +91,17 @@ async function readPem(path: string, what: string): Promise<string> {
   }
 }
 
+const IPSEC_AEAD: Record<AgentConfig['ipsec']['algorithm'], IpsecAead> = {
+  'aes-gcm': 'rfc4106(gcm(aes))',
+  'chacha20-poly1305': 'rfc7539esp(chacha20,poly1305)',
+};
+
 export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, signal: AbortSignal = new AbortController().signal): Promise<RunningAgent> {
-  if (config.encryption.type !== 'wireguard') {
-    throw new ConfigError(`Encryption type "${config.encryption.type}" is not run by "veil agent" yet: use "wireguard" (IPsec reconciliation exists as agent/reconcile/ipsec-*, its agent wiring does not)`);
+  const mode = config.encryption.type;
+  if (mode === 'ipsec' && config.ipsec.granularity !== 'identity') {
+    throw new ConfigError(
+      `IPsec granularity "${config.ipsec.granularity}" is not run by "veil agent": the datapath always writes the sender's identity into the encrypt mark, so only per-identity SAs match it; set "ipsec.granularity: identity" (docs/agent.md §IPsec mode)`,
+    );
   }
   const log = deps.log;
   const me = config.nodeName;
@@ -107,6 +123,10 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   let backend!: WireGuardBackend;
   let reconciler!: WireGuardPeerReconciler;
   let hooks!: WireGuardKeyHooks;
+  let ipsec!: IpsecKeyHooks;
+  let kernelHooks!: KernelKeyHooks;
+  let bootId!: string;
+  let lastIdentities = '';
   let wgIfindexes: [number, number] | null = null;
   let keys!: KeyManager;
   let svids!: SvidManager;
@@ -180,7 +200,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
     stop: () => datapath?.close(),
   });
 
-  lifecycle.append({
+  if (mode === 'wireguard') lifecycle.append({
     name: 'wireguard',
     start: async () => {
       backend = await selectWireGuardBackend({ netns: '', stateDir: join(config.stateDir, 'wg'), backend: config.wireguard.backend });
@@ -217,10 +237,33 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
           sync?.kick();
         },
       });
+      kernelHooks = hooks;
       health.set('wireguard', 'starting', 'waiting for the first node key');
       if (await hooks.restore(config.stateDir)) log.info('Adopted WireGuard channel devices with the active node key');
     },
     stop: () => backend?.close(),
+  });
+
+  if (mode === 'ipsec') lifecycle.append({
+    name: 'ipsec',
+    start: async () => {
+      bootId = await readBootId();
+      ipsec = new IpsecKeyHooks({
+        local: { name: me, bootId, addresses: self.addresses, podCidrs: self.podCidrs },
+        options: { granularity: 'identity', aead: IPSEC_AEAD[config.ipsec.algorithm] },
+        uplink: config.datapath.uplink,
+        log: moduleLogger(log, 'ipsec'),
+        onChanged: () => {
+          health.set('ipsec', 'ok');
+          sync?.kick();
+        },
+      });
+      kernelHooks = ipsec;
+      health.set('ipsec', 'starting', 'waiting for the first node key');
+      if (await ipsec.restore(config.stateDir)) log.info({ identities: ipsec.localIdentities() }, 'Adopted IPsec SAs with the live keys of the key state directory');
+    },
+    // SAs, policies and routes stay in the kernel (see above).
+    stop: async () => undefined,
   });
 
   lifecycle.append({
@@ -236,11 +279,14 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         trustAnchors: [caPem],
         addresses: self.addresses,
         podCidrs: self.podCidrs,
-        bootId: await readBootId(),
-        identities: [],
+        bootId: bootId ?? (await readBootId()),
+        // WireGuard mode: identity keys are not used by the kernel (the receiver learns the sender
+        // node from the tunnel, the identity from the ipcache). IPsec mode: the identities hosted
+        // before a restart keep their keys until the first datapath pass says which are hosted now.
+        identities: mode === 'ipsec' ? ipsec.localIdentities() : [],
         rotationIntervalMs: config.keys.rotationIntervalMs,
         acknowledgeTimeoutMs: config.keys.acknowledgeTimeoutMs,
-        hooks,
+        hooks: kernelHooks,
         identityHosted: storeIdentityHosting(store),
         log: moduleLogger(log, 'keys'),
       });
@@ -276,13 +322,22 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         lease,
         datapath,
         strict: config.encryption.strictMode,
+        mode,
         wireguardPort: config.wireguard.port,
         wireguardIfindexes: () => wgIfindexes,
-        steering: (node) => reconciler.steeringChannel(node),
+        ...(mode === 'wireguard'
+          ? { steering: (node: string) => reconciler.steeringChannel(node) }
+          : { steering: (node: string) => ipsec.receiverGeneration(node), keyGeneration: (identity: number) => ipsec.senderGeneration(identity) }),
         log: moduleLogger(log, 'datapath-sync'),
       });
       sync.onPass((r) => {
         metrics.reconcileSeconds.observe({ reconciler: 'datapath' }, r.seconds);
+        // IPsec mode: every identity with endpoints here gets an identity key (and SAs).
+        const ids = r.localIdentities.join(',');
+        if (mode === 'ipsec' && ids !== lastIdentities) {
+          lastIdentities = ids;
+          keys.setIdentities(r.localIdentities);
+        }
         health.set('datapath-sync', r.waiting.length > 0 || r.badPolicies.length > 0 ? 'degraded' : 'ok', [...r.waiting, ...r.badPolicies].slice(0, 5).join('; ') || undefined);
       });
       sync.onError((err) => {
@@ -297,6 +352,16 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       jobs.timer('datapath-resync', deps.resyncMs ?? 10_000, async () => {
         await sync.pass();
       });
+      if (mode === 'ipsec') {
+        jobs.timer('ipsec-resync', deps.resyncMs ?? 10_000, async () => {
+          const t0 = performance.now();
+          await ipsec.resync();
+          // Prune only after the key manager's pass went through every peer record without error.
+          await keys.settled();
+          if (!keys.lastError) await ipsec.prune();
+          metrics.reconcileSeconds.observe({ reconciler: 'ipsec' }, (performance.now() - t0) / 1000);
+        });
+      }
     },
     stop: async () => {
       await jobs.stop();
@@ -313,11 +378,19 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         port: config.status.port,
         health,
         registry: metrics.registry,
-        ready: () => started && wgIfindexes !== null,
+        ready: () => started && (mode === 'wireguard' ? wgIfindexes !== null : ipsec.reconciler !== null),
         beforeScrape: async () => {
           metrics.datapathPackets.reset();
           for (const row of await datapath.counters.read()) metrics.datapathPackets.set({ hook: row.hook, reason: row.reason }, Number(row.packets));
-          metrics.peers.set({ mode: 'wireguard' }, reconciler.knownNodes().length);
+          if (mode === 'wireguard') {
+            metrics.peers.set({ mode: 'wireguard' }, reconciler.knownNodes().length);
+          } else {
+            const c = ipsec.counts();
+            metrics.peers.set({ mode: 'ipsec' }, c.nodes);
+            metrics.xfrmStates.set({ direction: 'in' }, c.inStates);
+            metrics.xfrmStates.set({ direction: 'out' }, c.outStates);
+            metrics.xfrmSpiCollisions.set(c.spiCollisions);
+          }
           for (const s of keys.status()) {
             const active = s.generations.find((g) => g.phase === 'active');
             if (active) metrics.keyGeneration.set({ key: s.kind }, active.generation);
@@ -328,9 +401,14 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         },
         status: async () => ({
           node: me,
-          devices: reconciler.deviceNames,
-          ifindexes: wgIfindexes,
-          peers: reconciler.knownNodes().map((n) => ({ node: n, channel: reconciler.steeringChannel(n), generations: reconciler.installedGenerations(n) })),
+          mode,
+          ...(mode === 'wireguard'
+            ? {
+                devices: reconciler.deviceNames,
+                ifindexes: wgIfindexes,
+                peers: reconciler.knownNodes().map((n) => ({ node: n, channel: reconciler.steeringChannel(n), generations: reconciler.installedGenerations(n) })),
+              }
+            : { sas: ipsec.counts(), ipsec: ipsec.status() }),
           keys: keys.status(),
           svids: svids.status(),
           datapath: sync.lastReport ?? null,

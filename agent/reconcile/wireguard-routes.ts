@@ -28,10 +28,15 @@ export interface TunnelRouteSettings {
   source?: { 4?: string; 6?: string };
 }
 
-/** `ip route replace CIDR dev DEV [src S] proto 0x76 [table T]` for one CIDR. */
-export function tunnelRoute(cidr: string, dev: string, s: TunnelRouteSettings): RouteSpec {
+/**
+ * `ip route replace CIDR [via GATEWAY] dev DEV [src S] proto 0x76 [table T]` for one CIDR. With a
+ * gateway (IPsec mode: the remote node's underlay address) the route has global scope.
+ */
+export function tunnelRoute(cidr: string, dev: string, s: TunnelRouteSettings, gateway?: string): RouteSpec {
   const family = parseIp(cidr.split('/')[0]!)?.length === 4 ? 4 : 6;
-  const route: RouteSpec = { dst: cidr, dev, protocol: VEIL_ROUTE_PROTOCOL, scope: 'link', table: s.table ?? RT_TABLE_MAIN };
+  const route: RouteSpec = gateway
+    ? { dst: cidr, dev, gateway, protocol: VEIL_ROUTE_PROTOCOL, table: s.table ?? RT_TABLE_MAIN }
+    : { dst: cidr, dev, protocol: VEIL_ROUTE_PROTOCOL, scope: 'link', table: s.table ?? RT_TABLE_MAIN };
   const src = s.source?.[family];
   if (src) route.src = src;
   return route;
@@ -55,10 +60,10 @@ export async function listTunnelRoutes(devices: readonly string[], s: TunnelRout
   return out;
 }
 
-/** Points each CIDR at `dev` (atomic per route). */
-export async function replaceTunnelRoutes(cidrs: readonly string[], dev: string, s: TunnelRouteSettings, netns: string): Promise<void> {
+/** Points each CIDR at `dev` (atomic per route), through `gateway` when given. */
+export async function replaceTunnelRoutes(cidrs: readonly string[], dev: string, s: TunnelRouteSettings, netns: string, gateway?: string): Promise<void> {
   if (cidrs.length === 0) return;
-  await replaceRoutes(cidrs.map((c) => tunnelRoute(c, dev, s)), ns(netns));
+  await replaceRoutes(cidrs.map((c) => tunnelRoute(c, dev, s, gateway)), ns(netns));
 }
 
 export async function deleteTunnelRoutes(cidrs: readonly string[], s: TunnelRouteSettings, netns: string): Promise<void> {

@@ -68,10 +68,10 @@ static __always_inline int veil_from_pod_judge(struct __sk_buff *skb, struct vei
 	if (ct && ((dir == VEIL_CT_FORWARD && (ct->flags & VEIL_CT_F_EGRESS_OK)) ||
 		   (dir == VEIL_CT_REPLY && (ct->flags & VEIL_CT_F_INGRESS_OK)))) {
 		veil_ct_refresh(ct, p, dir, 0, now);
-		return veil_steer(skb, cfg, ep->identity, dst);
+		return veil_steer(skb, cfg, ep->identity, ep->key_generation, dst);
 	}
 	if (veil_ct_related(p, now))
-		return veil_steer(skb, cfg, ep->identity, dst);
+		return veil_steer(skb, cfg, ep->identity, ep->key_generation, dst);
 
 	q.subject = ep->identity;
 	q.peer = *dst_id;
@@ -82,7 +82,7 @@ static __always_inline int veil_from_pod_judge(struct __sk_buff *skb, struct vei
 	ret = veil_policy_check(&q, p);
 	if (ret < 0)
 		return ret;
-	ret = veil_steer(skb, cfg, ep->identity, dst);
+	ret = veil_steer(skb, cfg, ep->identity, ep->key_generation, dst);
 	if (ret < 0)
 		return ret;
 	if (p->flags & VEIL_PKT_F_ICMP_ERROR)

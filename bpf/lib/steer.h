@@ -42,12 +42,24 @@ static __always_inline int veil_will_authenticate(const struct veil_config *cfg,
 }
 
 /*
- * Steers an admitted packet from a pod of identity `src_identity`. Returns VEIL_FWD_LOCAL,
+ * The IPsec key slot of an SA (agent/reconcile/ipsec-marks.ts keySlot): the sender's identity key
+ * generation (the endpoint's key_generation) mod 4 in the high two bits, the receiver's node key
+ * generation (the destination's ipcache key_slot) mod 4 in the low two.
+ */
+static __always_inline __u32 veil_ipsec_key_slot(__u8 sender_generation, __u8 receiver_slot)
+{
+	return ((__u32)(sender_generation & 3) << 2) | (receiver_slot & 3);
+}
+
+/*
+ * Steers an admitted packet from a pod of identity `src_identity` whose identity key sends with
+ * generation `src_generation` (endpoint map; IPsec mode only). Returns VEIL_FWD_LOCAL,
  * VEIL_FWD_HOST, VEIL_FWD_WIREGUARD (bpf_redirect already called: the entry point must return
  * TC_ACT_REDIRECT), VEIL_FWD_IPSEC (skb->mark set), or -VEIL_DROP_NO_TUNNEL.
  */
 static __always_inline int veil_steer(struct __sk_buff *skb, const struct veil_config *cfg,
-				      __u32 src_identity, const struct veil_ipcache_entry *dst)
+				      __u32 src_identity, __u8 src_generation,
+				      const struct veil_ipcache_entry *dst)
 {
 	if (!dst || !(dst->flags & VEIL_IPC_F_POD))
 		return VEIL_FWD_HOST;
@@ -64,7 +76,8 @@ static __always_inline int veil_steer(struct __sk_buff *skb, const struct veil_c
 	if (cfg->flags & VEIL_CFG_F_MODE_IPSEC) {
 		skb->mark = (skb->mark & ~VEIL_MARK_MATCH_MASK) | VEIL_MARK_ENCRYPT |
 			    (src_identity << VEIL_MARK_IDENTITY_SHIFT) |
-			    (((__u32)dst->key_slot << VEIL_MARK_KEY_SLOT_SHIFT) & VEIL_MARK_KEY_SLOT_MASK);
+			    ((veil_ipsec_key_slot(src_generation, dst->key_slot) << VEIL_MARK_KEY_SLOT_SHIFT) &
+			     VEIL_MARK_KEY_SLOT_MASK);
 		return VEIL_FWD_IPSEC;
 	}
 	return -VEIL_DROP_NO_TUNNEL;

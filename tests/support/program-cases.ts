@@ -41,7 +41,7 @@ const HOOK_OF: Record<ProgramName, number> = {
 export interface WorldSpec {
   devices: string[];
   config?: { flags: number; wireguard?: string[]; nodeIdentity?: number; wireguardPort?: number; nodeIndex?: number };
-  endpoints?: Array<{ dev: string; identity: number; flags: number; ipv4?: string; ipv6?: string }>;
+  endpoints?: Array<{ dev: string; identity: number; flags: number; ipv4?: string; ipv6?: string; keyGeneration?: number }>;
   ipcache?: Array<{ prefix: string; identity: number; nodeIndex?: number; keySlot?: number; flags: number; tunnel?: string }>;
   rules?: PolicyRule[];
   enforcement?: PolicyEnforcement[];

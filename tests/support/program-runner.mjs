@@ -6,7 +6,7 @@
 // world: what every case of a run shares
 //   { devices: ["pod-a", ...],              veth links created in a fresh namespace
 //     config: { flags, wireguard: ["wg0","wg1"] | [], nodeIdentity, wireguardPort, nodeIndex },
-//     endpoints: [{ dev, identity, flags, ipv4?, ipv6? }],
+//     endpoints: [{ dev, identity, flags, ipv4?, ipv6?, keyGeneration? }],
 //     ipcache: [{ prefix, identity, nodeIndex?, keySlot?, flags, tunnel? }],
 //     policy: [{ key, value }] (agent/datapath/policy-compile.ts output) }
 // case: { name, prog, frame (hex), ctx?: { dev?, ingressDev?, mark? }, events?: n }

@@ -7,6 +7,7 @@
  * 0) is only an LPM prefix. Z has identity 0 in the ipcache (a broken entry); W is outside.
  */
 import { MarkPurpose } from '../../agent/datapath/marks.js';
+import { keySlot } from '../../agent/reconcile/ipsec-marks.js';
 import {
   arp,
   ethernet,
@@ -75,7 +76,8 @@ export function world(flags: number, wireguard: string[] = ['wg0', 'wg1']): Worl
     devices: DEVICES,
     config: { flags, wireguard, nodeIdentity: ID.HOST, wireguardPort: WG_PORT, nodeIndex: 1 },
     endpoints: [
-      { dev: 'pod-a', identity: ID.A, flags: EP_F.HAS_IPV4 | EP_F.HAS_IPV6 | EP_F.ENFORCE_EGRESS | EP_F.ENFORCE_INGRESS, ipv4: a4.A, ipv6: a6.A },
+      // keyGeneration 6: IPsec mode writes 6 mod 4 = 2 as the high half of the key slot; WireGuard mode ignores it.
+      { dev: 'pod-a', identity: ID.A, flags: EP_F.HAS_IPV4 | EP_F.HAS_IPV6 | EP_F.ENFORCE_EGRESS | EP_F.ENFORCE_INGRESS, ipv4: a4.A, ipv6: a6.A, keyGeneration: 6 },
       { dev: 'pod-b', identity: ID.B, flags: EP_F.HAS_IPV4 | EP_F.HAS_IPV6, ipv4: a4.B, ipv6: a6.B },
     ],
     ipcache: both((a) => {
@@ -563,22 +565,29 @@ export function ipsecCases(f: Family): ProgramCase[] {
     ((identity << 16) | MarkPurpose.ENCRYPT | (slot << 4) | other) >>> 0;
   return [
     {
-      name: `IPv${f} IPsec mode sets the encrypt mark with the sender's identity and the destination's key slot`,
+      // slot = (sender identity key generation 6 mod 4) << 2 | receiver node key generation 1 = 9
+      name: `IPv${f} IPsec mode sets the encrypt mark with the sender's identity and the slot of its key generation and the destination's`,
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: tcp({ src: a.A, dst: a.R, sport: 40000, dport: 80 }),
-      expect: { ...flowNew(TC_ACT_OK, Reason.FWD_IPSEC, ID.A, ID.R), mark: encrypt(ID.A, 1) },
+      expect: { ...flowNew(TC_ACT_OK, Reason.FWD_IPSEC, ID.A, ID.R), mark: encrypt(ID.A, keySlot(6, 1)) },
     },
     {
       name: `IPv${f} the encrypt mark keeps the bits Veil does not own (kube-proxy's 0x4000)`,
       prog: 'from-pod', ctx: { dev: 'pod-a', mark: 0x4000 },
       frame: tcp({ src: a.A, dst: a.R, sport: 40000, dport: 80, flags: TCP_FLAGS.ack }),
-      expect: { retval: TC_ACT_OK, reason: Reason.FWD_IPSEC, mark: encrypt(ID.A, 1, 0x4000) },
+      expect: { retval: TC_ACT_OK, reason: Reason.FWD_IPSEC, mark: encrypt(ID.A, keySlot(6, 1), 0x4000) },
     },
     {
-      name: `IPv${f} key slot 0 of an LPM-only destination`,
+      name: `IPv${f} receiver generation 0 of an LPM-only destination keeps the sender's half of the slot`,
       prog: 'from-pod', ctx: { dev: 'pod-a' },
       frame: tcp({ src: a.A, dst: a.C, sport: 40001, dport: 8000 }),
-      expect: { ...flowNew(TC_ACT_OK, Reason.FWD_IPSEC, ID.A, ID.C), mark: encrypt(ID.A, 0) },
+      expect: { ...flowNew(TC_ACT_OK, Reason.FWD_IPSEC, ID.A, ID.C), mark: encrypt(ID.A, keySlot(6, 0)) },
+    },
+    {
+      name: `IPv${f} an endpoint without a key generation sends in slot 0 of its half`,
+      prog: 'from-pod', ctx: { dev: 'pod-b' },
+      frame: tcp({ src: a.B, dst: a.R, sport: 40002, dport: 80 }),
+      expect: { ...flowNew(TC_ACT_OK, Reason.FWD_IPSEC, ID.B, ID.R), mark: encrypt(ID.B, keySlot(0, 1)) },
     },
     {
       name: `IPv${f} local traffic gets no encrypt mark`,

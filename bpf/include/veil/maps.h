@@ -29,7 +29,8 @@ struct veil_endpoint {
 	__u32 flags; /* VEIL_EP_F_* */
 	__u8 ipv4[4];
 	__u8 ipv6[16];
-	__u32 pad; /* zero; keeps the value a multiple of 8 bytes */
+	__u8 key_generation; /* IPsec: the sending generation of the pod identity's key (mod 4 is used) */
+	__u8 pad[3]; /* zero; keeps the value a multiple of 8 bytes */
 }; /* 32 bytes */
 
 /* ---- ipcache: address or prefix -> who lives there ----
@@ -44,7 +45,8 @@ struct veil_endpoint {
 struct veil_ipcache_entry {
 	__u32 identity;
 	__u16 node_index; /* 0 = this node / not a node */
-	__u8 key_slot; /* the destination node's current IPsec key slot (0..15) */
+	__u8 key_slot; /* WireGuard: the steering channel (bit 0); IPsec: the destination node's
+			* node key generation its SAs use (mod 4), the low half of the SA's key slot */
 	__u8 flags; /* VEIL_IPC_F_* */
 	__u8 tunnel_endpoint[16]; /* underlay address of the node hosting it */
 }; /* 24 bytes */

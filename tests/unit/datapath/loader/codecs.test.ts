@@ -33,6 +33,14 @@ describe('struct codecs (byte-exact, host order little-endian, addresses in netw
     expect(enc(endpointCodec, { identity: 1, flags: 3 }).slice(8, 16)).toBe('00000000');
   });
 
+  it('veil_endpoint: key_generation is one byte after ipv6, absent when 0, out of range refused', () => {
+    const hex = enc(endpointCodec, { identity: 300, flags: 0, ipv4: '10.0.0.7', keyGeneration: 6 });
+    expect(hex.slice(56)).toBe('06000000');
+    expect(endpointCodec.decode(Buffer.from(hex, 'hex'), 0)).toEqual({ identity: 300, flags: 1, ipv4: '10.0.0.7', keyGeneration: 6 });
+    expect(endpointCodec.decode(Buffer.from(enc(endpointCodec, { identity: 300, flags: 0, keyGeneration: 0 }), 'hex'), 0)).toEqual({ identity: 300, flags: 0 });
+    expect(() => enc(endpointCodec, { identity: 1, flags: 0, keyGeneration: 256 })).toThrow(expect.objectContaining({ field: 'keyGeneration' }));
+  });
+
   it('veil_ipcache_entry: tunnel endpoint sets or clears TUNNEL_V6', () => {
     expect(enc(ipcacheValueCodec, { identity: 300, nodeIndex: 0x0102, keySlot: 5, flags: 2 | 8, tunnelEndpoint: '192.168.1.2' })).toBe(
       '2c010000' + '0201' + '05' + '02' + 'c0a80102' + '00'.repeat(12),
