@@ -241,6 +241,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         rotationIntervalMs: config.keys.rotationIntervalMs,
         acknowledgeTimeoutMs: config.keys.acknowledgeTimeoutMs,
         hooks,
+        wireguard: { channels: hooks.rotation },
         identityHosted: storeIdentityHosting(store),
         log: moduleLogger(log, 'keys'),
       });
