@@ -5,6 +5,7 @@ const TRAFFIC = [
   'tests/privileged/reconcile/wireguard-peers.test.ts',
   'tests/privileged/datapath/topology.test.ts',
   'tests/privileged/lab-e2e/**/*.test.ts',
+  'tests/privileged/keys/wireguard-rotation.test.ts',
 ];
 
 export default defineConfig({

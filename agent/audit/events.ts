@@ -67,6 +67,20 @@ export interface KeyAbandoned extends KeyRef {
   missingPeers?: number;
 }
 
+/**
+ * WireGuard mode, node keys (docs/wireguard-rotation.md): the node published a channel state in
+ * which `channel` is being re-keyed — peers steer off it and install `generation` there.
+ */
+export interface KeyChannelDraining extends KeyRef {
+  event: 'key.channel_draining';
+  channel: 0 | 1;
+}
+/** WireGuard mode, node keys: the node set `generation` as the private key of channel `channel`'s device. */
+export interface KeyChannelKeyed extends KeyRef {
+  event: 'key.channel_keyed';
+  channel: 0 | 1;
+}
+
 export type CertificateKind = 'ca' | 'node' | 'svid';
 interface CertificateFields {
   certKind: CertificateKind;
@@ -139,6 +153,8 @@ export type AuditEvent =
   | KeyAcknowledged
   | KeyPeerMoved
   | KeyAbandoned
+  | KeyChannelDraining
+  | KeyChannelKeyed
   | CertificateIssued
   | CertificateRenewed
   | RecordRejected
@@ -202,6 +218,8 @@ const SHAPES: Record<AuditEventType, Shape> = {
   'key.acknowledged': { ...keyRef, peerNode: [true, checkNodeName], allAcknowledged: [true, (v) => (typeof v === 'boolean' ? undefined : 'true or false')] },
   'key.peer_moved': { ...keyRef, peerNode: [true, checkNodeName] },
   'key.abandoned': { ...keyRef, reason: [true, oneOf('not-acknowledged', 'key-lost')], missingPeers: [false, isInt(0, 1 << 24)] },
+  'key.channel_draining': { ...keyRef, channel: [true, isInt(0, 1)] },
+  'key.channel_keyed': { ...keyRef, channel: [true, isInt(0, 1)] },
   'certificate.issued': certificate,
   'certificate.renewed': { ...certificate, previousFingerprint: [true, fingerprint] },
   'record.rejected': {

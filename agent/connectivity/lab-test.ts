@@ -14,6 +14,8 @@
  *   agent-restart-under-load  the first node's agent restarted (`veil lab restart-agent`) while
  *                           its pod pings a pod of another node 20 times a second: every ping
  *                           answered, no plaintext pod packet on the wire
+ *   key-rotation-under-load the first node's node key rotated (key-rotation.ts) while pods of two
+ *                           nodes ping each other: 0 lost, no plaintext on the wire
  *   policy-allow-deny       a NetworkPolicy isolating the servers: a client still reaches a
  *                           server, another server is dropped, and the receiving node's eBPF
  *                           counters show the drop with reason DROP_POLICY_DEFAULT_DENY; the
@@ -34,6 +36,7 @@ import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from 
 import { ping, WireCapture } from './probes.js';
 import { breakPeer, restorePeers } from './wg-tool.js';
 import { labNodeDir, labPinRoot } from '../lab/lab-processes.js';
+import { keyRotationUnderLoad } from './key-rotation.js';
 
 export interface ScenarioResult {
   name: string;
@@ -96,7 +99,7 @@ type Scenario = (s: LabState, o: Required<Pick<LabTestOptions, 'wireguardPort'>>
  * always an address (multicast groups with trailing punctuation, link-layer names): anything that
  * does not parse is not a pod address.
  */
-function podAddressTest(s: LabState): (ip: string) => boolean {
+export function podAddressTest(s: LabState): (ip: string) => boolean {
   const podCidrs = s.nodes.flatMap((n) => n.podCidrs).map((c) => checkCidr('podCidr', c));
   return (ip) => {
     let addr;
@@ -266,6 +269,7 @@ export const SCENARIOS: ReadonlyArray<readonly [string, Scenario]> = [
   ['encryption-on-the-wire', encryption],
   ['strict-broken-peer-key', strictBrokenKey],
   ['agent-restart-under-load', agentRestart],
+  ['key-rotation-under-load', keyRotationUnderLoad],
   ['policy-allow-deny', policy],
 ];
 

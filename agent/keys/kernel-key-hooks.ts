@@ -9,6 +9,9 @@
  *   peer   installPeerKey    a peer published a generation (pending or active): install receive state → "installed" ack
  *          usePeerKey        the peer activated it: send with it → "using" ack
  *          removePeerKey     the generation left the peer's record (retired, abandoned, peer gone)
+ *          applyPeerRecord   (optional, WireGuard mode) the peer's record changed — including only
+ *                            its channel state: apply it; returns the per-channel generations now
+ *                            installed, which go into the ack as "channels"
  *
  * Hooks must be idempotent: after a restart the manager calls install/use again for every
  * generation it finds (the reconcilers adopt existing kernel state). A hook that throws is
@@ -39,6 +42,12 @@ export interface KernelKeyHooks {
   installPeerKey(key: PeerKey): Promise<void>;
   usePeerKey(key: PeerKey): Promise<void>;
   removePeerKey(key: SlotRef & { node: string; generation: number }): Promise<void>;
+  /**
+   * Called after the key hooks for every accepted record of a peer (also when only its channel
+   * state changed). Returns the peer's node key generation now installed on channel 0 and 1, or
+   * null when nothing is installed for it yet. Hooks without channels (IPsec) leave it out.
+   */
+  applyPeerRecord?(node: string, record: NodeRecord): Promise<readonly [number, number] | null>;
 }
 
 /**

@@ -19,6 +19,13 @@
  * do not rotate in step), on demand (`rotateNow()` or a request key written by `veil keys
  * rotate`), and at once for a slot without a key. All work runs in one serialised pass, kicked by
  * store changes and a timer; a failed pass is logged and retried on the next tick.
+ *
+ * WireGuard mode (`wireguard` option): the node key rotates over the two channel devices
+ * (docs/wireguard-rotation.md) under the cluster-wide rotation lease (rotation-lock.ts):
+ * generate → begin + publish (record: key "pending", channel d drains) → every peer acknowledged
+ * it on channel d (ack "channels") → activate on d + publish → drainOther + publish → every peer
+ * installed it on d̄ and moved → complete on d̄ → retire + publish → destroy → lease released.
+ * The record carries the channel state; after a restart the phase follows from the published one.
  */
 import type { KeyObject } from 'node:crypto';
 import type { AuditEvent } from '../audit/events.js';
@@ -31,7 +38,11 @@ import { destroySecretFile, readPrivateKeyFile, writePrivateKeyFile } from './ke
 import { KeyStateDir, type KeyManagerState, type SlotState } from './key-state-dir.js';
 import { KeyStorePaths, slotId, slotLabel, type SlotRef } from './key-store-paths.js';
 import { NO_KERNEL_STATE, type KernelKeyHooks } from './kernel-key-hooks.js';
-import { validateNodeRecord, type NodeRecord, type NodeRecordKey, type NodeRecordKeyState } from './node-record.js';
+import type { ChannelAcks, NodeKeyChannels } from './node-key-channels.js';
+import { validateNodeRecord, type NodeRecord, type NodeRecordKey, type NodeRecordKeyState, type NodeRecordWireGuard } from './node-record.js';
+import { NodeKeyRotationLock } from './rotation-lock.js';
+import { localRotationPhase } from '../reconcile/wireguard-local-rotation.js';
+import { steadyChannelState } from '../reconcile/wireguard-channel-state.js';
 import { serializeSignedNodeRecord, signNodeRecord } from './node-record-sign.js';
 import { ackHas, parsePeerAck, type PeerAck } from './peer-ack.js';
 import { auditDetail, PeerKeys } from './peer-keys.js';
@@ -64,6 +75,12 @@ export interface KeyManagerOptions {
   tickMs?: number;
   hooks?: KernelKeyHooks;
   /**
+   * WireGuard mode: the node key rotates over two channels (node-key-channels.ts), one node of
+   * the cluster at a time (the lease's TTL, default 10 s). Omitted: the generic rotation (IPsec,
+   * control-plane tests).
+   */
+  wireguard?: { channels: NodeKeyChannels; lockTtlSeconds?: number };
+  /**
    * Whether a peer may publish a key for an identity (store-backed: agent/identity/hosting.ts
    * storeIdentityHosting). A record with a key for an identity its node does not host is
    * rejected whole. Omitted: not checked (tests of the rotation alone).
@@ -90,13 +107,22 @@ function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
   return undefined;
 }
 
+function sameChannels(a: NodeRecordWireGuard | undefined, b: NodeRecordWireGuard): boolean {
+  return a !== undefined && a.generations[0] === b.generations[0] && a.generations[1] === b.generations[1] && a.draining === b.draining;
+}
+
+/** The record this node published earlier, or undefined when it cannot be read. */
+function storedRecord(kv: KeyValue): NodeRecord | undefined {
+  try {
+    return validateNodeRecord((JSON.parse(kv.value.toString('utf8')) as { record?: unknown }).record);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The sequence of a record this node published earlier (0 when it cannot be read). */
 function storedSequence(kv: KeyValue): number {
-  try {
-    return validateNodeRecord((JSON.parse(kv.value.toString('utf8')) as { record?: unknown }).record).sequence;
-  } catch {
-    return 0;
-  }
+  return storedRecord(kv)?.sequence ?? 0;
 }
 
 export class KeyManager {
@@ -124,6 +150,9 @@ export class KeyManager {
   #again = false;
   #stopped = false;
   #lastError: Error | undefined;
+  readonly #lock: NodeKeyRotationLock | undefined;
+  /** The channel state in the record last published (WireGuard mode). */
+  #publishedWg: NodeRecordWireGuard | undefined;
 
   private constructor(o: KeyManagerOptions, state: KeyManagerState) {
     this.#o = o;
@@ -133,6 +162,15 @@ export class KeyManager {
     this.#now = o.now ?? Date.now;
     this.#random = o.random ?? Math.random;
     this.#state = state;
+    if (o.wireguard) {
+      this.#lock = new NodeKeyRotationLock({
+        store: o.store,
+        node: o.node,
+        key: this.#paths.rotationLock(),
+        ...(o.wireguard.lockTtlSeconds !== undefined ? { ttlSeconds: o.wireguard.lockTtlSeconds } : {}),
+        ...(o.log ? { log: o.log } : {}),
+      });
+    }
     this.#peerKeys = new PeerKeys({
       node: o.node,
       store: o.store,
@@ -274,6 +312,15 @@ export class KeyManager {
       const seq = storedSequence(own);
       if (seq > this.#state.sequence) this.#state.sequence = seq;
     }
+    const wg = this.#o.wireguard?.channels;
+    if (wg) {
+      // Resume from the published channel state (the rotation's phase follows from it).
+      const published = own ? storedRecord(own)?.wireguard : undefined;
+      const active = this.#nodeSlot() ? rot.activeGeneration(this.#nodeSlot()!.rotation) : undefined;
+      this.#publishedWg = published;
+      if (published) await wg.restore(published);
+      else if (active) await wg.restore(steadyChannelState(active.generation));
+    }
     this.#mirrors = [
       new PrefixMirror({ store: this.#o.store, prefix: this.#paths.recordsPrefix(), onChange: (k, kv) => {
           if (this.#peerKeys.onRecord(k, kv)) this.#kick();
@@ -292,6 +339,11 @@ export class KeyManager {
     if (this.#timer) clearInterval(this.#timer);
     for (const m of this.#mirrors) await m.stop();
     await this.#running;
+    // A rotation in progress keeps its lease key until the TTL; a restart takes it over (rotation-lock.ts).
+  }
+
+  #nodeSlot(): SlotState | undefined {
+    return this.#slot({ kind: 'node', identity: 0 });
   }
 
   /** Starts an on-demand rotation of a slot at the next pass (after a running one finished). */
@@ -406,7 +458,11 @@ export class KeyManager {
     // The node key first: a record must carry a node key before identity keys can be published.
     const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
     await this.#removeUnhosted();
-    for (const slot of this.#state.slots.filter((x) => slots.includes(x))) await this.#ownerSide(slot);
+    for (const slot of this.#state.slots.filter((x) => slots.includes(x))) {
+      const wg = this.#o.wireguard?.channels;
+      if (wg && slot.rotation.slot.kind === 'node' && rot.activeGeneration(slot.rotation)) await this.#wireGuardNodeKey(slot, wg);
+      else await this.#ownerSide(slot);
+    }
   }
 
   // Owner side: one slot's rotation.
@@ -432,6 +488,7 @@ export class KeyManager {
       await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
       this.#keys.set(keyId(ref, g), key);
       await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
+      if (ref.kind === 'node' && !active) await this.#o.wireguard?.channels.restore(steadyChannelState(g));
       slot.rotation = t.state;
       slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
       await this.#dir.save(this.#state);
@@ -509,6 +566,164 @@ export class KeyManager {
   }
 
   /**
+   * WireGuard mode, the node key once it has an active generation: one rotation step per call,
+   * chosen from the rotation state and the channel state (so a restarted agent resumes where the
+   * published state says). Every step that publishes or touches a device holds the lease.
+   */
+  async #wireGuardNodeKey(slot: SlotState, wg: NodeKeyChannels): Promise<void> {
+    const now = this.#now();
+    const ref: SlotRef = { kind: 'node', identity: 0 };
+    const sid = slotId(ref);
+    const lock = this.#lock!;
+    const audit = async (e: rot.KeyAuditEvent, extra?: KeyAuditExtra) => this.#record(toAuditEvent(e, extra));
+    const channelEvent = async (event: 'key.channel_draining' | 'key.channel_keyed', generation: number, channel: 0 | 1) => {
+      const g = slot.rotation.generations.find((x) => x.generation === generation)!;
+      await this.#record({ event, keyKind: 'node', generation, fingerprint: g.fingerprint, channel });
+    };
+    const needLock = async (): Promise<boolean> => {
+      if (await lock.acquire()) return true;
+      this.#o.log?.info({ holder: await lock.holder() }, 'Node key rotation waits for the cluster-wide rotation lease');
+      return false;
+    };
+
+    for (const g of slot.rotation.generations.filter((x) => x.phase === 'retired')) await this.#destroy(slot, g.generation, now);
+
+    // Start: scheduled or requested, one node of the cluster at a time.
+    const request = this.#requests.get(sid);
+    const busy = slot.rotation.generations.some((g) => g.phase !== 'active');
+    const wanted = this.#onDemand.has(sid) || request !== undefined || (slot.dueAt !== null && now >= slot.dueAt);
+    if (!busy && localRotationPhase(wg.state).phase === 'idle') {
+      if (!wanted) {
+        if (lock.held) await lock.release();
+        return;
+      }
+      if (!(await needLock())) return;
+      const reason: rot.RotationReason = this.#onDemand.has(sid) || request ? 'on-demand' : 'schedule';
+      const key = X25519PrivateKey.generate();
+      const t = rot.generate(slot.rotation, { fingerprint: key.fingerprint, now, reason });
+      const g = t.state.lastGeneration;
+      await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
+      this.#keys.set(keyId(ref, g), key);
+      await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
+      slot.rotation = t.state;
+      slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
+      await this.#dir.save(this.#state);
+      await audit(t.event);
+      this.#onDemand.delete(sid);
+      if (request) {
+        await this.#o.store.delete(this.#paths.rotateRequest(this.#o.node, ref), request.modRevision);
+        this.#requests.delete(sid);
+      }
+    }
+
+    // begin + publish: channel d drains and names the new generation.
+    const pending = slot.rotation.generations.find((g) => g.phase === 'generated' || g.phase === 'published' || g.phase === 'acknowledged');
+    if (pending?.phase === 'generated') {
+      if (!(await needLock())) return;
+      let state = wg.state;
+      if (localRotationPhase(state).phase === 'idle') {
+        state = await wg.begin(pending.generation);
+        await channelEvent('key.channel_draining', pending.generation, localRotationPhase(state).channel!);
+      }
+      const t = rot.publish(slot.rotation, { generation: pending.generation, now });
+      if (!(await this.#publish(this.#with(slot, t.state), state))) return;
+      slot.rotation = t.state;
+      slot.publishedAt = now;
+      await this.#dir.save(this.#state);
+      await audit(t.event);
+    }
+
+    // Every peer installed it on channel d → the key is set there and activated.
+    const current = slot.rotation.generations.find((g) => g.phase === 'published' || g.phase === 'acknowledged');
+    if (current) {
+      await this.#peerReports(slot, current.generation, 'installed', rot.acknowledge, now);
+      const g = slot.rotation.generations.find((x) => x.generation === current.generation)!;
+      const { channel } = localRotationPhase(wg.state);
+      const acks = this.#channelAcks();
+      const onChannel = channel !== null && slot.rotation.peers.every((p) => acks.get(p)?.[channel] === g.generation);
+      if (g.phase === 'acknowledged' && onChannel) {
+        if (!(await needLock())) return;
+        const key = this.#keys.get(keyId(ref, g.generation))!;
+        // Already set on the device when an earlier pass failed to publish the activation.
+        const keyed = localRotationPhase(wg.state).phase === 'activated';
+        const state = keyed ? wg.state : await wg.activate(key, acks);
+        if (!keyed) await channelEvent('key.channel_keyed', g.generation, channel);
+        const t = rot.activate(slot.rotation, { generation: g.generation, now });
+        if (!(await this.#publish(this.#with(slot, t.state), state))) return;
+        slot.rotation = t.state;
+        slot.publishedAt = null;
+        slot.dueAt = this.#dueAfter(now);
+        await this.#dir.save(this.#state);
+        await audit(t.event);
+      } else if (slot.publishedAt !== null && now - slot.publishedAt >= this.#o.acknowledgeTimeoutMs) {
+        const missing = slot.rotation.peers.filter((p) => !g.acknowledgedBy.includes(p) || (channel !== null && acks.get(p)?.[channel] !== g.generation)).length;
+        const state = localRotationPhase(wg.state).phase === 'published' ? await wg.abort() : wg.state;
+        const t = rot.abandon(slot.rotation, { generation: g.generation, now });
+        if (!(await this.#publish(this.#with(slot, t.state), state))) return;
+        slot.rotation = t.state;
+        slot.publishedAt = null;
+        await this.#dir.save(this.#state);
+        await this.#wipe(ref, g.generation);
+        await this.#hooks.retireLocalKey({ ...ref, generation: g.generation });
+        await audit(t.event, { abandonReason: 'not-acknowledged', missingPeers: missing });
+        await lock.release();
+        this.#o.log?.warn({ slot: sid, generation: g.generation, missingPeers: missing }, 'Abandoned a node key generation that peers did not acknowledge on its channel in time');
+        return;
+      }
+    }
+
+    const act = rot.activeGeneration(slot.rotation)!;
+    const superseded = slot.rotation.generations.find((g) => g.phase === 'superseded');
+    if (!superseded) return;
+    // drainOther + publish: peers steer to the re-keyed channel and re-key the old one.
+    const drained = localRotationPhase(wg.state).phase === 'retiring';
+    if (localRotationPhase(wg.state).phase === 'activated' || (drained && !sameChannels(this.#publishedWg, wg.state))) {
+      if (!(await needLock())) return;
+      const state = drained ? wg.state : await wg.drainOther();
+      if (!(await this.#publish(this.#with(slot, slot.rotation), state))) return;
+      await channelEvent('key.channel_draining', act.generation, state.draining!);
+    }
+    // Every peer installed it on the old channel and moved → complete, retire, destroy.
+    await this.#peerReports(slot, act.generation, 'using', rot.peerMoved, now);
+    const a = rot.activeGeneration(slot.rotation)!;
+    const { phase, channel } = localRotationPhase(wg.state);
+    const acks = this.#channelAcks();
+    const old = phase === 'retiring' && channel !== null ? (channel === 0 ? 1 : 0) : null;
+    const installed = old === null || slot.rotation.peers.every((p) => acks.get(p)?.[old] === a.generation);
+    if (!installed || !slot.rotation.peers.every((p) => a.movedPeers.includes(p))) return;
+    if (!(await needLock())) return;
+    let state = wg.state;
+    if (old !== null) {
+      state = await wg.complete(this.#keys.get(keyId(ref, a.generation))!, acks);
+      await channelEvent('key.channel_keyed', a.generation, old);
+    }
+    await this.#hooks.retireLocalKey({ ...ref, generation: superseded.generation });
+    const t = rot.retire(slot.rotation, { generation: superseded.generation, now });
+    if (!(await this.#publish(this.#with(slot, t.state), state))) return;
+    slot.rotation = t.state;
+    await this.#dir.save(this.#state);
+    await audit(t.event, { retireReason: slot.retireReason });
+    await this.#destroy(slot, superseded.generation, now);
+    await this.#record({
+      event: 'rotation.completed',
+      keyKind: 'node',
+      fromGeneration: superseded.generation,
+      toGeneration: a.generation,
+      fingerprint: a.fingerprint,
+      previousFingerprint: superseded.fingerprint,
+      acknowledgedBy: a.acknowledgedBy.length,
+    });
+    await lock.release();
+  }
+
+  /** Per peer, the channel generations its acknowledgement reports for this node's node key. */
+  #channelAcks(): ChannelAcks {
+    const out = new Map<string, readonly [number, number] | null>();
+    for (const [peer, ack] of this.#acks) out.set(peer, ack.channels ?? null);
+    return out;
+  }
+
+  /**
    * Records what peers' acknowledgement documents report for `generation`: "installed" ones
    * acknowledge it, "using" ones moved to it. Each new report is saved and audited.
    */
@@ -554,7 +769,7 @@ export class KeyManager {
    * Signs and writes the node record carrying the published generations of `rotations`. False
    * when it cannot be published yet (no node key in it).
    */
-  async #publish(rotations: rot.RotationState[]): Promise<boolean> {
+  async #publish(rotations: rot.RotationState[], wireguardState?: NodeRecordWireGuard): Promise<boolean> {
     const keys: NodeRecordKey[] = [];
     for (const r of rotations) {
       for (const g of r.generations) {
@@ -564,6 +779,7 @@ export class KeyManager {
       }
     }
     if (!keys.some((k) => k.kind === 'node')) return false;
+    const wireguard = wireguardState ?? this.#o.wireguard?.channels.state;
     const record: NodeRecord = {
       version: 1,
       name: this.#o.node,
@@ -573,6 +789,7 @@ export class KeyManager {
       keys,
       issuedAt: this.#now(),
       sequence: this.#state.sequence + 1,
+      ...(wireguard ? { wireguard: { generations: [wireguard.generations[0], wireguard.generations[1]], draining: wireguard.draining } } : {}),
     };
     const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#o.nodePrivateKey, certificate: this.#o.nodeCertificatePem })));
     const key = this.#paths.record(this.#o.node);
@@ -589,6 +806,7 @@ export class KeyManager {
     }
     this.#recordRevision = ('updated' in r ? r.kv! : r.kv).modRevision;
     this.#state.sequence = record.sequence;
+    this.#publishedWg = record.wireguard;
     return true;
   }
 }

@@ -6,6 +6,7 @@
  *   <prefix>keys/acks/<owner>/<peer>            peer acknowledgement     written by <peer>
  *   <prefix>keys/rotate/<node>/node             rotation request         written by `veil keys rotate`,
  *   <prefix>keys/rotate/<node>/identity/<id>                             deleted by <node> when it starts
+ *   <prefix>locks/node-key-rotation             rotation lease (WireGuard) held by the rotating node
  */
 import { ValidationError } from '../errors.js';
 import { isNodeName } from './node-record.js';
@@ -45,6 +46,11 @@ export class KeyStorePaths {
   }
   ack(owner: string, peer: string): string {
     return `${this.acksOf(owner)}${checkNode(peer)}`;
+  }
+
+  /** The cluster-wide node key rotation lease (rotation-lock.ts). */
+  rotationLock(): string {
+    return `${this.prefix}locks/node-key-rotation`;
   }
 
   rotateRequestsOf(node: string): string {

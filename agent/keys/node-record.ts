@@ -7,8 +7,14 @@
  * Records are strict: every member is required, unknown members are refused, and addresses and
  * CIDRs must already be in canonical text — the record is signed as canonical JSON
  * (canonical-json.ts), so there is exactly one spelling of each record.
+ *
+ * One member is optional: `wireguard`, the node's two-channel WireGuard state
+ * (docs/wireguard-rotation.md). Version 1 readers before it refuse a record that carries it
+ * (unknown member), which is what they must do: they cannot install such a rotation safely.
  */
 import { canonicalIp, canonicalCidr, ipFamily, quote } from '../net/ip.js';
+import { validateChannelState, type WireGuardChannelState } from '../reconcile/wireguard-channel-state.js';
+import { WireGuardReconcileError } from '../reconcile/wireguard-errors.js';
 import { NodeRecordError } from './errors.js';
 
 export const NODE_RECORD_VERSION = 1;
@@ -54,12 +60,22 @@ export interface NodeRecord {
   issuedAt: number;
   /** Strictly increasing per node (>= 1). */
   sequence: number;
+  /**
+   * WireGuard mode only: which node key generation peers install on channel 0 and 1 and which
+   * channel is being re-keyed (docs/wireguard-rotation.md). Every generation named must be a
+   * node key of this record. Absent: both channels carry the record's only node key.
+   */
+  wireguard?: NodeRecordWireGuard;
 }
+
+/** `{ generations: [g0, g1], draining: 0 | 1 | null }`, signed with the record. */
+export type NodeRecordWireGuard = WireGuardChannelState;
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-const RECORD_MEMBERS = ['version', 'name', 'addresses', 'podCidrs', 'bootId', 'keys', 'issuedAt', 'sequence'];
+const RECORD_MEMBERS = ['version', 'name', 'addresses', 'podCidrs', 'bootId', 'keys', 'issuedAt', 'sequence', 'wireguard'];
+const WIREGUARD_MEMBERS = ['generations', 'draining'];
 const KEY_MEMBERS = ['kind', 'identity', 'generation', 'publicKey', 'state'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -145,5 +161,29 @@ export function validateNodeRecord(raw: unknown): NodeRecord {
   if (typeof time !== 'number' || !Number.isSafeInteger(time) || time < 0) bad('issuedAt', `got ${quote(time)}; use milliseconds since the Unix epoch`);
   const seq = r.sequence;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) bad('sequence', `got ${quote(seq)}; use an integer >= 1, increased with every record`);
+  if (r.wireguard !== undefined) checkWireGuard(r.wireguard, r.keys as NodeRecordKey[], bad);
   return raw as NodeRecord;
+}
+
+/**
+ * The `wireguard` member: exactly { generations, draining } (validateChannelState's rules), each
+ * generation a node key this record publishes, so a peer never installs a channel key the
+ * signature does not cover.
+ */
+function checkWireGuard(raw: unknown, keys: readonly NodeRecordKey[], bad: (field: string, fix: string) => never): void {
+  if (!isPlainObject(raw)) bad('wireguard', 'expected an object { generations: [g0, g1], draining: 0 | 1 | null }');
+  const w = raw as Record<string, unknown>;
+  for (const m of Object.keys(w)) if (!WIREGUARD_MEMBERS.includes(m)) bad(`wireguard.${m}`, `unknown member; the WireGuard channel state has ${WIREGUARD_MEMBERS.join(', ')}`);
+  if (!('draining' in w)) bad('wireguard.draining', 'missing; use 0, 1 or null');
+  let state: WireGuardChannelState;
+  try {
+    state = validateChannelState(w, undefined);
+  } catch (err) {
+    if (!(err instanceof WireGuardReconcileError)) throw err;
+    return bad('wireguard', err.message.replace(/^Invalid WireGuard channel state: /, ''));
+  }
+  const published = keys.filter((k) => k.kind === 'node').map((k) => k.generation);
+  state.generations.forEach((g, d) => {
+    if (!published.includes(g)) bad(`wireguard.generations[${d}]`, `channel ${d} names node key generation ${g}, which the record does not publish (it has ${published.join(', ')}); publish the key with the channel state`);
+  });
 }

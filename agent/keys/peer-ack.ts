@@ -4,10 +4,13 @@
  *
  *   {"v":1,"owner":"node-a","peer":"node-b",
  *    "installed":[{"kind":"node","identity":0,"generation":4}, …],   receive state installed
- *    "using":[{"kind":"node","identity":0,"generation":3}, …]}        generation it sends with
+ *    "using":[{"kind":"node","identity":0,"generation":3}, …],        generation it sends with
+ *    "channels":[4,3]}                                                 WireGuard mode only
  *
  * "installed" for a pending generation is the acknowledgement; "using" equal to the owner's
- * active generation is the move. The peer rewrites the whole document (CAS) after its kernel
+ * active generation is the move. "channels" (WireGuard mode, docs/wireguard-rotation.md) is the
+ * owner's node key generation the peer has installed on its channel device 0 and 1; the owner's
+ * two-channel rotation waits for it, channel by channel. The peer rewrites the whole document (CAS) after its kernel
  * hooks succeeded. Documents read from the store are hostile: bounded and checked strictly.
  */
 import { canonicalJson } from './canonical-json.js';
@@ -25,6 +28,8 @@ export interface PeerAck {
   peer: string;
   installed: SlotGeneration[];
   using: SlotGeneration[];
+  /** WireGuard mode: the owner's node key generation installed on channel 0 and 1. */
+  channels?: readonly [number, number];
 }
 
 /** At most this many entries per list (the record's key limit). */
@@ -60,17 +65,26 @@ export function parsePeerAck(bytes: Buffer, expected: { owner: string; peer: str
   }
   const o = raw as Record<string, unknown>;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return malformed(peer, `Malformed acknowledgement from "${peer}": expected an object`);
-  for (const k of Object.keys(o)) if (!['v', 'owner', 'peer', 'installed', 'using'].includes(k)) malformed(peer, `Malformed acknowledgement from "${peer}": unknown member "${k.slice(0, 64)}"`);
+  for (const k of Object.keys(o)) if (!['v', 'owner', 'peer', 'installed', 'using', 'channels'].includes(k)) malformed(peer, `Malformed acknowledgement from "${peer}": unknown member "${k.slice(0, 64)}"`);
   if (o.v !== 1) malformed(peer, `Malformed acknowledgement from "${peer}": version ${JSON.stringify(o.v)}, this agent reads 1`);
   if (o.owner !== owner || o.peer !== peer || !isNodeName(o.peer)) {
     malformed(peer, `Malformed acknowledgement under "${owner}/${peer}": it names owner ${JSON.stringify(o.owner)} and peer ${JSON.stringify(o.peer)}; a peer acknowledges only under its own name`);
   }
-  return { v: 1, owner, peer, installed: slotGenerations(o.installed, 'installed', peer), using: slotGenerations(o.using, 'using', peer) };
+  const ack: PeerAck = { v: 1, owner, peer, installed: slotGenerations(o.installed, 'installed', peer), using: slotGenerations(o.using, 'using', peer) };
+  if (o.channels !== undefined) ack.channels = channelGenerations(o.channels, peer);
+  return ack;
+}
+
+function channelGenerations(raw: unknown, peer: string): [number, number] {
+  const ok = Array.isArray(raw) && raw.length === 2 && raw.every((g) => Number.isInteger(g) && (g as number) >= 1 && (g as number) <= 0xffffffff);
+  if (!ok) malformed(peer, `Malformed acknowledgement from "${peer}" at "channels": expected [g0, g1], the node key generation installed on channel 0 and 1 (integers from 1 to 4294967295)`);
+  return [(raw as number[])[0]!, (raw as number[])[1]!];
 }
 
 export function encodePeerAck(ack: PeerAck): Buffer {
   const order = (a: SlotGeneration, b: SlotGeneration) => a.kind.localeCompare(b.kind) || a.identity - b.identity || a.generation - b.generation;
-  return Buffer.from(canonicalJson({ ...ack, installed: [...ack.installed].sort(order), using: [...ack.using].sort(order) }, 'ack'));
+  const { channels, ...rest } = ack;
+  return Buffer.from(canonicalJson({ ...rest, installed: [...ack.installed].sort(order), using: [...ack.using].sort(order), ...(channels ? { channels: [...channels] } : {}) }, 'ack'));
 }
 
 export function ackHas(list: readonly SlotGeneration[], slot: SlotRef, generation: number): boolean {

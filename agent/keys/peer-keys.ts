@@ -45,6 +45,9 @@ interface PeerView {
   installed: Set<string>;
   /** slotId → generation used to send to this peer. */
   using: Map<string, number>;
+  /** WireGuard mode: the record revision applyPeerRecord last ran for, and what it reported. */
+  channelsApplied?: string;
+  channels?: readonly [number, number] | null;
   ackWritten?: string;
 }
 
@@ -147,7 +150,14 @@ export class PeerKeys {
         continue;
       }
       const prev = this.#peers.get(node);
-      this.#peers.set(node, { modRevision, record, installed: prev?.installed ?? new Set(), using: prev?.using ?? new Map(), ackWritten: prev?.ackWritten });
+      this.#peers.set(node, {
+        modRevision,
+        record,
+        installed: prev?.installed ?? new Set(),
+        using: prev?.using ?? new Map(),
+        ...(prev?.channelsApplied !== undefined ? { channelsApplied: prev.channelsApplied, channels: prev.channels ?? null } : {}),
+        ...(prev?.ackWritten !== undefined ? { ackWritten: prev.ackWritten } : {}),
+      });
     }
   }
 
@@ -185,10 +195,17 @@ export class PeerKeys {
     for (const [sid, gen] of [...view.using]) {
       if (!keys.some((k) => slotId(k) === sid && k.generation === gen)) view.using.delete(sid);
     }
+    // WireGuard mode: the record's channel state (it changes without any key changing while the
+    // owner drains its old channel); acknowledged only after the device peers were updated.
+    const apply = this.#o.hooks.applyPeerRecord;
+    if (apply && (view.channelsApplied !== view.modRevision || view.channels === null)) {
+      view.channels = await apply.call(this.#o.hooks, node, view.record);
+      view.channelsApplied = view.modRevision;
+    }
     const entry = (k: NodeRecordKey): SlotGeneration => ({ kind: k.kind, identity: k.identity, generation: k.generation });
     const installed = keys.filter((k) => view.installed.has(keyId(k, k.generation))).map(entry);
     const using = keys.filter((k) => view.using.get(slotId(k)) === k.generation).map(entry);
-    const doc = encodePeerAck({ v: 1, owner: node, peer: this.#o.node, installed, using });
+    const doc = encodePeerAck({ v: 1, owner: node, peer: this.#o.node, installed, using, ...(view.channels ? { channels: view.channels } : {}) });
     if (view.ackWritten === doc.toString('utf8')) return;
     await this.#put(this.#o.paths.ack(node, this.#o.node), doc);
     view.ackWritten = doc.toString('utf8');

@@ -287,6 +287,8 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         rotationIntervalMs: config.keys.rotationIntervalMs,
         acknowledgeTimeoutMs: config.keys.acknowledgeTimeoutMs,
         hooks: kernelHooks,
+        // WireGuard mode: node key rotations run through the two channels (docs/wireguard-rotation.md).
+        ...(mode === 'wireguard' ? { wireguard: { channels: hooks.rotation } } : {}),
         identityHosted: storeIdentityHosting(store),
         log: moduleLogger(log, 'keys'),
       });

@@ -45,8 +45,8 @@ export function validateChannelState(raw: unknown, node: string | undefined): Wi
   for (const x of g) {
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 0xffffffff) bad(`generation ${quote(x)} is not an integer from 1 to 4294967295`);
   }
+  // Generations may be further apart than one: a generation abandoned before activation is never reused.
   const [g0, g1] = g as [number, number];
-  if (Math.abs(g0 - g1) > 1) bad(`channels carry generations ${g0} and ${g1}; they may differ by at most one (one rotation at a time)`);
   const d = s.draining;
   if (d !== null && d !== 0 && d !== 1) bad(`"draining" is ${quote(d)}; use 0, 1 or null`);
   return { generations: [g0, g1], draining: d as WgChannel | null };

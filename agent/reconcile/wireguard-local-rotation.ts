@@ -73,13 +73,35 @@ export class WireGuardLocalRotation {
     const { phase } = localRotationPhase(this.state);
     const [g0, g1] = this.state.generations;
     if (phase !== 'idle') this.refuse('begin', `a rotation is already in phase "${phase}"; finish it first`);
-    if (nextGeneration !== g0 + 1) this.refuse('begin', `the next generation must be ${g0 + 1}, got ${nextGeneration}`);
+    if (!Number.isInteger(nextGeneration) || nextGeneration <= g0 || nextGeneration > 0xffffffff) this.refuse('begin', `the next generation must be above ${g0}, got ${nextGeneration}`);
     const r = this.opts.reconciler;
     const d = chooseDrainChannel(r.knownNodes().map((n) => r.steeringChannel(n)), nextGeneration);
     const generations: [number, number] = d === 0 ? [nextGeneration, g1] : [g0, nextGeneration];
     const next = validateChannelState({ generations, draining: d }, undefined);
     await r.setLocalChannels(next);
     this.opts.log?.info({ channel: d, generation: nextGeneration }, 'WireGuard key rotation: draining channel; publish the new key');
+    return next;
+  }
+
+  /**
+   * After an agent restart: takes up the state this node last published (the phase follows from
+   * it). Moves no key: the devices were adopted with the keys they hold.
+   */
+  async restore(state: WireGuardChannelState): Promise<void> {
+    await this.opts.reconciler.setLocalChannels(validateChannelState(state, undefined));
+  }
+
+  /**
+   * Gives up a rotation that peers did not acknowledge (phase "published" only: the new key was
+   * set on no device): both channels carry the old generation again; publish that.
+   */
+  async abort(): Promise<WireGuardChannelState> {
+    const { phase, channel } = localRotationPhase(this.state);
+    if (phase !== 'published' || channel === null) this.refuse('abort', `the rotation is in phase "${phase}", not "published"`);
+    const old = this.state.generations[otherChannel(channel!)];
+    const next = validateChannelState({ generations: [old, old], draining: null }, undefined);
+    await this.opts.reconciler.setLocalChannels(next);
+    this.opts.log?.warn({ channel, generation: old }, 'WireGuard key rotation abandoned: both channels carry the old key');
     return next;
   }
 

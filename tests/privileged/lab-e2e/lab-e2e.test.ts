@@ -1,7 +1,8 @@
 /**
  * The whole product, as a newcomer runs it: `veil lab up --nodes 3` (etcd, operator, one agent
  * per node), identities allocated, every agent ready with its two peers, `veil connectivity-test
- * --lab` passing (reachability, encryption seen on the wire, policy allow and deny), an agent
+ * --lab` passing (reachability, encryption seen on the wire, policy allow and deny, a node key
+ * rotated under traffic without a lost packet), an agent
  * restarted under traffic without a lost or leaked packet, `veil audit verify` passing on every
  * audit log, and `veil lab down` leaving nothing behind.
  */
@@ -96,9 +97,12 @@ describe('the lab end to end', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const report = JSON.parse(await readFile(json, 'utf8')) as { passed: boolean; results: { name: string; ok: boolean; data?: { plaintext?: number; encrypted?: number } }[] };
     expect(report.passed).toBe(true);
-    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'agent-restart-under-load', 'policy-allow-deny']);
+    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'agent-restart-under-load', 'key-rotation-under-load', 'policy-allow-deny']);
     const restart = report.results.find((x) => x.name === 'agent-restart-under-load')!.data! as { lost?: number; plaintext?: number };
     expect(restart).toMatchObject({ lost: 0, plaintext: 0 });
+    const rotation = report.results.find((x) => x.name === 'key-rotation-under-load')!.data! as { sent?: number; lost?: number; plaintext?: number };
+    expect(rotation).toMatchObject({ lost: 0, plaintext: 0 });
+    expect(rotation.sent).toBeGreaterThan(0);
     const wire = report.results.find((x) => x.name === 'encryption-on-the-wire')!.data!;
     expect(wire.plaintext).toBe(0);
     expect(wire.encrypted).toBeGreaterThan(0);

@@ -37,4 +37,6 @@ export const sampleEvents: AuditEvent[] = [
   { event: 'key.acknowledged', keyKind: 'identity', identity: 256, generation: 3, fingerprint: fp('b'), peerNode: 'node-b', allAcknowledged: false },
   { event: 'key.peer_moved', keyKind: 'node', generation: 3, fingerprint: fp('b'), peerNode: 'node-c' },
   { event: 'key.abandoned', keyKind: 'node', generation: 4, fingerprint: fp('9'), reason: 'not-acknowledged', missingPeers: 1 },
+  { event: 'key.channel_draining', keyKind: 'node', generation: 5, fingerprint: fp('a'), channel: 1 },
+  { event: 'key.channel_keyed', keyKind: 'node', generation: 5, fingerprint: fp('a'), channel: 0 },
 ];

@@ -33,7 +33,7 @@ describe('node records', () => {
   it('refuses each malformed member, naming it and the fix', () => {
     const cases: [unknown, string][] = [
       [null, 'Malformed node record at "record": expected an object'],
-      [{ ...sampleRecord(), extra: 1 }, 'Malformed node record of "node-a" at "extra": unknown member "extra"; records of version 1 have version, name, addresses, podCidrs, bootId, keys, issuedAt, sequence'],
+      [{ ...sampleRecord(), extra: 1 }, 'Malformed node record of "node-a" at "extra": unknown member "extra"; records of version 1 have version, name, addresses, podCidrs, bootId, keys, issuedAt, sequence, wireguard'],
       [sampleRecord({ version: 2 as 1 }), 'Malformed node record of "node-a" at "version": got "2", this agent reads version 1'],
       [sampleRecord({ name: 'Node_A' }), 'Malformed node record at "name": got "Node_A"; use a Kubernetes node name (lowercase DNS-1123 subdomain, at most 253 characters)'],
       [sampleRecord({ addresses: [] }), 'Malformed node record of "node-a" at "addresses": has 0 entries; use 1 to 16'],
@@ -64,5 +64,44 @@ describe('node records', () => {
   it('bounds the number of keys', () => {
     const keys = Array.from({ length: MAX_RECORD_KEYS + 1 }, (_, i) => ({ kind: 'node' as const, identity: 0, generation: i + 1, publicKey: PUB, state: 'active' as const }));
     expect(malformed(sampleRecord({ keys })).message).toMatch(/at "keys": has 2049 entries; use 1 to 2048/);
+  });
+
+  describe('the WireGuard channel state member', () => {
+    const rotating = (wireguard: unknown) =>
+      sampleRecord({
+        keys: [
+          { kind: 'node', identity: 0, generation: 4, publicKey: PUB, state: 'active' as const },
+          { kind: 'node', identity: 0, generation: 5, publicKey: PUB, state: 'pending' as const },
+        ],
+        wireguard: wireguard as never,
+      });
+
+    it('is signed with the record as canonical JSON', () => {
+      const r = rotating({ generations: [5, 4], draining: 0 });
+      expect(validateNodeRecord(r)).toBe(r);
+      expect(nodeRecordSigningBytes(r).toString('utf8')).toMatch(/"version":1,"wireguard":\{"draining":0,"generations":\[5,4\]\}\}$/);
+      expect(nodeRecordSigningBytes(rotating({ generations: [5, 4], draining: null })).toString('utf8')).toMatch(/"wireguard":\{"draining":null,"generations":\[5,4\]\}\}$/);
+    });
+
+    it('refuses a hostile or inconsistent state whole, naming the member and the fix', () => {
+      const cases: [unknown, string][] = [
+        ['steady', 'at "wireguard": expected an object { generations: [g0, g1], draining: 0 | 1 | null }'],
+        [[4, 5], 'at "wireguard": expected an object'],
+        [{ generations: [5, 4], draining: 0, extra: true }, 'at "wireguard.extra": unknown member; the WireGuard channel state has generations, draining'],
+        [{ generations: [5, 4] }, 'at "wireguard.draining": missing; use 0, 1 or null'],
+        [{ generations: [5, 4], draining: 2 }, 'at "wireguard": "draining" is "2"; use 0, 1 or null'],
+        [{ generations: [5], draining: null }, 'at "wireguard": "generations" is'],
+        [{ generations: [5, 4, 4], draining: null }, 'use two generations, one per channel'],
+        [{ generations: [5, 0], draining: null }, 'generation "0" is not an integer from 1 to 4294967295'],
+        [{ generations: [5, 4.5], draining: null }, 'is not an integer'],
+        [{ generations: '54', draining: null }, 'at "wireguard": "generations" is "54"'],
+        [{ generations: [6, 4], draining: 0 }, 'at "wireguard.generations[0]": channel 0 names node key generation 6, which the record does not publish (it has 4, 5); publish the key with the channel state'],
+        [{ generations: [5, 3], draining: 0 }, 'at "wireguard.generations[1]": channel 1 names node key generation 3'],
+      ];
+      for (const [wg, message] of cases) expect(malformed(rotating(wg)).message, JSON.stringify(wg)).toContain(message);
+      // An identity key of that generation does not count: the channels carry node keys.
+      const idOnly = sampleRecord({ wireguard: { generations: [3, 3], draining: null } });
+      expect(malformed(idOnly).message).toContain('channel 0 names node key generation 3, which the record does not publish (it has 1)');
+    });
   });
 });

@@ -28,6 +28,18 @@ describe('acknowledgement documents', () => {
     expect(ackHas(back.using, { kind: 'node', identity: 0 }, 3)).toBe(true);
   });
 
+  it('carry the per-channel generations of the node key in WireGuard mode, in canonical form', () => {
+    const bytes = encodePeerAck({ ...ack, channels: [5, 4] });
+    expect(bytes.toString()).toMatch(/^\{"channels":\[5,4\],"installed":/);
+    expect(parsePeerAck(bytes, who).channels).toEqual([5, 4]);
+    expect(parsePeerAck(encodePeerAck(ack), who).channels).toBeUndefined();
+    for (const bad of [[5], [5, 4, 3], [0, 4], [5, 1.5], ['5', 4], [5, 2 ** 32], { 0: 5, 1: 4 }, null]) {
+      expect(refused(JSON.stringify({ ...ack, channels: bad })).message, JSON.stringify(bad)).toBe(
+        'Malformed acknowledgement from "node-b" at "channels": expected [g0, g1], the node key generation installed on channel 0 and 1 (integers from 1 to 4294967295)',
+      );
+    }
+  });
+
   it('refuses hostile documents, naming what is wrong', () => {
     expect(refused('not json').message).toBe('Malformed acknowledgement from "node-b": not JSON');
     expect(refused(Buffer.alloc(256 * 1024 + 1, 0x20)).message).toMatch(/exceeds 262144/);
