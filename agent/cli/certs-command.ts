@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { readCertificatePem, readCertificatesPem, type Certificate } from '../../certs/certificate.js';
 import { createClusterCa, importClusterCa, type ClusterCa } from '../../certs/cluster-ca.js';
+import { loadClusterCaDirectory } from '../../certs/ca-directory.js';
 import { caPaths, nodePaths, svidPaths } from '../../certs/directory.js';
 import { readInputFile, writePrivateKeyFile, writePublicFile } from '../../certs/files.js';
 import { privateKeyToPem } from '../../certs/keys.js';
@@ -51,18 +52,6 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function loadCa(dir: string): Promise<ClusterCa> {
-  const p = caPaths(dir);
-  const hint = `run "veil certs init --dir ${dir} --trust-domain TD" first`;
-  const trustDomain = (await readInputFile(p.trustDomain, 'trust domain file', hint)).toString('utf8').trim();
-  return importClusterCa({
-    certificatePem: await readInputFile(p.caCert, 'CA certificate', hint),
-    privateKeyPem: await readInputFile(p.caKey, 'CA private key', hint),
-    trustDomain,
-    certificateWhat: `CA certificate "${p.caCert}"`,
-    keyWhat: `CA private key "${p.caKey}"`,
-  });
-}
 
 async function init(args: string[]): Promise<number> {
   const { values } = parse('init', args, {
@@ -109,7 +98,7 @@ async function issueNode(args: string[]): Promise<number> {
   const nodeName = required(values, 'node', 'issue-node');
   const ttlMs = values.ttl !== undefined ? parseDuration('--ttl', values.ttl, TTL_BOUNDS) : undefined;
   const paths = nodePaths(dir, nodeName);
-  const ca = await loadCa(dir);
+  const ca = await loadClusterCaDirectory(dir);
   let csrPem: string | Buffer;
   let nodeKey;
   if (values.csr !== undefined) {

@@ -22,7 +22,12 @@ export interface AgentConfig {
   ipsec: { granularity: 'identity' | 'node'; algorithm: 'aes-gcm' | 'chacha20-poly1305' };
   keys: { rotationIntervalMs: number; svidTtlMs: number; acknowledgeTimeoutMs: number };
   datapath: { pinDir: string; uplink: string };
-  pki: { caBundle: string; nodeCert: string; nodeKey: string };
+  /**
+   * The node's PKI: the CA bundle, where the node certificate and key live, the one-time bootstrap
+   * token used when there is no valid certificate, when to renew (remaining lifetime) and how long
+   * to wait for the operator's answer (agent/node-cert).
+   */
+  pki: { caBundle: string; nodeCert: string; nodeKey: string; bootstrapToken: string; renewBeforeMs: number; requestTimeoutMs: number };
   audit: { file: string };
   status: { host: string; port: number };
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -138,6 +143,9 @@ const SETTINGS: Setting[] = [
   { path: 'pki.caBundle', flag: '--ca', env: 'VEIL_CA_BUNDLE', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}/pki/ca.pem` },
   { path: 'pki.nodeCert', env: 'VEIL_NODE_CERT', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}/pki/node.pem` },
   { path: 'pki.nodeKey', env: 'VEIL_NODE_KEY', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}/pki/node-key.pem` },
+  { path: 'pki.bootstrapToken', env: 'VEIL_BOOTSTRAP_TOKEN', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}/pki/bootstrap-token` },
+  { path: 'pki.renewBefore', env: 'VEIL_NODE_CERT_RENEW_BEFORE', parse: duration(10_000, 365 * 86_400_000), def: 2 * 86_400_000 },
+  { path: 'pki.requestTimeout', parse: duration(1_000, 3_600_000), def: 300_000 },
   { path: 'audit.file', flag: '--audit-log', env: 'VEIL_AUDIT_LOG', parse: (r, f) => absPath(f, r), def: (c: { nodeName: string }) => `/var/lib/veil/${c.nodeName}/audit.log` },
   { path: 'status.listen', flag: '--status-listen', env: 'VEIL_STATUS_LISTEN', parse: listen, def: { host: '127.0.0.1', port: 9876 } },
   { path: 'logLevel', flag: '--log-level', env: 'VEIL_LOG_LEVEL', parse: oneOf(['trace', 'debug', 'info', 'warn', 'error'] as const), def: 'info' },
@@ -206,6 +214,8 @@ const RENAMED: Record<string, string> = {
   'keys.svidTtl': 'keys.svidTtlMs',
   'keys.acknowledgeTimeout': 'keys.acknowledgeTimeoutMs',
   'status.listen': 'status',
+  'pki.renewBefore': 'pki.renewBeforeMs',
+  'pki.requestTimeout': 'pki.requestTimeoutMs',
 };
 
 /** Builds the agent configuration from flags, environment and the config file they name. */

@@ -3,6 +3,8 @@
  * the edge; the operator receives the typed, frozen result. The operator has few settings and no
  * per-node paths, so it takes no config file (the Helm chart sets its environment).
  */
+import { isAbsolute } from 'node:path';
+import { MIN_TTL_MS } from '../../certs/validity.js';
 import { ConfigError } from '../errors.js';
 import { parseStoreEndpoints } from './agent-config.js';
 import { parseDuration } from './duration.js';
@@ -19,6 +21,15 @@ export interface OperatorConfig {
   gcIntervalMs: number;
   /** How often identities are re-synchronised even without store events. */
   resyncIntervalMs: number;
+  /**
+   * Directory of the cluster CA (`veil certs init` layout); when set, the operator signs node
+   * certificates (agent/operator/certificate-signer.ts). Unset: no signing.
+   */
+  caDir: string | null;
+  /** Lifetime of the node certificates the operator signs. */
+  nodeCertTtlMs: number;
+  /** How long certificate records of a node gone from the cluster model are kept. */
+  certGraceMs: number;
   status: { host: string; port: number };
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
 }
@@ -28,6 +39,8 @@ interface Setting {
   flag: string;
   env: string;
   def?: string;
+  /** No default and not required: null when unset. */
+  optional?: boolean;
 }
 
 const ID = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -43,6 +56,12 @@ const PARSERS = {
   grace: (raw: string, field: string) => parseDuration(field, raw, { minMs: 0, maxMs: 30 * 86_400_000 }),
   gcInterval: (raw: string, field: string) => parseDuration(field, raw, { minMs: 100, maxMs: 86_400_000 }),
   resync: (raw: string, field: string) => parseDuration(field, raw, { minMs: 1_000, maxMs: 86_400_000 }),
+  caDir: (raw: string, field: string): string => {
+    if (!isAbsolute(raw) || raw.includes('\0')) throw new ConfigError(`Invalid value for "${field}": ${JSON.stringify(raw)}; use an absolute path`);
+    return raw;
+  },
+  certTtl: (raw: string, field: string) => parseDuration(field, raw, { minMs: MIN_TTL_MS, maxMs: 365 * 86_400_000 }),
+  certGrace: (raw: string, field: string) => parseDuration(field, raw, { minMs: 0, maxMs: 30 * 86_400_000 }),
   listen: (raw: string, field: string): { host: string; port: number } => {
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d{1,5})$/.exec(raw);
     const port = m ? Number(m[3]) : NaN;
@@ -62,6 +81,9 @@ const SETTINGS: Setting[] = [
   { key: 'grace', flag: '--identity-grace', env: 'VEIL_IDENTITY_GRACE', def: '10m' },
   { key: 'gcInterval', flag: '--gc-interval', env: 'VEIL_GC_INTERVAL', def: '1m' },
   { key: 'resync', flag: '--resync-interval', env: 'VEIL_RESYNC_INTERVAL', def: '30s' },
+  { key: 'caDir', flag: '--ca-dir', env: 'VEIL_CA_DIR', optional: true },
+  { key: 'certTtl', flag: '--node-cert-ttl', env: 'VEIL_NODE_CERT_TTL', def: '7d' },
+  { key: 'certGrace', flag: '--cert-grace', env: 'VEIL_CERT_GRACE', def: '10m' },
   { key: 'listen', flag: '--status-listen', env: 'VEIL_STATUS_LISTEN', def: '127.0.0.1:9877' },
   { key: 'level', flag: '--log-level', env: 'VEIL_LOG_LEVEL', def: 'info' },
 ];
@@ -88,6 +110,10 @@ export function loadOperatorConfig(args: string[], env: NodeJS.ProcessEnv = proc
     if (flag !== undefined) [raw, field] = [flag, s.flag];
     else if (fromEnv !== undefined && fromEnv !== '') [raw, field] = [fromEnv, s.env];
     else [raw, field] = [s.key === 'id' ? hostname.toLowerCase() : s.def, s.flag];
+    if (raw === undefined && s.optional) {
+      values.set(s.key, null);
+      continue;
+    }
     if (raw === undefined) throw new ConfigError(`Setting "${s.flag}" is required: pass ${s.flag} or set ${s.env}`);
     values.set(s.key, (PARSERS[s.key] as (r: string, f: string) => unknown)(raw, field));
   }
@@ -98,6 +124,9 @@ export function loadOperatorConfig(args: string[], env: NodeJS.ProcessEnv = proc
     identityGraceMs: values.get('grace') as number,
     gcIntervalMs: values.get('gcInterval') as number,
     resyncIntervalMs: values.get('resync') as number,
+    caDir: values.get('caDir') as string | null,
+    nodeCertTtlMs: values.get('certTtl') as number,
+    certGraceMs: values.get('certGrace') as number,
     status: values.get('listen') as { host: string; port: number },
     logLevel: values.get('level') as OperatorConfig['logLevel'],
   };

@@ -1,8 +1,9 @@
 /**
  * The lab's Veil processes: one `veil agent` per node (in the node's namespace) and one
- * `veil operator` (in the underlay namespace, next to etcd). Each agent gets a config file
+ * `veil operator` (in the underlay namespace, next to etcd; the only process given the CA
+ * directory: it signs the node certificates). Each agent gets a config file
  * written here, `<lab>/nodes/<node>/agent.json` (docs/configuration.md), with its state
- * directory, audit log and PKI inside the lab directory and its eBPF pins under
+ * directory, audit log, CA bundle and bootstrap token inside the lab directory and its eBPF pins under
  * `/sys/fs/bpf/veil-lab-<lab>/<node>` — all removed by `lab down`.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -41,7 +42,7 @@ export async function labAgentProcess(node: LabNodeState, state: LabState, root 
     store: { endpoints: [state.etcd!.url] },
     encryption: { type: state.mode, strictMode: true },
     datapath: { pinDir: join(labPinRoot(state.name), node.name), uplink: 'eth0' },
-    pki: { caBundle: caPaths(state.pki!.dir).bundle, nodeCert: node.cert, nodeKey: node.key },
+    pki: { caBundle: caPaths(state.pki!.dir).bundle, nodeCert: node.cert, nodeKey: node.key, bootstrapToken: node.bootstrapToken },
     audit: { file: audit },
     status: { listen: `127.0.0.1:${LAB_AGENT_STATUS_PORT}` },
     logLevel: 'info',
@@ -59,7 +60,20 @@ export function labOperatorProcess(state: LabState, root = DEFAULT_LAB_ROOT): La
   return {
     name: 'operator',
     command: veil.command,
-    args: [...veil.args, 'operator', '--store', state.etcd!.url, '--id', `${state.name}-operator`, '--status-listen', `127.0.0.1:${LAB_OPERATOR_STATUS_PORT}`, '--resync-interval', '5s'],
+    args: [
+      ...veil.args,
+      'operator',
+      '--store',
+      state.etcd!.url,
+      '--id',
+      `${state.name}-operator`,
+      '--status-listen',
+      `127.0.0.1:${LAB_OPERATOR_STATUS_PORT}`,
+      '--resync-interval',
+      '5s',
+      '--ca-dir',
+      state.pki!.dir,
+    ],
     log: join(labPaths(state.name, root).logs, 'operator.log'),
   };
 }

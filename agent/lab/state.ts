@@ -31,8 +31,11 @@ export interface LabNodeState {
   netns: string;
   underlayAddresses: string[];
   podCidrs: string[];
+  /** Where the agent writes the certificate and key it obtains from the operator. */
   cert: string;
   key: string;
+  /** The node's one-time bootstrap token (0600; removed by the agent once used). */
+  bootstrapToken: string;
 }
 
 export interface LabPodState {
@@ -195,6 +198,7 @@ export function parseLabState(v: unknown, name: string, path = 'state.json'): La
       podCidrs: strs(n.podCidrs, `nodes[${i}].podCidrs`),
       cert: str(n.cert, `nodes[${i}].cert`),
       key: str(n.key, `nodes[${i}].key`),
+      bootstrapToken: str(n.bootstrapToken, `nodes[${i}].bootstrapToken`),
     };
   });
   const pods: LabPodState[] = arr(o.pods, 'pods').map((x, i) => {

@@ -11,7 +11,7 @@ import { etcdSocketPath, startLabEtcd } from './lab-etcd.js';
 import { openLabStore, type LabStore } from './lab-store.js';
 import { launch } from './launcher.js';
 import type { LabUpOptions } from './options.js';
-import { createLabCa, issueLabNodeCertificate } from './pki.js';
+import { createLabCa, provisionLabNode, registerLabNodeToken } from './pki.js';
 import { addPodToTopology, podRecord } from './pods.js';
 import { removeLab } from './remove.js';
 import { claimLabDir, DEFAULT_LAB_ROOT, labPaths, STATE_VERSION, writeLabState, type LabState } from './state.js';
@@ -68,7 +68,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     await createUnderlay(u, recordNetns);
     log?.info({ lab: opts.name, netns: u.netns }, 'Created lab underlay');
 
-    const { ca, caCert } = await createLabCa(paths.pki, opts.name);
+    const { caCert } = await createLabCa(paths.pki, opts.name);
     state.pki = { dir: paths.pki, caCert };
     await save();
 
@@ -76,7 +76,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
       checkAbort(deps.signal, opts.name);
       const n = nodePlan(opts.name, i);
       await createNode(u, n, recordNetns);
-      const creds = await issueLabNodeCertificate(paths.pki, ca, n.name);
+      const creds = await provisionLabNode(paths.pki, n.name);
       state.nodes.push({
         name: n.name,
         index: i,
@@ -85,6 +85,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
         podCidrs: n.podCidrs,
         cert: creds.cert,
         key: creds.key,
+        bootstrapToken: creds.bootstrapToken,
       });
       await save();
       for (const pod of defaultPods(i, opts.podsPerNode)) {
@@ -112,6 +113,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     for (const ns of DEFAULT_NAMESPACES) await store.cluster.put('namespaces', { name: ns.name, labels: ns.labels });
     for (const n of state.nodes) {
       await store.cluster.put('nodes', { name: n.name, addresses: n.underlayAddresses.map(hostAddress), podCidrs: n.podCidrs, labels: {} });
+      await registerLabNodeToken(store.store, n);
     }
     for (const p of state.pods) await store.cluster.put('pods', podRecord(p));
 

@@ -18,6 +18,12 @@ export interface OperatorMetrics {
   released: Counter;
   releasePending: Gauge;
   syncSeconds: Histogram;
+  /** Node certificates signed, by proof ("bootstrap-token" = first, "node-certificate" = renewal). */
+  nodeCertificatesIssued: Counter<'proof'>;
+  /** Node certificate requests refused, by reason (agent/node-cert/errors.ts RefusalReason). */
+  nodeCertificateRequestsRefused: Counter<'reason'>;
+  /** Certificate records removed by the garbage collector. */
+  certificateRecordsRemoved: Counter;
 }
 
 export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): OperatorMetrics {
@@ -38,5 +44,13 @@ export function createOperatorMetrics(opts: { defaultMetrics?: boolean } = {}): 
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     }),
+    nodeCertificatesIssued: new Counter({ name: 'veil_operator_node_certificates_issued_total', help: 'Node certificates signed, by proof kind', labelNames: ['proof'], registers }),
+    nodeCertificateRequestsRefused: new Counter({
+      name: 'veil_operator_node_certificate_requests_refused_total',
+      help: 'Node certificate requests refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    certificateRecordsRemoved: new Counter({ name: 'veil_operator_certificate_records_removed_total', help: 'Certificate records of removed nodes garbage collected', registers }),
   };
 }

@@ -3,7 +3,9 @@
  * order, each a lifecycle hook (stopped in reverse on SIGTERM or when a later start fails):
  *
  *   store          etcd client, the node's own cluster record (addresses, pod CIDRs), the node lease
- *   audit          the hash-chained audit log, checkpoints signed with the node certificate's key
+ *   audit          the node certificate (from the files, or requested from the operator with the
+ *                  bootstrap token, renewed while running), then the hash-chained audit log,
+ *                  checkpoints signed with the node certificate's key
  *   datapath       eBPF programs loaded once (maps pinned), uplink programs attached
  *   wireguard      (encryption.type wireguard) backend (kernel or wireguard-go), peer reconciler,
  *                  key hooks; after a restart the channel devices are adopted with the active
@@ -21,7 +23,7 @@
  * IPsec SAs and policies, routes, attached programs and pinned maps stay, so traffic keeps flowing encrypted while the
  * agent restarts; the next agent adopts all of it (docs/agent.md).
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { checkCidr, cidrContains } from '../net/ip.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -55,6 +57,7 @@ import { PrefixMirror } from '../store/prefix-mirror.js';
 import type { Lease, Store } from '../store/store.js';
 import { selectWireGuardBackend } from '../wireguard/select.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
+import { NodeCertificateClient } from '../node-cert/node-certificate-client.js';
 import { DatapathSync } from './datapath-sync.js';
 import { NodeDatapath } from './node-datapath.js';
 import { IpsecKeyHooks } from './ipsec-key-hooks.js';
@@ -81,14 +84,6 @@ const LEASE_TTL_SECONDS = 15;
 
 async function readBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
-}
-
-async function readPem(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`Cannot read the ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check the pki settings (docs/configuration.md)`, { cause: err });
-  }
 }
 
 const IPSEC_AEAD: Record<AgentConfig['ipsec']['algorithm'], IpsecAead> = {
@@ -119,6 +114,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   let certPem!: string;
   let nodeKey!: KeyObject;
   let caPem!: string;
+  let nodeCerts: NodeCertificateClient | undefined;
   let datapath!: NodeDatapath;
   let backend!: WireGuardBackend;
   let reconciler!: WireGuardPeerReconciler;
@@ -181,13 +177,30 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   lifecycle.append({
     name: 'audit',
     start: async () => {
-      [caPem, certPem] = await Promise.all([readPem(config.pki.caBundle, 'CA bundle'), readPem(config.pki.nodeCert, 'node certificate')]);
-      nodeKey = createPrivateKey(await readPem(config.pki.nodeKey, 'node key'));
+      // The node certificate first: the files as they are, renewed, or bootstrapped through the
+      // operator with the one-time token (agent/node-cert, docs/keys.md).
+      nodeCerts = new NodeCertificateClient({ store, node: me, files: config.pki, renewBeforeMs: config.pki.renewBeforeMs, timeoutMs: config.pki.requestTimeoutMs, log: moduleLogger(log, 'node-certificate') });
+      const got = await nodeCerts.ensure();
+      [caPem, certPem, nodeKey] = [got.state.caPem, got.state.certificate.pem, got.state.privateKey];
       // Key events are rare: each is followed by a signed checkpoint at once, so a verifier never
       // finds an unsigned tail while the agent runs.
       audit = openAuditLog({ path: config.audit.file, node: me, signer: keyObjectSigner(nodeKey, certPem), mirror: null, checkpointEvery: 1, onError: (err) => log.warn({ err }, 'Audit checkpoint failed') });
+      if (got.event) await audit.record(got.event);
+      // Renewed certificates sign the audit log at once; node records and SVIDs take them at the next start.
+      nodeCerts.startRenewal({
+        onRenewed: async (r) => {
+          await audit.replaceSigner(keyObjectSigner(r.state.privateKey, r.state.certificate.pem));
+          if (r.event) await audit.record(r.event);
+          health.set('node-certificate', 'ok');
+        },
+        onError: (err) => health.set('node-certificate', 'degraded', err.message),
+      });
+      health.set('node-certificate', 'ok');
     },
-    stop: () => audit?.close(),
+    stop: async () => {
+      await nodeCerts?.stop();
+      await audit?.close();
+    },
   });
 
   lifecycle.append({

@@ -4,6 +4,11 @@
  * resync timer, and the garbage collector that releases identities unreferenced for the grace
  * period (agent/identity/release.ts). Standbys serve health and metrics and wait.
  *
+ * With a CA directory (--ca-dir) the leader also signs node certificates
+ * (certificate-signer.ts: requests under /veil/certs/requests/, answers under /veil/certs/issued/)
+ * and collects the certificate records of nodes gone from the cluster model (certificate-gc.ts).
+ * The CA is loaded and validated at start, so a bad CA fails the operator at once.
+ *
  * Health: "store" ok once connected; "leadership" ok as leader or standby (a standby is
  * healthy); the jobs report their own state. /status shows the role and the last sync.
  */
@@ -20,6 +25,10 @@ import { createOperatorMetrics, type OperatorMetrics } from '../metrics/operator
 import { StatusServer } from '../metrics/status-server.js';
 import { EtcdStore } from '../store/etcd-store.js';
 import type { Store } from '../store/store.js';
+import { loadClusterCaDirectory } from '../../certs/ca-directory.js';
+import type { ClusterCa } from '../../certs/cluster-ca.js';
+import { CertificateRecordCollector } from './certificate-gc.js';
+import { CertificateSigner } from './certificate-signer.js';
 import { IdentitySync } from './identity-sync.js';
 import { LeaderElection } from './leader-election.js';
 
@@ -51,6 +60,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
   let server: StatusServer | undefined;
   let address: AddressInfo | undefined;
   let started = false;
+  let ca: ClusterCa | undefined;
 
   lifecycle.append({
     name: 'store',
@@ -61,6 +71,18 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
     },
     stop: async () => {
       if (!deps.store) await store?.close();
+    },
+  });
+
+  lifecycle.append({
+    name: 'ca',
+    start: async () => {
+      if (config.caDir === null) {
+        log.info('No CA directory (--ca-dir): node certificates are not signed by this operator');
+        return;
+      }
+      ca = await loadClusterCaDirectory(config.caDir);
+      log.info({ trustDomain: ca.trustDomain, fingerprint: ca.certificate.fingerprint, notAfter: ca.certificate.notAfter.toISOString() }, 'Loaded the cluster CA: signing node certificates');
     },
   });
 
@@ -113,7 +135,33 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
               metrics.syncSeconds.observe(seconds);
             },
           });
+          const certJobs: string[] = [];
+          let signer: CertificateSigner | undefined;
           try {
+            if (ca) {
+              signer = new CertificateSigner({
+                store: s,
+                cluster,
+                ca,
+                ttlMs: config.nodeCertTtlMs,
+                log: moduleLogger(log, 'certificate-signer'),
+                onIssued: (proof) => metrics.nodeCertificatesIssued.inc({ proof }),
+                onRefused: (reason) => metrics.nodeCertificateRequestsRefused.inc({ reason }),
+              });
+              const collector = new CertificateRecordCollector({ store: s, cluster, graceMs: config.certGraceMs });
+              await jobs.oneShot('certificate-watch', async () => {
+                await signer!.start();
+              });
+              jobs.timer('certificate-resync', config.resyncIntervalMs, async () => {
+                await signer!.pass();
+              });
+              jobs.timer('certificate-gc', config.gcIntervalMs, async () => {
+                const r = await collector.collect();
+                metrics.certificateRecordsRemoved.inc(r.removed.length);
+                if (r.removed.length > 0) log.info({ removed: r.removed }, 'Removed certificate records of nodes gone from the cluster');
+              });
+              certJobs.push('certificate-watch', 'certificate-resync', 'certificate-gc');
+            }
             await jobs.oneShot('identity-watch', async () => {
               await sync!.start();
             });
@@ -131,7 +179,8 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
           } finally {
             await jobs.stop();
             await sync.stop();
-            for (const j of ['identity-watch', 'identity-resync', 'identity-gc']) health.remove(`job:${j}`);
+            await signer?.stop();
+            for (const j of ['identity-watch', 'identity-resync', 'identity-gc', ...certJobs]) health.remove(`job:${j}`);
           }
         },
       });

@@ -16,6 +16,11 @@ import { canonicalLabelSet } from '../../../agent/identity/labels.js';
 import { isRunning } from '../../../agent/lab/launcher.js';
 import { openLabStore } from '../../../agent/lab/lab-store.js';
 import { claimLabDir, labPaths, readLabState, type LabState } from '../../../agent/lab/state.js';
+import { loadClusterCaDirectory } from '../../../certs/ca-directory.js';
+import { caPaths } from '../../../certs/directory.js';
+import { NodeCertificateClient } from '../../../agent/node-cert/node-certificate-client.js';
+import { bootstrapKey } from '../../../agent/node-cert/store-keys.js';
+import { CertificateSigner } from '../../../agent/operator/certificate-signer.js';
 import { ipJson, run, runIn, eventually, uniqueName } from '../../support/netns.js';
 
 const CLI = join(import.meta.dirname, '../../../dist/agent/cli/main.js');
@@ -165,10 +170,32 @@ describe('veil lab up (2 nodes × 2 pods)', () => {
     }
   });
 
-  it('issues a lab CA and node certificates that openssl verifies, node keys 0600', async () => {
-    const node = state.nodes[0]!;
-    expect(statSync(node.key).mode & 0o777).toBe(0o600);
+  it('gives each node a registered 0600 bootstrap token, with which the operator issues a certificate openssl verifies', async () => {
     expect(statSync(labPaths(name).state).mode & 0o777).toBe(0o600);
+    expect(statSync(join(state.pki!.dir, 'ca-key.pem')).mode & 0o777).toBe(0o600);
+    const node = state.nodes[0]!;
+    expect(statSync(node.bootstrapToken).mode & 0o777).toBe(0o600);
+    expect(existsSync(node.cert)).toBe(false);
+    const s = await openLabStore(state.etcd!.socket);
+    const signer = new CertificateSigner({ store: s.store, cluster: s.cluster, ca: await loadClusterCaDirectory(state.pki!.dir) });
+    const client = new NodeCertificateClient({
+      store: s.store,
+      node: node.name,
+      files: { caBundle: caPaths(state.pki!.dir).bundle, nodeCert: node.cert, nodeKey: node.key, bootstrapToken: node.bootstrapToken },
+      renewBeforeMs: 3_600_000,
+      timeoutMs: 10_000,
+    });
+    try {
+      for (const n of state.nodes) expect(await s.store.get(bootstrapKey(n.name))).not.toBeNull();
+      await signer.start();
+      expect((await client.ensure()).source).toBe('issued');
+    } finally {
+      await client.stop();
+      await signer.stop();
+      await s.close();
+    }
+    expect(statSync(node.key).mode & 0o777).toBe(0o600);
+    expect(existsSync(node.bootstrapToken)).toBe(false);
     const r = await run('openssl', ['verify', '-CAfile', state.pki!.caCert, node.cert]);
     expect(r.stdout).toContain(': OK');
   });

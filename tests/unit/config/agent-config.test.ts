@@ -39,6 +39,21 @@ describe('loadAgentConfig', () => {
     expect(c.keys.rotationIntervalMs).toBe(5_400_000);
   });
 
+  it('has node certificate settings: token path, renewal window and request timeout', () => {
+    expect(loadAgentConfig(base, {}).pki).toEqual({
+      caBundle: '/var/lib/veil/node-a/pki/ca.pem',
+      nodeCert: '/var/lib/veil/node-a/pki/node.pem',
+      nodeKey: '/var/lib/veil/node-a/pki/node-key.pem',
+      bootstrapToken: '/var/lib/veil/node-a/pki/bootstrap-token',
+      renewBeforeMs: 2 * 86_400_000,
+      requestTimeoutMs: 300_000,
+    });
+    const cfg = file('pki.yaml', 'pki:\n  bootstrapToken: /etc/veil/token\n  renewBefore: 12h\n  requestTimeout: 30s\n');
+    const c = loadAgentConfig([...base, '--config', cfg], { VEIL_NODE_CERT_RENEW_BEFORE: '6h' });
+    expect(c.pki).toMatchObject({ bootstrapToken: '/etc/veil/token', renewBeforeMs: 21_600_000, requestTimeoutMs: 30_000 });
+    expect(() => loadAgentConfig([...base, '--config', file('pki2.yaml', 'pki:\n  bootstrapToken: token\n')], {})).toThrow(/Invalid path for "pki.bootstrapToken": "token"; use an absolute path/);
+  });
+
   it('accepts JSON config files and the config path from VEIL_CONFIG', () => {
     const cfg = file('c.json', JSON.stringify({ nodeName: 'node-b', store: { endpoints: ['https://etcd:2379'] }, status: { listen: '[::1]:0' } }));
     const c = loadAgentConfig([], { VEIL_CONFIG: cfg });

@@ -24,6 +24,9 @@ describe('loadOperatorConfig', () => {
       identityGraceMs: 600_000,
       gcIntervalMs: 60_000,
       resyncIntervalMs: 30_000,
+      caDir: null,
+      nodeCertTtlMs: 7 * 86_400_000,
+      certGraceMs: 600_000,
       status: { host: '127.0.0.1', port: 9877 },
       logLevel: 'info',
     });
@@ -47,5 +50,14 @@ describe('loadOperatorConfig', () => {
     expect(thrown(() => loadOperatorConfig([...store, '--log-level', 'loud'], {})).message).toMatch(/use one of "trace"/);
     expect(thrown(() => loadOperatorConfig([...store, '--gc-interval'], {})).message).toBe('Option "--gc-interval" needs a value');
     expect(thrown(() => loadOperatorConfig(['--store', 'ftp://x:1'], {})).message).toMatch(/Invalid etcd URL/);
+    expect(thrown(() => loadOperatorConfig([...store, '--ca-dir', 'pki'], {})).message).toBe('Invalid value for "--ca-dir": "pki"; use an absolute path');
+    expect(thrown(() => loadOperatorConfig([...store, '--node-cert-ttl', '10s'], {})).message).toMatch(/Duration for "--node-cert-ttl" is out of range/);
+  });
+
+  it('takes the CA directory and node certificate settings from flags or environment', () => {
+    const c = loadOperatorConfig([...store, '--ca-dir', '/etc/veil/ca', '--node-cert-ttl', '2h'], { VEIL_CERT_GRACE: '30s' });
+    expect(c.caDir).toBe('/etc/veil/ca');
+    expect(c.nodeCertTtlMs).toBe(7_200_000);
+    expect(c.certGraceMs).toBe(30_000);
   });
 });

@@ -19,7 +19,7 @@ function state(): LabState {
     underlay: { netns: 'veil-demo-underlay', bridge: 'br0', addresses: ['10.77.0.1/24'] },
     etcd: { url: 'http://10.77.0.1:2379', socket: join(root, 'demo', 'etcd.sock:0'), dataDir: join(root, 'demo', 'etcd'), log: join(root, 'demo', 'logs', 'etcd.log') },
     pki: { dir: join(root, 'demo', 'pki'), caCert: join(root, 'demo', 'pki', 'ca.pem') },
-    nodes: [{ name: 'node-1', index: 1, netns: 'veil-demo-node-1', underlayAddresses: ['10.77.0.11/24'], podCidrs: ['10.78.1.0/24'], cert: '/x/node-1.pem', key: '/x/node-1-key.pem' }],
+    nodes: [{ name: 'node-1', index: 1, netns: 'veil-demo-node-1', underlayAddresses: ['10.77.0.11/24'], podCidrs: ['10.78.1.0/24'], cert: '/x/node-1.pem', key: '/x/node-1-key.pem', bootstrapToken: '/x/bootstrap-token' }],
     pods: [],
     auditLogs: [],
     journal: [],
@@ -40,7 +40,7 @@ describe('lab processes', () => {
       store: { endpoints: ['http://10.77.0.1:2379'] },
       encryption: { type: 'wireguard', strictMode: true },
       datapath: { pinDir: `${labPinRoot('demo')}/node-1`, uplink: 'eth0' },
-      pki: { nodeCert: '/x/node-1.pem', nodeKey: '/x/node-1-key.pem' },
+      pki: { nodeCert: '/x/node-1.pem', nodeKey: '/x/node-1-key.pem', bootstrapToken: '/x/bootstrap-token' },
       status: { host: '127.0.0.1', port: 9876 },
     });
     expect(s.auditLogs).toEqual([c.audit.file]);
@@ -52,6 +52,6 @@ describe('lab processes', () => {
     const spec = labOperatorProcess(state(), root);
     const args = spec.args.slice(spec.args.indexOf('operator') + 1);
     const c = loadOperatorConfig(args, {});
-    expect(c).toMatchObject({ id: 'demo-operator', store: { endpoints: ['http://10.77.0.1:2379'] }, status: { port: 9877 } });
+    expect(c).toMatchObject({ id: 'demo-operator', store: { endpoints: ['http://10.77.0.1:2379'] }, status: { port: 9877 }, caDir: join(root, 'demo', 'pki') });
   });
 });

@@ -22,7 +22,7 @@ function sample(): LabState {
     underlay: { netns: 'veil-lb1-underlay', bridge: 'br0', addresses: ['10.77.0.1/24', 'fd77::1/64'] },
     etcd: { url: 'http://10.77.0.1:2379', socket: '/run/veil/lab/lb1/etcd.sock:0', dataDir: '/run/veil/lab/lb1/etcd', log: '/run/veil/lab/lb1/logs/etcd.log' },
     pki: { dir: '/run/veil/lab/lb1/pki', caCert: '/run/veil/lab/lb1/pki/ca.pem' },
-    nodes: [{ name: 'node-1', index: 1, netns: 'veil-lb1-node-1', underlayAddresses: ['10.77.0.11/24'], podCidrs: ['10.78.1.0/24'], cert: '/c', key: '/k' }],
+    nodes: [{ name: 'node-1', index: 1, netns: 'veil-lb1-node-1', underlayAddresses: ['10.77.0.11/24'], podCidrs: ['10.78.1.0/24'], cert: '/c', key: '/k', bootstrapToken: '/t' }],
     pods: [
       { name: 'client-1-0', namespace: 'frontend', labels: { app: 'client' }, serviceAccount: 'client', node: 'node-1', netns: 'veil-lb1-pod-frontend-client-1-0', host: 2, hostIface: 'lxc2', addresses: ['10.78.1.2'] },
     ],
