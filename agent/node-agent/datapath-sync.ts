@@ -9,7 +9,8 @@
  * - policy: the cluster's NetworkPolicies (parsed per manifest revision; a bad one is reported
  *   and skipped) are compiled against every pod identity (agent/policy) and then into
  *   veil_policy entries (agent/datapath/policy-compile.ts); isolated identities set the
- *   endpoints' ENFORCE flags.
+ *   endpoints' ENFORCE flags. ipBlock prefixes get node-local CIDR identities
+ *   (local-cidr-identities.ts) that the CIDR rules' entries reference.
  * - endpoints: every local pod with an identity, keyed by its host-side interface, found from the
  *   per-pod route the CNI (here the lab) installs (`ip route get POD_IP` → dev). Programs are
  *   attached to the interface after its endpoint entry exists, so its first packet is judged
@@ -17,7 +18,8 @@
  * - ipcache: local pods (LOCAL|POD), remote pods (POD, their node's tunnel endpoint and steering
  *   channel), every remote node's pod CIDRs (POD, identity "world" until the pod is known: traffic
  *   to a pod this node has not learned yet still goes into the tunnel, never out in clear), and
- *   node addresses (NODE).
+ *   node addresses (NODE), ipBlock prefixes outside the pod network (their CIDR identity, LPM
+ *   tier unless a host prefix).
  * - config: mode, strict flag, the channel devices' ifindexes (0 until they are up: remote pod
  *   traffic is then dropped with "no-tunnel", never leaked).
  *
@@ -35,10 +37,13 @@ import type { IdentityReferences } from '../identity/references.js';
 import { RESERVED_IDENTITIES } from '../identity/reserved.js';
 import type { Logger } from '../log/logger.js';
 import { listRoutes } from '../netlink/route.js';
+import { formatCidr } from '../net/ip.js';
+import { cidrPrefixes, withCidrIdentities } from '../policy/cidr-identities.js';
 import { compilePolicies } from '../policy/compiler.js';
 import type { NetworkPolicy } from '../policy/network-policy.js';
 import { parsePolicies } from '../policy/policy-file.js';
 import type { Lease } from '../store/store.js';
+import { LocalCidrIdentities } from './local-cidr-identities.js';
 import type { NodeDatapath } from './node-datapath.js';
 
 export interface DatapathSyncOptions {
@@ -65,6 +70,9 @@ export interface DatapathSyncReport {
   endpoints: number;
   ipcache: number;
   policyEntries: number;
+  /** Distinct ipBlock prefixes with a node-local identity, and those inside the pod network (not installed). */
+  cidrPrefixes: number;
+  cidrInPodNetwork: string[];
   /** Policies that could not be parsed ("namespace/name: reason"). */
   badPolicies: string[];
   seconds: number;
@@ -85,6 +93,8 @@ export class DatapathSync {
   readonly #o: DatapathSyncOptions & { lease: Lease };
   readonly #policyCache = new Map<string, { revision: string; policies: NetworkPolicy[] | Error }>();
   readonly #referenced = new Map<number, LabelSet>();
+  readonly #cidr = new LocalCidrIdentities();
+  #adoptedCidr = false;
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -98,6 +108,11 @@ export class DatapathSync {
 
   get lastReport(): DatapathSyncReport | undefined {
     return this.#last;
+  }
+
+  /** The ipBlock prefix a node-local CIDR identity stands for ("10.0.0.0/8"), for displays. */
+  cidrPrefixOf(id: number): string | undefined {
+    return this.#cidr.prefixOf(id);
   }
 
   onPass(fn: (r: DatapathSyncReport) => void): void {
@@ -222,7 +237,14 @@ export class DatapathSync {
     const identityPairs: [number, LabelSet][] = [];
     for (const v of byHash.values()) if (v) identityPairs.push([v.id, v.set]);
     const compilation = compilePolicies(parsed, identityPairs, { hostIdentity: HOST });
-    const entries = compilePolicy(compilation.rules, compilation.enforcement);
+    // ipBlock: CIDR identities (adopting a previous agent's numbers once), then identity rules.
+    if (!this.#adoptedCidr) {
+      this.#cidr.adopt(await o.datapath.ipcache.entries());
+      this.#adoptedCidr = true;
+    }
+    const cidrPlan = this.#cidr.plan(cidrPrefixes(compilation.cidrRules), nodeList.flatMap((n) => n.podCidrs));
+    const rules = withCidrIdentities(compilation, (p) => cidrPlan.identities.get(formatCidr(p))!);
+    const entries = compilePolicy(rules, compilation.enforcement);
     const enforcement = new Map(compilation.enforcement.map((e) => [e.identity, e]));
 
     // Desired endpoints and ipcache.
@@ -277,6 +299,9 @@ export class DatapathSync {
       }
     }
 
+    // Pod and node addresses and pod CIDRs win over an ipBlock prefix written the same way.
+    for (const [prefix, v] of cidrPlan.ipcache) if (!ipcache.has(prefix)) ipcache.set(prefix, v);
+
     const dp = o.datapath;
     // Config first: the programs need it for everything else.
     const ifx = o.wireguardIfindexes();
@@ -325,6 +350,8 @@ export class DatapathSync {
       endpoints: endpoints.size,
       ipcache: ipcache.size,
       policyEntries: entries.length,
+      cidrPrefixes: cidrPlan.identities.size,
+      cidrInPodNetwork: cidrPlan.inPodNetwork,
       badPolicies,
       seconds: (performance.now() - t0) / 1000,
     };
