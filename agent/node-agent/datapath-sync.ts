@@ -34,7 +34,7 @@ import { compilePolicy } from '../datapath/policy-compile.js';
 import type { IdentityAllocator } from '../identity/allocator.js';
 import type { LabelSet } from '../identity/labels.js';
 import type { IdentityReferences } from '../identity/references.js';
-import { RESERVED_IDENTITIES } from '../identity/reserved.js';
+import { RESERVED_IDENTITIES, reservedName } from '../identity/reserved.js';
 import type { Logger } from '../log/logger.js';
 import { listRoutes } from '../netlink/route.js';
 import { formatCidr } from '../net/ip.js';
@@ -86,6 +86,17 @@ function hostPrefix(ip: string): string {
   return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
 
+/** "namespace:app=web,tier=db" from a canonical label set (veil:namespace and the k8s: labels). */
+function labelSummary(set: LabelSet): string {
+  let ns = '';
+  const pod: string[] = [];
+  for (const [k, v] of set.entries) {
+    if (k === 'veil:namespace') ns = v;
+    else if (k.startsWith('k8s:')) pod.push(`${k.slice(4)}=${v}`);
+  }
+  return `${ns}:${pod.join(',')}`;
+}
+
 const policyKeyId = (k: PolicyKey) => `${k.subject}/${k.peer}/${k.dport}/${k.proto}/${k.direction}`;
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -94,6 +105,8 @@ export class DatapathSync {
   readonly #policyCache = new Map<string, { revision: string; policies: NetworkPolicy[] | Error }>();
   readonly #referenced = new Map<number, LabelSet>();
   readonly #cidr = new LocalCidrIdentities();
+  /** Cluster identity → "namespace:k=v,..." as of the last pass (for event displays). */
+  #identityText = new Map<number, string>();
   #adoptedCidr = false;
   #running: Promise<void> | undefined;
   #again = false;
@@ -110,9 +123,16 @@ export class DatapathSync {
     return this.#last;
   }
 
-  /** The ipBlock prefix a node-local CIDR identity stands for ("10.0.0.0/8"), for displays. */
-  cidrPrefixOf(id: number): string | undefined {
-    return this.#cidr.prefixOf(id);
+  /**
+   * What an identity stands for, for displays (events): "reserved:world", "cidr:198.51.100.0/24",
+   * "default:app=web" (namespace and pod labels); undefined when unknown.
+   */
+  describeIdentity(id: number): string | undefined {
+    const reserved = reservedName(id);
+    if (reserved) return `reserved:${reserved}`;
+    const prefix = this.#cidr.prefixOf(id);
+    if (prefix) return `cidr:${prefix}`;
+    return this.#identityText.get(id);
   }
 
   onPass(fn: (r: DatapathSyncReport) => void): void {
@@ -194,6 +214,10 @@ export class DatapathSync {
       }
       podIdentity.set(`${pod.namespace}/${pod.name}`, byHash.get(set.hash)!);
     }
+
+    const identityText = new Map<number, string>();
+    for (const v of byHash.values()) if (v) identityText.set(v.id, labelSummary(v.set));
+    this.#identityText = identityText;
 
     // References for local identities.
     const localIds = new Map<number, LabelSet>();

@@ -5,12 +5,13 @@
  *   store          etcd client, the node's own cluster record (addresses, pod CIDRs), the node lease
  *   audit          the hash-chained audit log, checkpoints signed with the node certificate's key
  *   datapath       eBPF programs loaded once (maps pinned), uplink programs attached
+ *   events         the one ring-buffer reader → event feed (counted, recent history, GET /events)
  *   wireguard      backend (kernel or wireguard-go), peer reconciler, key hooks; after a restart
  *                  the channel devices are adopted with the active node key from the state dir
  *   key-manager    node key, signed node record, peers' verified records → WireGuard peers
  *   svids          an SVID per hosted identity in <stateDir>/svids, renewed at half-life (audited)
  *   datapath-sync  cluster model + identities + policies → endpoints, ipcache, policy, config maps
- *   status-server  /healthz /readyz /metrics /status
+ *   status-server  /healthz /readyz /metrics /status /events
  *
  * Stopping never removes kernel state: WireGuard devices (and their wireguard-go daemons), peers,
  * routes, attached programs and pinned maps stay, so traffic keeps flowing encrypted while the
@@ -41,6 +42,9 @@ import { Jobs } from '../lifecycle/jobs.js';
 import { Lifecycle } from '../lifecycle/lifecycle.js';
 import { moduleLogger, type Logger } from '../log/logger.js';
 import { createAgentMetrics, type AgentMetrics } from '../metrics/metrics.js';
+import { eventsRoute } from '../metrics/events-endpoint.js';
+import { EventFeed } from '../datapath/event-feed.js';
+import type { EventReader } from '../datapath/events.js';
 import { StatusServer } from '../metrics/status-server.js';
 import { listAddresses } from '../netlink/address.js';
 import { getLink } from '../netlink/link.js';
@@ -104,6 +108,10 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   let nodeKey!: KeyObject;
   let caPem!: string;
   let datapath!: NodeDatapath;
+  let feed!: EventFeed;
+  let events: EventReader | undefined;
+  let eventsLostSeen = 0;
+  let streamsDroppedSeen = 0;
   let backend!: WireGuardBackend;
   let reconciler!: WireGuardPeerReconciler;
   let hooks!: WireGuardKeyHooks;
@@ -178,6 +186,21 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       health.set('datapath', 'ok');
     },
     stop: () => datapath?.close(),
+  });
+
+  lifecycle.append({
+    name: 'events',
+    start: () => {
+      feed = new EventFeed({
+        describe: (id) => sync?.describeIdentity(id),
+        onRecord: (r) => metrics.datapathEvents.inc({ type: r.type, reason: r.reason }),
+      });
+      events = datapath.readEvents((e) => feed.push(e));
+    },
+    stop: () => {
+      events?.close();
+      feed?.close();
+    },
   });
 
   lifecycle.append({
@@ -314,7 +337,13 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         health,
         registry: metrics.registry,
         ready: () => started && wgIfindexes !== null,
+        routes: { '/events': eventsRoute(feed) },
         beforeScrape: async () => {
+          const lost = events?.lost ?? 0;
+          metrics.datapathEventsLost.inc(lost - eventsLostSeen);
+          eventsLostSeen = lost;
+          metrics.eventStreamsDropped.inc(feed.stats.slowSubscribers - streamsDroppedSeen);
+          streamsDroppedSeen = feed.stats.slowSubscribers;
           metrics.datapathPackets.reset();
           for (const row of await datapath.counters.read()) metrics.datapathPackets.set({ hook: row.hook, reason: row.reason }, Number(row.packets));
           metrics.peers.set({ mode: 'wireguard' }, reconciler.knownNodes().length);
@@ -334,6 +363,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
           keys: keys.status(),
           svids: svids.status(),
           datapath: sync.lastReport ?? null,
+          events: { ...feed.stats, lost: events?.lost ?? 0 },
           counters: (await datapath.counters.read()).map((r) => ({ hook: r.hook, reason: r.reason, drop: r.drop, packets: Number(r.packets) })),
         }),
       });
