@@ -30,15 +30,12 @@ import type { ClusterClient } from '../cluster/client.js';
 import { podLabelSet } from '../cluster/pod-identity.js';
 import type { ClusterNode } from '../cluster/records.js';
 import { MapsAbi, type DatapathConfig, type EndpointValue, type IpcacheValue, type PolicyKey, type PolicyValue } from '../datapath/layout.js';
-import { compilePolicy } from '../datapath/policy-compile.js';
 import type { IdentityAllocator } from '../identity/allocator.js';
 import type { LabelSet } from '../identity/labels.js';
 import type { IdentityReferences } from '../identity/references.js';
 import { RESERVED_IDENTITIES, reservedName } from '../identity/reserved.js';
 import type { Logger } from '../log/logger.js';
 import { listRoutes } from '../netlink/route.js';
-import { formatCidr } from '../net/ip.js';
-import { cidrPrefixes, withCidrIdentities } from '../policy/cidr-identities.js';
 import { compilePolicies } from '../policy/compiler.js';
 import type { NetworkPolicy } from '../policy/network-policy.js';
 import { parsePolicies } from '../policy/policy-file.js';
@@ -266,9 +263,7 @@ export class DatapathSync {
       this.#cidr.adopt(await o.datapath.ipcache.entries());
       this.#adoptedCidr = true;
     }
-    const cidrPlan = this.#cidr.plan(cidrPrefixes(compilation.cidrRules), nodeList.flatMap((n) => n.podCidrs));
-    const rules = withCidrIdentities(compilation, (p) => cidrPlan.identities.get(formatCidr(p))!);
-    const entries = compilePolicy(rules, compilation.enforcement);
+    const { entries, plan: cidrPlan } = this.#cidr.compile(compilation, nodeList.flatMap((n) => n.podCidrs));
     const enforcement = new Map(compilation.enforcement.map((e) => [e.identity, e]));
 
     // Desired endpoints and ipcache.

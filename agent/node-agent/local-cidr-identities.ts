@@ -23,6 +23,9 @@
 import { ValidationError } from '../errors.js';
 import { canonicalCidr, cidrContains, formatCidr, type Cidr } from '../net/ip.js';
 import type { IpcacheValue } from '../datapath/layout.js';
+import { compilePolicy, type PolicyEntry } from '../datapath/policy-compile.js';
+import { cidrPrefixes, withCidrIdentities } from '../policy/cidr-identities.js';
+import type { PolicyCompilation } from '../policy/compiler.js';
 
 /** First identity of the node-local space (not itself an identity). */
 export const LOCAL_IDENTITY_SCOPE = 0x0100_0000;
@@ -96,6 +99,17 @@ export class LocalCidrIdentities {
   /** The prefix a node-local identity stands for ("10.0.0.0/8"), if it is one of ours. */
   prefixOf(id: number): string | undefined {
     return this.#byId.get(id);
+  }
+
+  /**
+   * A policy compilation → policy map entries, CIDR rules included: the rules' prefixes get their
+   * identities (plan()) and the CIDR rules become rules on those identities. The plan's ipcache
+   * entries must be installed with the entries (host and pod entries win over them).
+   */
+  compile(compilation: PolicyCompilation, podCidrs: readonly string[]): { entries: PolicyEntry[]; plan: CidrIdentityPlan } {
+    const plan = this.plan(cidrPrefixes(compilation.cidrRules), podCidrs);
+    const rules = withCidrIdentities(compilation, (p) => plan.identities.get(formatCidr(p))!);
+    return { entries: compilePolicy(rules, compilation.enforcement), plan };
   }
 
   #allocate(): number {

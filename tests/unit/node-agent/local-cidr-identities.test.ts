@@ -56,3 +56,31 @@ describe('node-local CIDR identities', () => {
     expect(isLocalIdentity(first)).toBe(true);
   });
 });
+
+describe('LocalCidrIdentities.compile', () => {
+  it('turns a compilation with CIDR rules into policy entries on the prefixes\' identities (except carved out)', async () => {
+    const { compilePolicies } = await import('../../../agent/policy/compiler.js');
+    const { parsePolicies } = await import('../../../agent/policy/policy-file.js');
+    const { canonicalLabelSet } = await import('../../../agent/identity/labels.js');
+    const policy = `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: p, namespace: default }
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+    - to: [{ ipBlock: { cidr: 198.51.100.0/24, except: [198.51.100.128/25] } }]
+      ports: [{ protocol: TCP, port: 443 }]
+`;
+    const set = canonicalLabelSet({ namespace: 'default', serviceAccount: 'default', podLabels: { app: 'web' } });
+    const ids = new LocalCidrIdentities();
+    const { entries, plan } = ids.compile(compilePolicies(parsePolicies(policy), [[300, set]]), []);
+    const block = plan.identities.get('198.51.100.0/24')!;
+    const except = plan.identities.get('198.51.100.128/25')!;
+    const peers = entries.filter((e) => e.key.subject === 300 && e.key.direction === 'egress' && e.value.verdict === 'allow').map((e) => [e.key.peer, e.key.proto, e.key.dport]);
+    expect(peers).toContainEqual([block, 6, 443]);
+    expect(peers.some(([p]) => p === except)).toBe(false);
+    expect([...plan.ipcache.keys()]).toEqual(['198.51.100.0/24', '198.51.100.128/25']);
+  });
+});
