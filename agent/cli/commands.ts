@@ -5,6 +5,7 @@ import { agentCommand } from './agent-command.js';
 import { auditCommand } from './audit-command.js';
 import { certsCommand } from './certs-command.js';
 import { connectivityCommand } from './connectivity-command.js';
+import { eventsCommand } from './events-command.js';
 import { keysCommand } from './keys-command.js';
 import { labCommand } from './lab-command.js';
 import { operatorCommand } from './operator-command.js';
@@ -27,4 +28,4 @@ const version: Command = {
 };
 
 /** Every subcommand, in the order `veil --help` lists them. */
-export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand, connectivityCommand];
+export const commands: Command[] = [version, certsCommand, auditCommand, keysCommand, labCommand, agentCommand, operatorCommand, connectivityCommand, eventsCommand];

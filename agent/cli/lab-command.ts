@@ -15,7 +15,9 @@ import { labUp } from '../lab/up.js';
 import { parseLabelsArg } from '../lab/labels-arg.js';
 import { DEFAULT_LAB_NAME, resolveLabUpOptions } from '../lab/options.js';
 import { checkLabName } from '../lab/address-plan.js';
+import { labEvents } from '../lab/lab-events.js';
 import { parseCommandArgs, requiredFlag } from './args.js';
+import { EVENT_FLAGS, eventFlags, printEvent, untilInterrupted } from './events-command.js';
 import { commandGroup } from './command-group.js';
 
 const USAGE = `Usage: veil lab <command> [options]
@@ -35,6 +37,8 @@ Commands:
   policy apply FILE [--name veil]
   policy delete FILE [--name veil]
           Write or remove Kubernetes NetworkPolicies (YAML) in the lab's cluster model
+  events  [--node NODE] [--follow] [--type drop|flow] [--reason R] [--identity N] [--address IP] [--json] [--name veil]
+          The agents' datapath events (drops with reason and identities, new flows); see "veil events --help"
 
 The lab needs root. State: /run/veil/lab/<name>/state.json. See docs/lab.md.
 `;
@@ -185,9 +189,27 @@ async function restartAgent(args: string[]): Promise<number> {
   return 0;
 }
 
+async function events(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs('lab events', args, { name: { type: 'string' }, node: { type: 'string' }, ...EVENT_FLAGS });
+  const name = checkLabName(values.name ?? DEFAULT_LAB_NAME);
+  const { filter, limit } = eventFlags(values, 'lab events');
+  const json = values.json === true;
+  requireRoot();
+  await untilInterrupted((signal) =>
+    labEvents(name, (e) => printEvent(e, json, `${e.node.padEnd(8)} `), {
+      filter,
+      follow: values.follow === true,
+      signal,
+      ...(values.node !== undefined ? { node: values.node } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    }),
+  );
+  return 0;
+}
+
 export const labCommand = commandGroup({
   name: 'lab',
-  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods, policy, restart-agent)',
+  summary: 'Run a multi-node Veil lab in network namespaces on this machine (up, status, down, pods, policy, restart-agent, events)',
   usage: USAGE,
-  subcommands: { up, down, status, pods, policy, 'restart-agent': restartAgent },
+  subcommands: { up, down, status, pods, policy, 'restart-agent': restartAgent, events },
 });

@@ -38,6 +38,7 @@ export class EventReader implements AsyncIterable<DatapathEvent> {
   private readonly queue: DatapathEvent[] = [];
   private waiter: ((r: IteratorResult<DatapathEvent>) => void) | undefined;
   private closed = false;
+  private lostAtClose = 0;
   readonly stats: EventReaderStats = { delivered: 0, malformed: 0, discarded: 0 };
 
   private constructor(
@@ -78,11 +79,20 @@ export class EventReader implements AsyncIterable<DatapathEvent> {
     this.queue.push(e);
   }
 
+  /**
+   * Records the reader thread discarded because JavaScript was behind (at most 16 batches wait;
+   * native/src/bpf-ringbuf.cc). Events the programs could not even reserve in a full ring buffer
+   * are not seen by anyone: the programs' counters still count those packets.
+   */
+  get lost(): number {
+    return this.closed ? this.lostAtClose : bpfAddon().bpfRingbufLost(this.handle);
+  }
+
   /** Stops the reader thread; pending iterations end. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    bpfAddon().bpfRingbufClose(this.handle);
+    this.lostAtClose = bpfAddon().bpfRingbufClose(this.handle).lost;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;

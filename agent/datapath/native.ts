@@ -122,6 +122,7 @@ export interface BpfAddon {
   bpfLinks(args: { pinDir: string; prune?: boolean }): Promise<RawPinnedLink[]>;
   bpfRingbufOpen(mapFd: number, onRecord: (record: Buffer) => void): unknown;
   bpfRingbufClose(handle: unknown): { lost: number };
+  bpfRingbufLost(handle: unknown): number;
 }
 
 /** The loaded addon, typed for the datapath. */

@@ -27,7 +27,8 @@ export const LAB_AGENT_STATUS_PORT = 9876;
 /** Port of the operator's status server, on the underlay namespace's loopback. */
 export const LAB_OPERATOR_STATUS_PORT = 9877;
 
-function veilCommand(): { command: string; args: string[] } {
+/** How to run this checkout's `veil` (node and the built entry point). */
+export function veilCommand(): { command: string; args: string[] } {
   return { command: process.execPath, args: [join(projectRoot(), 'dist', 'agent', 'cli', 'main.js')] };
 }
 

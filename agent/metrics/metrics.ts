@@ -19,6 +19,11 @@ export interface AgentMetrics {
   rotations: Counter<'key' | 'result'>;
   /** Datapath outcomes read from the eBPF counters at scrape time. */
   datapathPackets: Gauge<'hook' | 'reason'>;
+  /** Datapath events read from the ring buffer, by type (drop, flow) and reason. */
+  datapathEvents: Counter<'type' | 'reason'>;
+  /** Events the agent could not take in (its reader fell behind), and event streams it cut (clients too slow). */
+  datapathEventsLost: Counter;
+  eventStreamsDropped: Counter;
   /** How long one reconciler pass took. */
   reconcileSeconds: Histogram<'reconciler'>;
   reconcileErrors: Counter<'reconciler'>;
@@ -41,6 +46,9 @@ export function createAgentMetrics(opts: { defaultMetrics?: boolean } = {}): Age
       labelNames: ['hook', 'reason'],
       registers,
     }),
+    datapathEvents: new Counter({ name: 'veil_datapath_events_total', help: 'Datapath events read from the ring buffer, by type and reason', labelNames: ['type', 'reason'], registers }),
+    datapathEventsLost: new Counter({ name: 'veil_datapath_events_lost_total', help: 'Datapath events the agent discarded because its reader fell behind (the eBPF counters still count the packets)', registers }),
+    eventStreamsDropped: new Counter({ name: 'veil_event_streams_dropped_total', help: 'GET /events followers disconnected because they read too slowly', registers }),
     reconcileSeconds: new Histogram({
       name: 'veil_reconcile_duration_seconds',
       help: 'Duration of one reconciler pass',

@@ -1,10 +1,11 @@
 /**
  * The agent's local HTTP endpoint: /healthz (200 unless something failed), /readyz (200 once
  * started and nothing is failed or starting), /metrics (Prometheus text) and /status (JSON for
- * `veil status`). Listens on loopback by default; it serves no secret and accepts no input but the
- * path. Every response is bounded and every error is a plain status code.
+ * `veil status`), plus streaming routes the program adds (GET /events, metrics/events-endpoint.ts).
+ * Listens on loopback by default; it serves no secret and accepts no input but the path (and a
+ * route's query). Every response is bounded and every error is a plain status code.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Health } from '../lifecycle/health.js';
@@ -20,6 +21,8 @@ export interface StatusServerOptions {
   status?: () => Promise<unknown> | unknown;
   /** Called before /metrics renders (e.g. to read eBPF counters). */
   beforeScrape?: () => Promise<void> | void;
+  /** GET routes that write the response themselves (streams), by path. */
+  routes?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
 }
 
 export class StatusServer {
@@ -29,6 +32,24 @@ export class StatusServer {
 
   async start(): Promise<AddressInfo> {
     const server = createServer((req, res) => {
+      const routes = this.opts.routes;
+      if (routes) {
+        const url = new URL(req.url ?? '/', 'http://status.invalid');
+        if (Object.hasOwn(routes, url.pathname)) {
+          if (req.method !== 'GET') {
+            res.writeHead(405, { 'content-type': 'text/plain' });
+            res.end('method not allowed\n');
+            return;
+          }
+          try {
+            routes[url.pathname]!(req, res, url);
+          } catch {
+            if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+            res.end('internal error\n');
+          }
+          return;
+        }
+      }
       void this.#handle(req.method ?? 'GET', req.url ?? '/')
         .then(({ code, type, body }) => {
           res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });

@@ -9,7 +9,8 @@
  * - policy: the cluster's NetworkPolicies (parsed per manifest revision; a bad one is reported
  *   and skipped) are compiled against every pod identity (agent/policy) and then into
  *   veil_policy entries (agent/datapath/policy-compile.ts); isolated identities set the
- *   endpoints' ENFORCE flags.
+ *   endpoints' ENFORCE flags. ipBlock prefixes get node-local CIDR identities
+ *   (local-cidr-identities.ts) that the CIDR rules' entries reference.
  * - endpoints: every local pod with an identity, keyed by its host-side interface, found from the
  *   per-pod route the CNI (here the lab) installs (`ip route get POD_IP` → dev). Programs are
  *   attached to the interface after its endpoint entry exists, so its first packet is judged
@@ -17,7 +18,8 @@
  * - ipcache: local pods (LOCAL|POD), remote pods (POD, their node's tunnel endpoint and steering
  *   channel), every remote node's pod CIDRs (POD, identity "world" until the pod is known: traffic
  *   to a pod this node has not learned yet still goes into the tunnel, never out in clear), and
- *   node addresses (NODE).
+ *   node addresses (NODE), ipBlock prefixes outside the pod network (their CIDR identity, LPM
+ *   tier unless a host prefix).
  * - config: mode, strict flag, the channel devices' ifindexes (0 until they are up: remote pod
  *   traffic is then dropped with "no-tunnel", never leaked).
  * - key slots: WireGuard mode writes each remote node's steering channel into its ipcache
@@ -33,17 +35,17 @@ import type { ClusterClient } from '../cluster/client.js';
 import { podLabelSet } from '../cluster/pod-identity.js';
 import type { ClusterNode } from '../cluster/records.js';
 import { MapsAbi, type DatapathConfig, type EndpointValue, type IpcacheValue, type PolicyKey, type PolicyValue } from '../datapath/layout.js';
-import { compilePolicy } from '../datapath/policy-compile.js';
 import type { IdentityAllocator } from '../identity/allocator.js';
 import type { LabelSet } from '../identity/labels.js';
 import type { IdentityReferences } from '../identity/references.js';
-import { RESERVED_IDENTITIES } from '../identity/reserved.js';
+import { RESERVED_IDENTITIES, reservedName } from '../identity/reserved.js';
 import type { Logger } from '../log/logger.js';
 import { listRoutes } from '../netlink/route.js';
 import { compilePolicies } from '../policy/compiler.js';
 import type { NetworkPolicy } from '../policy/network-policy.js';
 import { parsePolicies } from '../policy/policy-file.js';
 import type { Lease } from '../store/store.js';
+import { LocalCidrIdentities } from './local-cidr-identities.js';
 import type { NodeDatapath } from './node-datapath.js';
 
 export interface DatapathSyncOptions {
@@ -79,6 +81,9 @@ export interface DatapathSyncReport {
   endpoints: number;
   ipcache: number;
   policyEntries: number;
+  /** Distinct ipBlock prefixes with a node-local identity, and those inside the pod network (not installed). */
+  cidrPrefixes: number;
+  cidrInPodNetwork: string[];
   /** Policies that could not be parsed ("namespace/name: reason"). */
   badPolicies: string[];
   seconds: number;
@@ -92,6 +97,17 @@ function hostPrefix(ip: string): string {
   return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
 
+/** "namespace:app=web,tier=db" from a canonical label set (veil:namespace and the k8s: labels). */
+function labelSummary(set: LabelSet): string {
+  let ns = '';
+  const pod: string[] = [];
+  for (const [k, v] of set.entries) {
+    if (k === 'veil:namespace') ns = v;
+    else if (k.startsWith('k8s:')) pod.push(`${k.slice(4)}=${v}`);
+  }
+  return `${ns}:${pod.join(',')}`;
+}
+
 const policyKeyId = (k: PolicyKey) => `${k.subject}/${k.peer}/${k.dport}/${k.proto}/${k.direction}`;
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -99,6 +115,10 @@ export class DatapathSync {
   readonly #o: DatapathSyncOptions & { lease: Lease };
   readonly #policyCache = new Map<string, { revision: string; policies: NetworkPolicy[] | Error }>();
   readonly #referenced = new Map<number, LabelSet>();
+  readonly #cidr = new LocalCidrIdentities();
+  /** Cluster identity → "namespace:k=v,..." as of the last pass (for event displays). */
+  #identityText = new Map<number, string>();
+  #adoptedCidr = false;
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -112,6 +132,18 @@ export class DatapathSync {
 
   get lastReport(): DatapathSyncReport | undefined {
     return this.#last;
+  }
+
+  /**
+   * What an identity stands for, for displays (events): "reserved:world", "cidr:198.51.100.0/24",
+   * "default:app=web" (namespace and pod labels); undefined when unknown.
+   */
+  describeIdentity(id: number): string | undefined {
+    const reserved = reservedName(id);
+    if (reserved) return `reserved:${reserved}`;
+    const prefix = this.#cidr.prefixOf(id);
+    if (prefix) return `cidr:${prefix}`;
+    return this.#identityText.get(id);
   }
 
   onPass(fn: (r: DatapathSyncReport) => void): void {
@@ -194,6 +226,10 @@ export class DatapathSync {
       podIdentity.set(`${pod.namespace}/${pod.name}`, byHash.get(set.hash)!);
     }
 
+    const identityText = new Map<number, string>();
+    for (const v of byHash.values()) if (v) identityText.set(v.id, labelSummary(v.set));
+    this.#identityText = identityText;
+
     // References for local identities.
     const localIds = new Map<number, LabelSet>();
     for (const { record: pod } of pods.items) {
@@ -236,7 +272,12 @@ export class DatapathSync {
     const identityPairs: [number, LabelSet][] = [];
     for (const v of byHash.values()) if (v) identityPairs.push([v.id, v.set]);
     const compilation = compilePolicies(parsed, identityPairs, { hostIdentity: HOST });
-    const entries = compilePolicy(compilation.rules, compilation.enforcement);
+    // ipBlock: CIDR identities (adopting a previous agent's numbers once), then identity rules.
+    if (!this.#adoptedCidr) {
+      this.#cidr.adopt(await o.datapath.ipcache.entries());
+      this.#adoptedCidr = true;
+    }
+    const { entries, plan: cidrPlan } = this.#cidr.compile(compilation, nodeList.flatMap((n) => n.podCidrs));
     const enforcement = new Map(compilation.enforcement.map((e) => [e.identity, e]));
 
     // Desired endpoints and ipcache.
@@ -295,6 +336,9 @@ export class DatapathSync {
       }
     }
 
+    // Pod and node addresses and pod CIDRs win over an ipBlock prefix written the same way.
+    for (const [prefix, v] of cidrPlan.ipcache) if (!ipcache.has(prefix)) ipcache.set(prefix, v);
+
     const dp = o.datapath;
     // Config first: the programs need it for everything else.
     const ifx = o.wireguardIfindexes();
@@ -344,6 +388,8 @@ export class DatapathSync {
       endpoints: endpoints.size,
       ipcache: ipcache.size,
       policyEntries: entries.length,
+      cidrPrefixes: cidrPlan.identities.size,
+      cidrInPodNetwork: cidrPlan.inPodNetwork,
       badPolicies,
       seconds: (performance.now() - t0) / 1000,
     };

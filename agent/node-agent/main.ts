@@ -7,6 +7,7 @@
  *                  bootstrap token, renewed while running), then the hash-chained audit log,
  *                  checkpoints signed with the node certificate's key
  *   datapath       eBPF programs loaded once (maps pinned), uplink programs attached
+ *   events         the one ring-buffer reader → event feed (counted, recent history, GET /events)
  *   wireguard      (encryption.type wireguard) backend (kernel or wireguard-go), peer reconciler,
  *                  key hooks; after a restart the channel devices are adopted with the active
  *                  node key from the state dir
@@ -17,7 +18,7 @@
  *                  peers' verified records → WireGuard peers or IPsec SAs
  *   svids          an SVID per hosted identity in <stateDir>/svids, renewed at half-life (audited)
  *   datapath-sync  cluster model + identities + policies → endpoints, ipcache, policy, config maps
- *   status-server  /healthz /readyz /metrics /status
+ *   status-server  /healthz /readyz /metrics /status /events
  *
  * Stopping never removes kernel state: WireGuard devices (and their wireguard-go daemons), peers,
  * IPsec SAs and policies, routes, attached programs and pinned maps stay, so traffic keeps flowing encrypted while the
@@ -48,6 +49,9 @@ import { Jobs } from '../lifecycle/jobs.js';
 import { Lifecycle } from '../lifecycle/lifecycle.js';
 import { moduleLogger, type Logger } from '../log/logger.js';
 import { createAgentMetrics, type AgentMetrics } from '../metrics/metrics.js';
+import { eventsRoute } from '../metrics/events-endpoint.js';
+import { EventFeed } from '../datapath/event-feed.js';
+import type { EventReader } from '../datapath/events.js';
 import { StatusServer } from '../metrics/status-server.js';
 import { listAddresses } from '../netlink/address.js';
 import { getLink } from '../netlink/link.js';
@@ -116,6 +120,10 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
   let caPem!: string;
   let nodeCerts: NodeCertificateClient | undefined;
   let datapath!: NodeDatapath;
+  let feed!: EventFeed;
+  let events: EventReader | undefined;
+  let eventsLostSeen = 0;
+  let streamsDroppedSeen = 0;
   let backend!: WireGuardBackend;
   let reconciler!: WireGuardPeerReconciler;
   let hooks!: WireGuardKeyHooks;
@@ -211,6 +219,21 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       health.set('datapath', 'ok');
     },
     stop: () => datapath?.close(),
+  });
+
+  lifecycle.append({
+    name: 'events',
+    start: () => {
+      feed = new EventFeed({
+        describe: (id) => sync?.describeIdentity(id),
+        onRecord: (r) => metrics.datapathEvents.inc({ type: r.type, reason: r.reason }),
+      });
+      events = datapath.readEvents((e) => feed.push(e));
+    },
+    stop: () => {
+      events?.close();
+      feed?.close();
+    },
   });
 
   if (mode === 'wireguard') lifecycle.append({
@@ -394,7 +417,13 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         health,
         registry: metrics.registry,
         ready: () => started && (mode === 'wireguard' ? wgIfindexes !== null : ipsec.reconciler !== null),
+        routes: { '/events': eventsRoute(feed) },
         beforeScrape: async () => {
+          const lost = events?.lost ?? 0;
+          metrics.datapathEventsLost.inc(lost - eventsLostSeen);
+          eventsLostSeen = lost;
+          metrics.eventStreamsDropped.inc(feed.stats.slowSubscribers - streamsDroppedSeen);
+          streamsDroppedSeen = feed.stats.slowSubscribers;
           metrics.datapathPackets.reset();
           for (const row of await datapath.counters.read()) metrics.datapathPackets.set({ hook: row.hook, reason: row.reason }, Number(row.packets));
           if (mode === 'wireguard') {
@@ -427,6 +456,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
           keys: keys.status(),
           svids: svids.status(),
           datapath: sync.lastReport ?? null,
+          events: { ...feed.stats, lost: events?.lost ?? 0 },
           counters: (await datapath.counters.read()).map((r) => ({ hook: r.hook, reason: r.reason, drop: r.drop, packets: Number(r.packets) })),
         }),
       });

@@ -13,6 +13,7 @@ import { Counters } from '../datapath/counters.js';
 import { attach, detach, loadObject, type BpfObject } from '../datapath/datapath.js';
 import { hasCode } from '../errors.js';
 import { openEndpointMap, type EndpointMap } from '../datapath/endpoints.js';
+import { EventReader, type DatapathEvent } from '../datapath/events.js';
 import { Ipcache } from '../datapath/ipcache.js';
 import { openPolicyMap, type PolicyMap } from '../datapath/policy-map.js';
 import type { Logger } from '../log/logger.js';
@@ -87,6 +88,11 @@ export class NodeDatapath {
       for (const o of objects.values()) o.close();
       throw err;
     }
+  }
+
+  /** Starts reading the programs' event ring buffer (shared by the four objects; one reader per agent). */
+  readEvents(onEvent: (e: DatapathEvent) => void): EventReader {
+    return EventReader.open(this.#objects.get('fromPod')!.map('veil_events'), { onEvent });
   }
 
   #program(name: ProgramName) {

@@ -1,6 +1,10 @@
 // Ring-buffer readers: each consumes one BPF ring buffer on its own thread and hands records to a
 // JS callback through a ThreadSafeFunction. close() (or the env cleanup hook, or garbage
 // collection of the handle) wakes the thread through an eventfd, joins it and frees everything.
+//
+// Bounded: at most kMaxQueuedBatches batches (one per wakeup, at most the ring's size each) wait
+// for the JS thread. When it falls behind (a drop storm), further batches are discarded and
+// counted (ringbufLost), so the reader keeps draining the ring and memory stays bounded.
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <sys/epoll.h>
@@ -19,6 +23,8 @@ namespace veil {
 namespace {
 
 using Batch = std::vector<std::vector<uint8_t>>;
+
+constexpr size_t kMaxQueuedBatches = 16;
 
 class RingReader {
  public:
@@ -39,7 +45,7 @@ class RingReader {
     epoll_ctl(epfd_, EPOLL_CTL_ADD, ring_buffer__epoll_fd(rb_), &ev);
     ev.data.u32 = 1;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, efd_, &ev);
-    tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "veil.ringbuf", 0, 1);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, callback, "veil.ringbuf", kMaxQueuedBatches, 1);
     napi_add_env_cleanup_hook(env, &RingReader::Cleanup, this);
     thread_ = std::thread([this]() { Run(); });
   }
@@ -126,7 +132,16 @@ Napi::Value OpenJs(const Napi::CallbackInfo& info) {
   });
 }
 
-// ringbufClose(handle) -> {lost}: records that could not be delivered because the reader was closing.
+// ringbufLost(handle) -> number: records discarded so far because the JS thread was behind.
+Napi::Value LostJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "bpfRingbufLost: expected a reader handle");
+  }
+  RingReader* r = info[0].As<Napi::External<RingReader>>().Data();
+  return Napi::Number::New(info.Env(), static_cast<double>(r->lost()));
+}
+
+// ringbufClose(handle) -> {lost}: records that could not be delivered (queue full, or closing).
 Napi::Value CloseJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "bpfRingbufClose: expected a reader handle");
@@ -143,6 +158,7 @@ Napi::Value CloseJs(const Napi::CallbackInfo& info) {
 void RegisterBpfRingbuf(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "bpfRingbufOpen", OpenJs);
   Export(env, exports, "bpfRingbufClose", CloseJs);
+  Export(env, exports, "bpfRingbufLost", LostJs);
 }
 
 }  // namespace veil
