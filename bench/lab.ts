@@ -18,7 +18,7 @@
  * Writes bench/results/lab.json and prints the figures.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitForAgents } from '../agent/connectivity/lab-test.js';
@@ -40,6 +40,8 @@ async function veil(args: string[]): Promise<string> {
 
 interface IperfResult {
   mbps: number;
+  /** Bytes the server received. */
+  bytes: number;
   retransmits: number;
   /** The sender's MSS (what the pod's route MTU allowed). */
   mss: number;
@@ -50,8 +52,8 @@ async function iperf(serverNs: string, clientNs: string, ip: string, seconds: nu
   await new Promise((r) => setTimeout(r, 500));
   try {
     const out = await sh('ip', ['netns', 'exec', clientNs, 'iperf3', '-c', ip, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
-    const j = JSON.parse(out) as { start: { tcp_mss_default?: number }; end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-    return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits ?? 0, mss: j.start.tcp_mss_default ?? 0 };
+    const j = JSON.parse(out) as { start: { tcp_mss_default?: number }; end: { sum_received: { bits_per_second: number; bytes: number }; sum_sent: { retransmits?: number } } };
+    return { mbps: j.end.sum_received.bits_per_second / 1e6, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent.retransmits ?? 0, mss: j.start.tcp_mss_default ?? 0 };
   } finally {
     server.kill();
   }
@@ -65,9 +67,33 @@ async function fragmentsCreated(netns: string): Promise<number> {
   return Number(vals!.split(' ')[i]);
 }
 
+/**
+ * CPU time (user + system, clock ticks) of every process that runs in one of a lab's network
+ * namespaces (`veil-<lab>-*`): its wireguard-go daemons, iperf3 in the pods, and for the Veil
+ * lab also its agents, operator and etcd. Softirq work is charged to whichever task it
+ * interrupted, which on this path is mostly these same processes (wireguard-go writing into its
+ * TUN device runs the whole receive path down to the pod's socket).
+ */
+function labCpuTicks(lab: string): number {
+  const inodes = new Set<string>();
+  for (const ns of readdirSync('/run/netns')) if (ns.startsWith(`veil-${lab}-`)) inodes.add(`net:[${statSync(`/run/netns/${ns}`).ino}]`);
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (inodes.has(readlinkSync(`/proc/${pid}/ns/net`))) ticks += cpuTicks(Number(pid));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks;
+}
+
 /** One side of the throughput comparison: a client pod and a server pod on two nodes. */
 interface Path {
   label: string;
+  /** The lab's name (its namespaces are veil-<lab>-*). */
+  lab: string;
   clientNs: string;
   serverNs: string;
   serverIp: string;
@@ -106,17 +132,22 @@ async function baselineUp(): Promise<Path> {
   }
   const client = state.pods.find((p) => p.node === nodes[0]!.name)!;
   const server = state.pods.find((p) => p.node === nodes[1]!.name)!;
-  return { label: 'baseline', clientNs: client.netns, serverNs: server.netns, serverIp: server.addresses.find((x) => !x.includes(':'))!, senderNodeNs: nodes[0]!.netns };
+  return { label: 'baseline', lab: name, clientNs: client.netns, serverNs: server.netns, serverIp: server.addresses.find((x) => !x.includes(':'))!, senderNodeNs: nodes[0]!.netns };
 }
 
 interface Sample extends IperfResult {
   fragments: number;
+  /** CPU seconds of the lab's processes per MB delivered (see labCpuTicks). */
+  cpuMsPerMB: number;
 }
 
-async function measure(path: Path, seconds: number): Promise<Sample> {
+/** `hz`: clock ticks per second of /proc/PID/stat (`getconf CLK_TCK`). */
+async function measure(path: Path, seconds: number, hz: number): Promise<Sample> {
   const f0 = await fragmentsCreated(path.senderNodeNs);
+  const c0 = labCpuTicks(path.lab);
   const r = await iperf(path.serverNs, path.clientNs, path.serverIp, seconds);
-  return { ...r, fragments: (await fragmentsCreated(path.senderNodeNs)) - f0 };
+  const cpuS = (labCpuTicks(path.lab) - c0) / hz;
+  return { ...r, fragments: (await fragmentsCreated(path.senderNodeNs)) - f0, cpuMsPerMB: (cpuS * 1000) / (r.bytes / 1e6) };
 }
 
 /**
@@ -124,34 +155,36 @@ async function measure(path: Path, seconds: number): Promise<Sample> {
  * sides see the same machine (the load of this shared machine drifts by the minute); the figure
  * is the median of the per-round ratios.
  */
-async function throughput(veilPath: Path, rounds: number, seconds: number): Promise<Record<string, unknown>> {
+async function throughput(veilPath: Path, rounds: number, seconds: number, hz: number): Promise<Record<string, unknown>> {
   const base = await baselineUp();
   try {
     const rows: { round: number; veil: Sample; baseline: Sample; ratio: number; load_1m: number }[] = [];
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? [veilPath, base] : [base, veilPath];
       const got = new Map<string, Sample>();
-      for (const p of order) got.set(p.label, await measure(p, seconds));
+      for (const p of order) got.set(p.label, await measure(p, seconds, hz));
       const veilS = got.get('veil')!;
       const baseS = got.get('baseline')!;
       const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
       rows.push({ round: r + 1, veil: veilS, baseline: baseS, ratio: veilS.mbps / baseS.mbps, load_1m: load });
       process.stdout.write(
-        `round ${r + 1}: veil ${round(veilS.mbps, 1)} Mbit/s (mss ${veilS.mss}, ${veilS.retransmits} retransmits, ${veilS.fragments} underlay fragments), ` +
-          `baseline ${round(baseS.mbps, 1)} Mbit/s (mss ${baseS.mss}, ${baseS.retransmits} retransmits, ${baseS.fragments} underlay fragments), ratio ${round(veilS.mbps / baseS.mbps, 3)}, load ${load}\n`,
+        `round ${r + 1}: veil ${round(veilS.mbps, 1)} Mbit/s (mss ${veilS.mss}, ${veilS.retransmits} retransmits, ${veilS.fragments} underlay fragments, ${round(veilS.cpuMsPerMB, 2)} CPU ms/MB), ` +
+          `baseline ${round(baseS.mbps, 1)} Mbit/s (mss ${baseS.mss}, ${baseS.retransmits} retransmits, ${baseS.fragments} underlay fragments, ${round(baseS.cpuMsPerMB, 2)} CPU ms/MB), ratio ${round(veilS.mbps / baseS.mbps, 3)}, load ${load}\n`,
       );
     }
     const veilMed = median(rows.map((x) => x.veil.mbps));
     const baseMed = median(rows.map((x) => x.baseline.mbps));
     const ratioMed = median(rows.map((x) => x.ratio));
+    const cpuRatioMed = median(rows.map((x) => x.veil.cpuMsPerMB / x.baseline.cpuMsPerMB));
     process.stdout.write(
-      `throughput (median of ${rounds} rounds): veil ${round(veilMed, 1)} Mbit/s, same topology with a hand-made wireguard-go tunnel ${round(baseMed, 1)} Mbit/s, ratio ${round(ratioMed, 3)} (goal >= 0.95)\n`,
+      `throughput (median of ${rounds} rounds): veil ${round(veilMed, 1)} Mbit/s, same topology with a hand-made wireguard-go tunnel ${round(baseMed, 1)} Mbit/s, ratio ${round(ratioMed, 3)} (goal >= 0.95); CPU per MB of the labs' processes, veil / baseline: ${round(cpuRatioMed, 3)}\n`,
     );
     return {
       veil_mbit_s: round(veilMed, 1),
       baseline_wg_mbit_s: round(baseMed, 1),
       ratio: round(ratioMed, 3),
       goal_ratio: 0.95,
+      cpu_per_mb_ratio: round(cpuRatioMed, 3),
       rounds: rows.map((x) => ({
         round: x.round,
         veil_mbit_s: round(x.veil.mbps, 1),
@@ -163,6 +196,8 @@ async function throughput(veilPath: Path, rounds: number, seconds: number): Prom
         baseline_mss: x.baseline.mss,
         veil_underlay_fragments: x.veil.fragments,
         baseline_underlay_fragments: x.baseline.fragments,
+        veil_cpu_ms_per_mb: round(x.veil.cpuMsPerMB, 2),
+        baseline_cpu_ms_per_mb: round(x.baseline.cpuMsPerMB, 2),
         load_1m: x.load_1m,
       })),
       note: 'median of per-round ratios; both labs up during every round, order alternating',
@@ -193,6 +228,7 @@ export async function run(argv: string[]): Promise<void> {
   for (const [t, p] of [['iperf3', 'iperf3'], ['wg', 'wireguard-tools'], ['wireguard-go', 'wireguard-go']] as const) await requireTool(t, p);
   const seconds = a.counts.seconds!;
   const results: Record<string, unknown> = { lab: { nodes: 3, podsPerNode: 2 } };
+  const hz = Number((await sh('getconf', ['CLK_TCK'])).trim()) || 100;
   await veil(['lab', 'up', '--nodes', '3', '--name', LAB]);
   try {
     const state = await readLabState(LAB);
@@ -204,7 +240,7 @@ export async function run(argv: string[]): Promise<void> {
 
     if (a.only.has('throughput')) {
       const node1 = state.nodes.find((n) => n.name === 'node-1')!;
-      results.throughput = await throughput({ label: 'veil', clientNs: client.netns, serverNs: server.netns, serverIp, senderNodeNs: node1.netns }, a.counts.rounds!, seconds);
+      results.throughput = await throughput({ label: 'veil', lab: LAB, clientNs: client.netns, serverNs: server.netns, serverIp, senderNodeNs: node1.netns }, a.counts.rounds!, seconds, hz);
     }
 
     if (a.only.has('new-pod')) {
@@ -227,7 +263,6 @@ export async function run(argv: string[]): Promise<void> {
     if (a.only.has('agents')) {
       const st = await readLabState(LAB);
       const agents = st.journal.flatMap((e) => (e.kind === 'process' && e.name.startsWith('agent-') ? [e] : []));
-      const hz = Number((await sh('getconf', ['CLK_TCK'])).trim()) || 100;
       const before = agents.map((p) => cpuTicks(p.pid));
       const idle = a.counts['idle-seconds']!;
       await new Promise((r) => setTimeout(r, idle * 1000));
