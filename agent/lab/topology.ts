@@ -9,6 +9,7 @@ import { addAddresses } from '../netlink/address.js';
 import { addLinks, setLink } from '../netlink/link.js';
 import { addNetns, setSysctl } from '../netlink/netns.js';
 import { addRoutes } from '../netlink/route.js';
+import { channelDeviceMtu } from '../reconcile/wireguard-channel-devices.js';
 import { LabError, LAB_CONFLICT } from './errors.js';
 import { POD_IFACE, type NodePlan, type PodAddressPlan, type UnderlayPlan } from './address-plan.js';
 
@@ -39,6 +40,22 @@ async function freshNetns(name: string, record: RecordNetns): Promise<void> {
   await setLink('lo', { up: true }, { netns: name });
 }
 
+/** MTU of the underlay: the uplink veths and the bridge (the veth default, set explicitly). */
+export const LAB_UNDERLAY_MTU = 1500;
+
+/**
+ * MTU of every route in a pod: what fits through the node's tunnel, the agent's channel device
+ * MTU (underlay − 80), as a CNI sets it when the overlay or encryption takes room (Cilium's route
+ * MTU, Calico's veth MTU). The pod's TCP then uses MSS 1368 (1380 without timestamps) and its
+ * other packets fit too. Without it the pod sends 1500-byte packets: the from-pod program
+ * redirects them into the WireGuard device, which bypasses the kernel's forwarding MTU check (no
+ * ICMP "fragmentation needed" reaches the pod), and every encrypted packet (1500 + 60) was split
+ * into two IP fragments on the underlay: twice the packets, reassembly at the receiver and more
+ * UDP receive-buffer drops in its wireguard-go (docs/benchmarks.md, "lab": 0.72 of the baseline's
+ * throughput). The veth itself keeps the underlay MTU, so a pod still receives full-size packets.
+ */
+export const LAB_POD_ROUTE_MTU = channelDeviceMtu(LAB_UNDERLAY_MTU);
+
 const noDad = (address: string) => (address.includes(':') ? { noDad: true } : {});
 
 /** The underlay: its namespace and a bridge with the underlay gateway addresses. */
@@ -56,8 +73,8 @@ export async function createNode(u: UnderlayPlan, n: NodePlan, record: RecordNet
   // ip netns exec N sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   await setSysctl('net.ipv4.ip_forward', 1, { netns: n.netns });
   await setSysctl('net.ipv6.conf.all.forwarding', 1, { netns: n.netns });
-  // ip -n U link add nodeI type veth peer name eth0 netns N && ip -n U link set nodeI master br0 up
-  await addLinks([{ name: n.bridgePort, kind: 'veth', master: u.bridge, up: true, peer: { name: n.uplink, netns: n.netns } }], { netns: u.netns });
+  // ip -n U link add nodeI mtu 1500 type veth peer name eth0 netns N && ip -n U link set nodeI master br0 up
+  await addLinks([{ name: n.bridgePort, kind: 'veth', mtu: LAB_UNDERLAY_MTU, master: u.bridge, up: true, peer: { name: n.uplink, netns: n.netns } }], { netns: u.netns });
   // ip -n N addr add 10.77.0.(10+I)/24 dev eth0; ... fd77::/64 nodad; ip -n N link set eth0 up
   await addAddresses(n.underlayAddresses.map((a) => ({ dev: n.uplink, address: a, ...noDad(a) })), { netns: n.netns });
   await setLink(n.uplink, { up: true }, { netns: n.netns });
@@ -80,10 +97,10 @@ export async function createPod(n: NodePlan, p: PodAddressPlan, podNetnsName: st
   // ip -n P addr add 10.78.I.K/32 dev eth0; ip -n P addr add fd78:0:0:I::K/128 dev eth0 nodad; up
   await addAddresses(p.addresses.map((a) => ({ dev: POD_IFACE, address: a, ...noDad(a) })), { netns: podNetnsName });
   await setLink(POD_IFACE, { up: true }, { netns: podNetnsName });
-  // ip -n P route add 10.78.I.1 dev eth0 scope link; ip -n P route add default via 10.78.I.1
-  await addRoutes(n.gateways.map((g) => ({ dst: g, dev: POD_IFACE, scope: 'link' as const })), { netns: podNetnsName });
+  // ip -n P route add 10.78.I.1 dev eth0 scope link mtu 1420; ip -n P route add default via 10.78.I.1 mtu 1420
+  await addRoutes(n.gateways.map((g) => ({ dst: g, dev: POD_IFACE, scope: 'link' as const, mtu: LAB_POD_ROUTE_MTU })), { netns: podNetnsName });
   await addRoutes(
-    n.gateways.map((g) => ({ dst: 'default', family: (g.includes(':') ? 6 : 4) as 4 | 6, gateway: g, dev: POD_IFACE })),
+    n.gateways.map((g) => ({ dst: 'default', family: (g.includes(':') ? 6 : 4) as 4 | 6, gateway: g, dev: POD_IFACE, mtu: LAB_POD_ROUTE_MTU })),
     { netns: podNetnsName },
   );
 }

@@ -123,8 +123,19 @@ describe('veil lab up (2 nodes × 2 pods)', () => {
     const pod = `veil-${name}-pod-frontend-client-1-0`;
     const podAddrs = await ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(pod, ['addr', 'show', 'dev', 'eth0']);
     expect(podAddrs[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(expect.arrayContaining(['10.78.1.2/32', 'fd78:0:0:1::2/128']));
-    const podRoutes = await ipJson<{ dst: string; gateway?: string }[]>(pod, ['route', 'show', 'default']);
+    const podRoutes = await ipJson<{ dst: string; gateway?: string; metrics?: { mtu?: number }[] }[]>(pod, ['route', 'show', 'default']);
     expect(podRoutes[0]).toMatchObject({ dst: 'default', gateway: '10.78.1.1' });
+    // Every pod route fits the tunnel: underlay MTU 1500 − WireGuard's 80
+    for (const family of ['-4', '-6']) {
+      const all = await ipJson<{ dst: string; protocol?: string; metrics?: { mtu?: number }[] }[]>(pod, [family, 'route', 'show']);
+      const lab = all.filter((x) => x.protocol !== 'kernel'); // the kernel's own: fe80::/64, the address's /128
+      expect(lab.map((r) => r.dst).sort()).toEqual(family === '-4' ? ['10.78.1.1', 'default'] : ['default', 'fd78:0:0:1::1']);
+      for (const r of lab) {
+        expect({ dst: r.dst, mtu: r.metrics?.find((m) => m.mtu !== undefined)?.mtu }).toEqual({ dst: r.dst, mtu: 1420 });
+      }
+    }
+    const uplink = await ipJson<{ mtu: number }[]>(node1, ['link', 'show', 'dev', 'eth0']);
+    expect(uplink[0]!.mtu).toBe(1500);
   });
 
   it('pods ping their node and each other on the same node (IPv4 and IPv6)', async () => {
