@@ -158,7 +158,7 @@ export class IpsecKeyHooks implements KernelKeyHooks {
   async resync(): Promise<void> {
     if (!this.#reconciler) return;
     await this.#reconciler.resync();
-    for (const node of this.#peers.keys()) await this.#applyPeer(node);
+    for (const [node, p] of this.#peers) if (this.#reconciler.planOf(node)) await this.#routes.update(node, p.record);
   }
 
   /** Removes SAs, policies and routes no known node accounts for; only after every source synced. */
