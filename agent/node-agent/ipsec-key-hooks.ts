@@ -158,7 +158,7 @@ export class IpsecKeyHooks implements KernelKeyHooks {
   async resync(): Promise<void> {
     if (!this.#reconciler) return;
     await this.#reconciler.resync();
-    for (const node of this.#peers.keys()) await this.#applyPeer(node);
+    for (const [node, p] of this.#peers) if (this.#reconciler.planOf(node)) await this.#routes.update(node, p.record);
   }
 
   /** Removes SAs, policies and routes no known node accounts for; only after every source synced. */
@@ -169,7 +169,11 @@ export class IpsecKeyHooks implements KernelKeyHooks {
     if (routes > 0) this.#o.log.info({ routes }, 'Pruned IPsec routes no node accounts for');
   }
 
-  /** The generation (mod 4) the local identity's installed SAs send with, or null when it has none. */
+  /**
+   * The generation (mod 4) the local identity's installed SAs send with: the activated one (every
+   * peer acknowledged it, so every receiver has its inbound SA), or null before the first
+   * activation (the datapath then writes 0, a slot without an SA: the block policy drops).
+   */
   senderGeneration(identity: number): number | null {
     const g = identitySendingGeneration(this.#applied, identity);
     return g === null ? null : g % 4;

@@ -12,7 +12,6 @@
 import type { SlotRef } from '../keys/key-store-paths.js';
 import type { X25519PrivateKey } from '../keys/x25519.js';
 import type { LocalIpsecNode, LocalKey } from '../reconcile/ipsec-desired.js';
-import { sendingGeneration } from '../reconcile/ipsec-desired.js';
 
 /** What does not change while the agent runs: the node's name, boot id, addresses, pod CIDRs. */
 export type LocalIpsecBase = Pick<LocalIpsecNode, 'name' | 'bootId' | 'addresses' | 'podCidrs'>;
@@ -77,10 +76,10 @@ function localKey(h: HeldKey): LocalKey {
 }
 
 /**
- * The generation `identity` sends with in `local` (the activated one, else the newest held), or
- * null when the identity holds no key on this node.
+ * The generation the datapath sends with for `identity` in `local`: the activated one, or null
+ * when the identity has none (no key yet, or its first key is not acknowledged by every peer:
+ * sending with it would reach receivers that have no inbound SA for it yet).
  */
 export function identitySendingGeneration(local: LocalIpsecNode | null, identity: number): number | null {
-  const k = local?.identities.find((i) => i.identity === identity);
-  return k ? sendingGeneration(k) : null;
+  return local?.identities.find((i) => i.identity === identity)?.sending ?? null;
 }

@@ -35,7 +35,10 @@ import { ClusterClient } from '../cluster/client.js';
 import { CLUSTER_PREFIX } from '../cluster/keys.js';
 import type { ClusterNode } from '../cluster/records.js';
 import type { AgentConfig } from '../config/agent-config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, hasCode } from '../errors.js';
+import { STORE_UNAVAILABLE } from '../store/errors.js';
+import { abortableSleep } from '../util/abortable-sleep.js';
+import { Backoff } from '../util/backoff.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import { hostedIdentities, storeIdentityHosting } from '../identity/hosting.js';
 import { DEFAULT_IDENTITY_PREFIX } from '../identity/records.js';
@@ -75,6 +78,8 @@ export interface NodeAgentDeps {
   nodeRecordTimeoutMs?: number;
   /** Resync period of the datapath (default 10 s). */
   resyncMs?: number;
+  /** Resync period of the IPsec SAs and routes (default 30 s: every resync re-derives the keys of every SA). */
+  ipsecResyncMs?: number;
 }
 
 export interface RunningAgent {
@@ -88,6 +93,23 @@ const LEASE_TTL_SECONDS = 15;
 
 async function readBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+}
+
+/**
+ * A store request that timed out while the agent starts (a slow etcd, a loaded machine: the lab
+ * under qemu emulation) is retried a few times with backoff before the start fails.
+ */
+async function retryUnavailable<T>(what: string, fn: () => Promise<T>, log: Logger, signal: AbortSignal): Promise<T> {
+  const backoff = new Backoff(500, 5_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!hasCode(err, STORE_UNAVAILABLE) || attempt >= 5 || signal.aborted) throw err;
+      log.warn({ err, attempt }, `${what}: the store did not answer in time; retrying`);
+      await abortableSleep(backoff.next(), signal);
+    }
+  }
 }
 
 const IPSEC_AEAD: Record<AgentConfig['ipsec']['algorithm'], IpsecAead> = {
@@ -351,7 +373,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
 
   lifecycle.append({
     name: 'datapath-sync',
-    start: async () => {
+    start: async (sig) => {
       sync = new DatapathSync({
         node: me,
         cluster,
@@ -384,14 +406,14 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       });
       for (const prefix of [CLUSTER_PREFIX, DEFAULT_IDENTITY_PREFIX]) {
         const m = new PrefixMirror({ store, prefix, onChange: () => sync.kick(), onResync: (err) => log.warn({ err, prefix }, 'Re-listing') });
-        await m.start();
+        await retryUnavailable(`Listing "${prefix}"`, () => m.start(), log, sig);
         mirrors.push(m);
       }
       jobs.timer('datapath-resync', deps.resyncMs ?? 10_000, async () => {
         await sync.pass();
       });
       if (mode === 'ipsec') {
-        jobs.timer('ipsec-resync', deps.resyncMs ?? 10_000, async () => {
+        jobs.timer('ipsec-resync', deps.ipsecResyncMs ?? 30_000, async () => {
           const t0 = performance.now();
           await ipsec.resync();
           // Prune only after the key manager's pass went through every peer record without error.

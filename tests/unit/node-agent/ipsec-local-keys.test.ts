@@ -35,14 +35,14 @@ describe('LocalIpsecKeys: the local node the IPsec reconciler plans with', () =>
     expect(n.nodeKey).toEqual({ generations: [{ generation: 1, privateKey: k1 }], sending: 1 });
   });
 
-  it('without an activation the newest held generation sends (the reconciler default)', () => {
+  it('without an activation no generation sends (receivers may not have its inbound SA yet)', () => {
     const l = new LocalIpsecKeys(base);
     l.install(NODE, 1, X25519PrivateKey.generate());
     l.install(id(7), 2, X25519PrivateKey.generate());
     l.install(id(7), 3, X25519PrivateKey.generate());
     const n = l.node()!;
     expect(n.identities[0]!.sending).toBeUndefined();
-    expect(identitySendingGeneration(n, 7)).toBe(3);
+    expect(identitySendingGeneration(n, 7)).toBeNull();
     expect(identitySendingGeneration(n, 8)).toBeNull();
     expect(identitySendingGeneration(null, 7)).toBeNull();
   });
@@ -55,6 +55,7 @@ describe('LocalIpsecKeys: the local node the IPsec reconciler plans with', () =>
     l.activate(id(301), 1, X25519PrivateKey.generate());
     expect(l.retire(id(300), 1)).toBe(true);
     expect(l.node()!.identities.find((i) => i.identity === 300)).toEqual({ identity: 300, generations: [expect.objectContaining({ generation: 2 })] });
+    expect(identitySendingGeneration(l.node(), 300)).toBeNull();
     expect(l.retire(id(300), 1)).toBe(false);
     expect(l.retire(id(999), 1)).toBe(false);
     expect(l.retire(id(301), 1)).toBe(true);
