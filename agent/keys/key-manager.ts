@@ -107,6 +107,9 @@ function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
   return undefined;
 }
 
+/** How long the old channel's drain waits for this node's handshakes on the re-keyed one. */
+const HANDSHAKE_WAIT_MS = 5_000;
+
 function sameChannels(a: NodeRecordWireGuard | undefined, b: NodeRecordWireGuard): boolean {
   return a !== undefined && a.generations[0] === b.generations[0] && a.generations[1] === b.generations[1] && a.draining === b.draining;
 }
@@ -153,6 +156,8 @@ export class KeyManager {
   readonly #lock: NodeKeyRotationLock | undefined;
   /** The channel state in the record last published (WireGuard mode). */
   #publishedWg: NodeRecordWireGuard | undefined;
+  /** When this process set the new node key on the re-keyed channel (WireGuard mode). */
+  #channelKeyedAt: number | undefined;
 
   private constructor(o: KeyManagerOptions, state: KeyManagerState) {
     this.#o = o;
@@ -646,8 +651,11 @@ export class KeyManager {
         const key = this.#keys.get(keyId(ref, g.generation))!;
         // Already set on the device when an earlier pass failed to publish the activation.
         const keyed = localRotationPhase(wg.state).phase === 'activated';
+        // Before the key is set: the first handshake on the channel may complete at once.
+        const keyedAt = this.#now();
         const state = keyed ? wg.state : await wg.activate(key, acks);
         if (!keyed) await channelEvent('key.channel_keyed', g.generation, channel);
+        this.#channelKeyedAt = keyedAt;
         const t = rot.activate(slot.rotation, { generation: g.generation, now });
         if (!(await this.#publish(this.#with(slot, t.state), state))) return;
         slot.rotation = t.state;
@@ -679,6 +687,17 @@ export class KeyManager {
     const drained = localRotationPhase(wg.state).phase === 'retiring';
     if (localRotationPhase(wg.state).phase === 'activated' || (drained && !sameChannels(this.#publishedWg, wg.state))) {
       if (!(await needLock())) return;
+      // Peers move onto the re-keyed channel once this node's handshakes there are done (bounded:
+      // a peer this node sends nothing to never handshakes, and then cannot cross one either).
+      const since = (this.#channelKeyedAt ??= this.#now());
+      if (!drained && this.#now() - since < HANDSHAKE_WAIT_MS) {
+        const waiting = await wg.withoutHandshake(since);
+        if (waiting.length > 0) {
+          this.#o.log?.debug({ peers: waiting }, 'Waiting for handshakes on the re-keyed WireGuard channel before draining the old one');
+          setTimeout(() => this.#kick(), 100).unref?.();
+          return;
+        }
+      }
       const state = drained ? wg.state : await wg.drainOther();
       if (!(await this.#publish(this.#with(slot, slot.rotation), state))) return;
       await channelEvent('key.channel_draining', act.generation, state.draining!);
@@ -713,6 +732,7 @@ export class KeyManager {
       previousFingerprint: superseded.fingerprint,
       acknowledgedBy: a.acknowledgedBy.length,
     });
+    this.#channelKeyedAt = undefined;
     await lock.release();
   }
 

@@ -16,7 +16,8 @@
 import type { Logger } from '../log/logger.js';
 import type { X25519PrivateKey } from '../keys/x25519.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
-import { setChannelKey } from './wireguard-channel-devices.js';
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
+import { channelDeviceNames, setChannelKey } from './wireguard-channel-devices.js';
 import { chooseDrainChannel, otherChannel, validateChannelState, type WgChannel, type WireGuardChannelState } from './wireguard-channel-state.js';
 import { WireGuardReconcileError } from './wireguard-errors.js';
 import type { WireGuardPeerReconciler } from './wireguard-peers.js';
@@ -116,6 +117,19 @@ export class WireGuardLocalRotation {
     await this.opts.reconciler.setLocalChannels(next);
     this.opts.log?.info({ channel: d, generation: this.state.generations[d], keyFingerprint: key.fingerprint }, 'WireGuard key rotation: new key active on channel');
     return next;
+  }
+
+  /**
+   * Between step 3 and 4: the peers (public key fingerprints) on the re-keyed channel's device
+   * without a handshake since `sinceMs`. Peers should move onto that channel only once this node's
+   * own handshake with them is done: two ends initiating on a fresh channel at once can stall it
+   * for WireGuard's 5 s retry (docs/wireguard-rotation.md §Steering).
+   */
+  async withoutHandshake(sinceMs: number): Promise<string[]> {
+    const { phase, channel } = localRotationPhase(this.state);
+    if (phase !== 'activated' || channel === null) return [];
+    const dev = await this.opts.backend.getDevice(channelDeviceNames(this.opts.deviceBase)[channel]);
+    return dev.peers.filter((p) => p.lastHandshakeMs === null || p.lastHandshakeMs < sinceMs).map((p) => publicKeyFingerprint(p.publicKey));
   }
 
   /** Step 4 (before publishing): steers this node's traffic to the re-keyed channel and drains the other. */
