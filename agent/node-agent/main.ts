@@ -199,6 +199,10 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         localNode: me,
         localPodCidrs: self.podCidrs,
         routes: { source },
+        // Pod traffic follows the ipcache's key_slot: rewrite it before a channel is left for re-keying.
+        onSteeringChanged: async () => {
+          if (sync) await sync.pass();
+        },
         log: moduleLogger(log, 'wireguard-peers'),
       });
       const uplink = await getLink(config.datapath.uplink);
