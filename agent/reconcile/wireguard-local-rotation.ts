@@ -57,6 +57,8 @@ export interface LocalRotationOptions {
 
 export class WireGuardLocalRotation {
   private readonly opts: LocalRotationOptions;
+  /** Bytes sent to each peer (hex key) on the re-keyed channel when its key was set (activate). */
+  private txAtActivation: Map<string, bigint> | undefined;
 
   constructor(opts: LocalRotationOptions) {
     this.opts = opts;
@@ -113,6 +115,8 @@ export class WireGuardLocalRotation {
     const d = channel!;
     this.requireAcks('activate', d, acks);
     await setChannelKey(this.opts.backend, this.opts.deviceBase, d, key);
+    const dev = await this.opts.backend.getDevice(channelDeviceNames(this.opts.deviceBase)[d]);
+    this.txAtActivation = new Map(dev.peers.map((p) => [p.publicKey.toString('hex'), p.txBytes]));
     const next = { generations: this.state.generations, draining: null };
     await this.opts.reconciler.setLocalChannels(next);
     this.opts.log?.info({ channel: d, generation: this.state.generations[d], keyFingerprint: key.fingerprint }, 'WireGuard key rotation: new key active on channel');
@@ -129,7 +133,10 @@ export class WireGuardLocalRotation {
     const { phase, channel } = localRotationPhase(this.state);
     if (phase !== 'activated' || channel === null) return [];
     const dev = await this.opts.backend.getDevice(channelDeviceNames(this.opts.deviceBase)[channel]);
-    return dev.peers.filter((p) => p.lastHandshakeMs === null || p.lastHandshakeMs < sinceMs).map((p) => publicKeyFingerprint(p.publicKey));
+    // A peer this node has sent nothing to since activation (not even a handshake initiation)
+    // has no handshake to wait for; after a restart every peer counts.
+    const sending = (p: { publicKey: Buffer; txBytes: bigint }) => this.txAtActivation?.get(p.publicKey.toString('hex')) !== p.txBytes;
+    return dev.peers.filter((p) => sending(p) && (p.lastHandshakeMs === null || p.lastHandshakeMs < sinceMs)).map((p) => publicKeyFingerprint(p.publicKey));
   }
 
   /** Step 4 (before publishing): steers this node's traffic to the re-keyed channel and drains the other. */
