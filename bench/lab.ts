@@ -12,8 +12,9 @@
  *   another node first gets an answer from it (identity allocated by the operator, picked up by
  *   both agents, endpoint and ipcache written, packets encrypted both ways); p50 / p99.
  * - agents: resident memory and CPU use while idle (N seconds), per agent.
- * Packets lost during a node key rotation are not measured: the agent does not drive the
- * two-channel rotation yet (docs/agent.md §Not wired yet).
+ * - rotation: packets lost while node-1's node key rotates under load (the connectivity
+ *   scenario key-rotation-under-load, N rotations: pods of node-1 and node-2 ping each other both
+ *   ways ~25/s), next to the same ping load for the same time without a rotation (control).
  *
  * Writes bench/results/lab.json and prints the figures.
  */
@@ -21,7 +22,9 @@ import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { keyRotationUnderLoad } from '../agent/connectivity/key-rotation.js';
 import { waitForAgents } from '../agent/connectivity/lab-test.js';
+import { ping } from '../agent/connectivity/probes.js';
 import { projectRoot } from '../agent/project-root.js';
 import { readLabState } from '../agent/lab/state.js';
 import { labDown } from '../agent/lab/remove.js';
@@ -31,7 +34,8 @@ import { median, round, writeResults } from './lib/report.js';
 import { requireTool, sh } from './netlink-host.js';
 
 const execFileP = promisify(execFile);
-const LAB = 'labbench';
+/** The lab's name; VEIL_BENCH_LAB runs it under another one (next to a lab of the same name already up). */
+const LAB = process.env.VEIL_BENCH_LAB ?? 'labbench';
 const CLI = join(projectRoot(), 'dist', 'agent', 'cli', 'main.js');
 
 async function veil(args: string[]): Promise<string> {
@@ -224,7 +228,7 @@ function rssMiB(pid: number): number {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 5, 'new-pods': 5, 'idle-seconds': 10 }, cases: ['throughput', 'new-pod', 'agents'] });
+  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 5, 'new-pods': 5, 'idle-seconds': 10, rotations: 3 }, cases: ['throughput', 'new-pod', 'agents', 'rotation'] });
   for (const [t, p] of [['iperf3', 'iperf3'], ['wg', 'wireguard-tools'], ['wireguard-go', 'wireguard-go']] as const) await requireTool(t, p);
   const seconds = a.counts.seconds!;
   const results: Record<string, unknown> = { lab: { nodes: 3, podsPerNode: 2 } };
@@ -270,7 +274,38 @@ export async function run(argv: string[]): Promise<void> {
       results.agents = per;
       for (const p of per) process.stdout.write(`${p.agent}: RSS ${p.rss_mib} MiB, idle CPU ${p.idle_cpu_percent} %\n`);
     }
-    results.rotationLoss = { measured: false, why: 'the agent does not drive the two-channel node key rotation yet (docs/agent.md)' };
+    if (a.only.has('rotation')) {
+      const runs: { sent: number; lost: number; plaintext: number; ms: number }[] = [];
+      for (let i = 0; i < a.counts.rotations!; i++) {
+        const r = await keyRotationUnderLoad(await readLabState(LAB), { wireguardPort: 51871 });
+        const d = r.data as { sent: number; lost: number; plaintext: number; rotationMs: number } | undefined;
+        if (!d || d.sent === undefined) throw new Error(`Rotation ${i + 1} did not run: ${r.detail}`);
+        runs.push({ sent: d.sent, lost: d.lost, plaintext: d.plaintext, ms: d.rotationMs });
+        process.stdout.write(`rotation ${i + 1}: ${d.lost} of ${d.sent} pings lost, ${d.plaintext} plaintext, ${round(d.rotationMs / 1000, 1)} s${r.ok ? '' : ` (${r.detail})`}\n`);
+      }
+      // Control: the same two ping streams for as long as a rotation took, no rotation.
+      const batches = Math.max(1, Math.round(runs.reduce((x, r) => x + r.ms, 0) / runs.length / 1000));
+      let sent = 0;
+      let lost = 0;
+      const back = state.pods.find((p) => p.node === 'node-1')!;
+      const backIp = back.addresses.find((x) => !x.includes(':'))!;
+      for (let i = 0; i < batches; i++) {
+        const [x, y] = await Promise.all([ping(client.netns, serverIp, { count: 25, intervalS: 0.04, timeoutS: 2 }), ping(server.netns, backIp, { count: 25, intervalS: 0.04, timeoutS: 2 })]);
+        sent += x.sent + y.sent;
+        lost += x.sent - x.received + (y.sent - y.received);
+      }
+      const total = (k: 'sent' | 'lost' | 'plaintext') => runs.reduce((x, r) => x + r[k], 0);
+      results.rotationLoss = {
+        rotations: runs.length,
+        pings_sent: total('sent'),
+        pings_lost: total('lost'),
+        plaintext_packets: total('plaintext'),
+        per_rotation: runs.map((r) => ({ sent: r.sent, lost: r.lost, seconds: round(r.ms / 1000, 1) })),
+        control_no_rotation: { pings_sent: sent, pings_lost: lost },
+        note: 'node-1 node key, two-channel make-before-break under the cluster-wide rotation lease; ~25 pings/s each way between a pod of node-1 and one of node-2',
+      };
+      process.stdout.write(`rotation under load: ${total('lost')} of ${total('sent')} pings lost in ${runs.length} rotations; control without rotation: ${lost} of ${sent} lost\n`);
+    }
   } finally {
     await veil(['lab', 'down', '--name', LAB]).catch((err: Error) => process.stderr.write(`lab down failed: ${err.message}\n`));
   }

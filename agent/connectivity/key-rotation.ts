@@ -92,8 +92,13 @@ export async function keyRotationUnderLoad(s: LabState, o: { wireguardPort: numb
     if (!id) return fail(`${node.name} hosts no identity key to rotate in IPsec mode: add a pod to it`);
     slots.push({ kind: 'identity', identity: id.rotation.slot.identity });
   }
-  const before = await activeGenerations(dir, slots);
-  for (const [slot, g] of before) if (g === undefined) return fail(`${node.name} has no active ${slotLabel(slot)} yet: wait for its agent`);
+  // A lab just brought up may still be activating its first keys.
+  let before = await activeGenerations(dir, slots);
+  for (const deadline = Date.now() + 30_000; [...before.values()].includes(undefined) && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 250));
+    before = await activeGenerations(dir, slots);
+  }
+  for (const [slot, g] of before) if (g === undefined) return fail(`${node.name} has no active ${slotLabel(slot)} after 30 s: see its agent's log (veil lab status)`);
   const isPod = podAddressTest(s);
 
   const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);

@@ -107,6 +107,15 @@ function recordKeyState(phase: rot.KeyPhase): NodeRecordKeyState | undefined {
   return undefined;
 }
 
+/** How long the old channel's drain waits for this node's handshakes on the re-keyed one. */
+const HANDSHAKE_WAIT_MS = 5_000;
+/**
+ * How long a channel stays as it is after traffic left it, before its key changes anywhere:
+ * packets already encrypted for it (queued in a loaded wireguard-go, in flight) are still received
+ * — setting a new key or removing a peer drops the sessions they belong to.
+ */
+const STEER_GRACE_MS = 1_000;
+
 function sameChannels(a: NodeRecordWireGuard | undefined, b: NodeRecordWireGuard): boolean {
   return a !== undefined && a.generations[0] === b.generations[0] && a.generations[1] === b.generations[1] && a.draining === b.draining;
 }
@@ -153,6 +162,12 @@ export class KeyManager {
   readonly #lock: NodeKeyRotationLock | undefined;
   /** The channel state in the record last published (WireGuard mode). */
   #publishedWg: NodeRecordWireGuard | undefined;
+  /** When this process set the new node key on the re-keyed channel (WireGuard mode). */
+  #channelKeyedAt: number | undefined;
+  /** When traffic last moved off a channel that is re-keyed next (WireGuard mode). */
+  #steeredAt: number | undefined;
+  /** When every peer was seen to have left the old channel (WireGuard mode). */
+  #oldAckedAt: number | undefined;
 
   private constructor(o: KeyManagerOptions, state: KeyManagerState) {
     this.#o = o;
@@ -623,8 +638,11 @@ export class KeyManager {
       let state = wg.state;
       if (localRotationPhase(state).phase === 'idle') {
         state = await wg.begin(pending.generation);
+        this.#steeredAt = this.#now();
         await channelEvent('key.channel_draining', pending.generation, localRotationPhase(state).channel!);
       }
+      // Packets this node sent on the channel it just left are delivered before peers re-key it.
+      if (this.#graceLeft()) return;
       const t = rot.publish(slot.rotation, { generation: pending.generation, now });
       if (!(await this.#publish(this.#with(slot, t.state), state))) return;
       slot.rotation = t.state;
@@ -646,8 +664,11 @@ export class KeyManager {
         const key = this.#keys.get(keyId(ref, g.generation))!;
         // Already set on the device when an earlier pass failed to publish the activation.
         const keyed = localRotationPhase(wg.state).phase === 'activated';
+        // Before the key is set: the first handshake on the channel may complete at once.
+        const keyedAt = this.#now();
         const state = keyed ? wg.state : await wg.activate(key, acks);
         if (!keyed) await channelEvent('key.channel_keyed', g.generation, channel);
+        this.#channelKeyedAt = keyedAt;
         const t = rot.activate(slot.rotation, { generation: g.generation, now });
         if (!(await this.#publish(this.#with(slot, t.state), state))) return;
         slot.rotation = t.state;
@@ -666,6 +687,7 @@ export class KeyManager {
         await this.#wipe(ref, g.generation);
         await this.#hooks.retireLocalKey({ ...ref, generation: g.generation });
         await audit(t.event, { abandonReason: 'not-acknowledged', missingPeers: missing });
+        this.#steeredAt = undefined;
         await lock.release();
         this.#o.log?.warn({ slot: sid, generation: g.generation, missingPeers: missing }, 'Abandoned a node key generation that peers did not acknowledge on its channel in time');
         return;
@@ -679,6 +701,22 @@ export class KeyManager {
     const drained = localRotationPhase(wg.state).phase === 'retiring';
     if (localRotationPhase(wg.state).phase === 'activated' || (drained && !sameChannels(this.#publishedWg, wg.state))) {
       if (!(await needLock())) return;
+      // Peers move onto the re-keyed channel once this node's handshakes there are done (bounded:
+      // a peer this node sends nothing to never handshakes, and then cannot cross one either).
+      const since = (this.#channelKeyedAt ??= this.#now());
+      if (!drained) {
+        // This node moved to the re-keyed channel at activation: its packets still on the old
+        // one are delivered before peers re-key it.
+        this.#steeredAt = since;
+        if (this.#graceLeft()) return;
+        const waiting = await wg.withoutHandshake(since);
+        if (waiting.length > 0 && this.#now() - since < HANDSHAKE_WAIT_MS) {
+          this.#o.log?.debug({ peers: waiting }, 'Waiting for handshakes on the re-keyed WireGuard channel before draining the old one');
+          setTimeout(() => this.#kick(), 100).unref?.();
+          return;
+        }
+        this.#o.log?.info({ waitedMs: this.#now() - since, withoutHandshake: waiting }, 'Draining the old WireGuard channel');
+      }
       const state = drained ? wg.state : await wg.drainOther();
       if (!(await this.#publish(this.#with(slot, slot.rotation), state))) return;
       await channelEvent('key.channel_draining', act.generation, state.draining!);
@@ -692,6 +730,12 @@ export class KeyManager {
     const installed = old === null || slot.rotation.peers.every((p) => acks.get(p)?.[old] === a.generation);
     if (!installed || !slot.rotation.peers.every((p) => a.movedPeers.includes(p))) return;
     if (!(await needLock())) return;
+    // The peers just moved off the old channel: what they sent on it arrives before its key changes.
+    if (old !== null) {
+      this.#oldAckedAt ??= this.#now();
+      this.#steeredAt = this.#oldAckedAt;
+      if (this.#graceLeft()) return;
+    }
     let state = wg.state;
     if (old !== null) {
       state = await wg.complete(this.#keys.get(keyId(ref, a.generation))!, acks);
@@ -713,7 +757,22 @@ export class KeyManager {
       previousFingerprint: superseded.fingerprint,
       acknowledgedBy: a.acknowledgedBy.length,
     });
+    this.#channelKeyedAt = undefined;
+    this.#steeredAt = undefined;
+    this.#oldAckedAt = undefined;
     await lock.release();
+  }
+
+  /**
+   * Whether the steering grace since #steeredAt (or now, after a restart) has not run out yet;
+   * then the pass is kicked again when it has.
+   */
+  #graceLeft(): boolean {
+    const since = (this.#steeredAt ??= this.#now());
+    const left = since + STEER_GRACE_MS - this.#now();
+    if (left <= 0) return false;
+    setTimeout(() => this.#kick(), left + 10).unref?.();
+    return true;
   }
 
   /** Per peer, the channel generations its acknowledgement reports for this node's node key. */

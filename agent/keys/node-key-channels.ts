@@ -24,6 +24,8 @@ export interface NodeKeyChannels {
   restore(state: NodeRecordWireGuard): Promise<void>;
   begin(nextGeneration: number): Promise<NodeRecordWireGuard>;
   activate(key: X25519PrivateKey, acks: ChannelAcks): Promise<NodeRecordWireGuard>;
+  /** Peers without a handshake on the re-keyed channel since `sinceMs` (phase "activated"); drainOther waits for none, up to a bound. */
+  withoutHandshake(sinceMs: number): Promise<string[]>;
   drainOther(): Promise<NodeRecordWireGuard>;
   complete(key: X25519PrivateKey, acks: ChannelAcks): Promise<NodeRecordWireGuard>;
   abort(): Promise<NodeRecordWireGuard>;

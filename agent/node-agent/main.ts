@@ -277,6 +277,12 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         localNode: me,
         localPodCidrs: self.podCidrs,
         routes: { source },
+        // Pod traffic follows the ipcache's key_slot: rewrite it before a channel is left for
+        // re-keying, and give packets already queued for that channel a moment to leave.
+        onSteeringChanged: async () => {
+          if (sync) await sync.pass();
+          await new Promise((r) => setTimeout(r, 250));
+        },
         log: moduleLogger(log, 'wireguard-peers'),
       });
       const uplink = await getLink(config.datapath.uplink);

@@ -16,7 +16,8 @@
 import type { Logger } from '../log/logger.js';
 import type { X25519PrivateKey } from '../keys/x25519.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
-import { setChannelKey } from './wireguard-channel-devices.js';
+import { publicKeyFingerprint } from '../keys/fingerprint.js';
+import { channelDeviceNames, setChannelKey } from './wireguard-channel-devices.js';
 import { chooseDrainChannel, otherChannel, validateChannelState, type WgChannel, type WireGuardChannelState } from './wireguard-channel-state.js';
 import { WireGuardReconcileError } from './wireguard-errors.js';
 import type { WireGuardPeerReconciler } from './wireguard-peers.js';
@@ -56,6 +57,8 @@ export interface LocalRotationOptions {
 
 export class WireGuardLocalRotation {
   private readonly opts: LocalRotationOptions;
+  /** Bytes sent to each peer (hex key) on the re-keyed channel when its key was set (activate). */
+  private txAtActivation: Map<string, bigint> | undefined;
 
   constructor(opts: LocalRotationOptions) {
     this.opts = opts;
@@ -112,10 +115,28 @@ export class WireGuardLocalRotation {
     const d = channel!;
     this.requireAcks('activate', d, acks);
     await setChannelKey(this.opts.backend, this.opts.deviceBase, d, key);
+    const dev = await this.opts.backend.getDevice(channelDeviceNames(this.opts.deviceBase)[d]);
+    this.txAtActivation = new Map(dev.peers.map((p) => [p.publicKey.toString('hex'), p.txBytes]));
     const next = { generations: this.state.generations, draining: null };
     await this.opts.reconciler.setLocalChannels(next);
     this.opts.log?.info({ channel: d, generation: this.state.generations[d], keyFingerprint: key.fingerprint }, 'WireGuard key rotation: new key active on channel');
     return next;
+  }
+
+  /**
+   * Between step 3 and 4: the peers (public key fingerprints) on the re-keyed channel's device
+   * without a handshake since `sinceMs`. Peers should move onto that channel only once this node's
+   * own handshake with them is done: two ends initiating on a fresh channel at once can stall it
+   * for WireGuard's 5 s retry (docs/wireguard-rotation.md §Steering).
+   */
+  async withoutHandshake(sinceMs: number): Promise<string[]> {
+    const { phase, channel } = localRotationPhase(this.state);
+    if (phase !== 'activated' || channel === null) return [];
+    const dev = await this.opts.backend.getDevice(channelDeviceNames(this.opts.deviceBase)[channel]);
+    // A peer this node has sent nothing to since activation (not even a handshake initiation)
+    // has no handshake to wait for; after a restart every peer counts.
+    const sending = (p: { publicKey: Buffer; txBytes: bigint }) => this.txAtActivation?.get(p.publicKey.toString('hex')) !== p.txBytes;
+    return dev.peers.filter((p) => sending(p) && (p.lastHandshakeMs === null || p.lastHandshakeMs < sinceMs)).map((p) => publicKeyFingerprint(p.publicKey));
   }
 
   /** Step 4 (before publishing): steers this node's traffic to the re-keyed channel and drains the other. */

@@ -74,6 +74,13 @@ export interface WireGuardPeerReconcilerOptions {
   /** Underlay address family to reach peers on; default each record's first address. */
   underlayFamily?: IpFamily;
   routes?: TunnelRouteSettings;
+  /**
+   * Called (and awaited) whenever the channel some node is steered on changed, after its routes
+   * moved and before the channel it left is re-keyed: the agent rewrites the datapath's key_slot
+   * here, so pod traffic (which the eBPF program steers, not the routes) leaves the channel first.
+   * A failure fails the update (retried by the caller) before anything is re-keyed.
+   */
+  onSteeringChanged?: () => Promise<void>;
   /** Called on every record before anything else; throw to reject it (for example verifyNodeRecord). */
   verify?: (record: NodeRecord) => NodeRecord | Promise<NodeRecord>;
   log?: Logger;
@@ -157,6 +164,7 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
   async setLocalChannels(state: WireGuardChannelState): Promise<void> {
     const next = validateChannelState(state, this.opts.localNode);
     await this.lock.run('all', async () => {
+      let moved = false;
       this.local = next;
       for (const [node, e] of this.nodes) {
         const steering = steeringChannel(next, e.peers.state, e.steering);
@@ -165,9 +173,13 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
           continue;
         }
         await this.steer(e.peers, steering);
-        if (steering !== e.steering) this.log.info({ node, channel: steering }, 'Steering node traffic to another WireGuard channel');
+        if (steering !== e.steering) {
+          this.log.info({ node, channel: steering }, 'Steering node traffic to another WireGuard channel');
+          moved = true;
+        }
         e.steering = steering;
       }
+      if (moved) await this.opts.onSteeringChanged?.();
     });
   }
 
@@ -205,8 +217,12 @@ export class WireGuardPeerReconciler implements Reconciler<WireGuardPeerDesired>
       // 1) the channel traffic goes to, 2) routes onto it, 3) the other channel.
       await this.apply(first, plans[first]!, key);
       await this.steer(peers, steering, prev?.peers.podCidrs);
+      this.nodes.set(key, { peers: prev?.peers ?? peers, steering });
+      if (steering !== prev?.steering) {
+        this.log.info({ node: key, channel: steering }, 'Steering node traffic to WireGuard channel');
+        await this.opts.onSteeringChanged?.();
+      }
       await this.apply(otherChannel(first), plans[otherChannel(first)]!, key);
-      if (steering !== prev?.steering) this.log.info({ node: key, channel: steering }, 'Steering node traffic to WireGuard channel');
       this.nodes.set(key, { peers, steering });
     });
   }
