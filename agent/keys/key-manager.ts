@@ -124,9 +124,14 @@ export class KeyManager {
   #again = false;
   #stopped = false;
   #lastError: Error | undefined;
+  /** The node certificate and key that sign the record (replaced by a renewal). */
+  #credentials: { certificatePem: string; privateKey: KeyObject | string };
+  /** A renewed certificate must be published even without a key change. */
+  #republish = false;
 
   private constructor(o: KeyManagerOptions, state: KeyManagerState) {
     this.#o = o;
+    this.#credentials = { certificatePem: o.nodeCertificatePem, privateKey: o.nodePrivateKey };
     this.#paths = o.paths ?? new KeyStorePaths();
     this.#dir = new KeyStateDir(o.stateDir);
     this.#hooks = o.hooks ?? NO_KERNEL_STATE;
@@ -394,6 +399,17 @@ export class KeyManager {
     while (this.#running) await this.#running;
   }
 
+  /**
+   * Switches to a renewed node certificate and its key (agent/node-cert): the record is published
+   * again at the next pass, signed with them, so peers hold the new certificate before the old
+   * one expires. Retried every pass until it succeeds.
+   */
+  replaceNodeCertificate(certificatePem: string, privateKey: KeyObject | string): void {
+    this.#credentials = { certificatePem, privateKey };
+    this.#republish = true;
+    this.#kick();
+  }
+
   async #pass(): Promise<void> {
     for (const { peer, err } of this.#badAcks.splice(0)) {
       await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: auditDetail(err.message) });
@@ -407,6 +423,10 @@ export class KeyManager {
     const slots = [...this.#state.slots].sort((a, b) => (a.rotation.slot.kind === 'node' ? -1 : 0) - (b.rotation.slot.kind === 'node' ? -1 : 0));
     await this.#removeUnhosted();
     for (const slot of this.#state.slots.filter((x) => slots.includes(x))) await this.#ownerSide(slot);
+    if (this.#republish && (await this.#publish(this.#state.slots.map((x) => x.rotation)))) {
+      this.#republish = false;
+      await this.#dir.save(this.#state);
+    }
   }
 
   // Owner side: one slot's rotation.
@@ -574,7 +594,7 @@ export class KeyManager {
       issuedAt: this.#now(),
       sequence: this.#state.sequence + 1,
     };
-    const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#o.nodePrivateKey, certificate: this.#o.nodeCertificatePem })));
+    const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#credentials.privateKey, certificate: this.#credentials.certificatePem })));
     const key = this.#paths.record(this.#o.node);
     const r = this.#recordRevision === null ? await this.#o.store.create(key, wire) : await this.#o.store.update(key, wire, this.#recordRevision);
     const ok = 'updated' in r ? r.updated : r.created;
