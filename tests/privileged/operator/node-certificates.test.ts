@@ -27,6 +27,7 @@ import { bootstrapKey, issuedKey, requestKey } from '../../../agent/node-cert/st
 import { startOperator, type RunningOperator } from '../../../agent/operator/operator.js';
 import { EtcdStore } from '../../../agent/store/etcd-store.js';
 import type { Store } from '../../../agent/store/store.js';
+import { certsCommand } from '../../../agent/cli/certs-command.js';
 import { EtcdServer } from '../../support/etcd.js';
 import { eventually } from '../../support/netns.js';
 
@@ -213,6 +214,25 @@ describe('node certificates signed by the operator', () => {
     expect((await readFile(files('node-a').nodeCert, 'utf8')).trim()).toBe(r.state.certificate.pem.trim());
     await c.stop();
   }, 30_000);
+
+  it('"veil certs bootstrap-token" provisions a node: token file 0600, registration in the store, usable by the agent', async () => {
+    await registerNode('node-cli', 8);
+    const f = files('node-cli');
+    const write = process.stdout.write;
+    let printed = '';
+    process.stdout.write = ((chunk: string) => ((printed += chunk), true)) as typeof process.stdout.write;
+    try {
+      expect(await certsCommand.run(['bootstrap-token', '--node', 'node-cli', '--store', etcd.clientUrl, '--out', f.bootstrapToken, '--ttl', '10m'])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(printed).toMatch(/^Registered a bootstrap token for node "node-cli" \(valid until .*, usable once\)/);
+    expect(printed).not.toContain((await readFile(f.bootstrapToken, 'utf8')).trim().slice(18));
+    expect((await stat(f.bootstrapToken)).mode & 0o777).toBe(0o600);
+    expect(await store.get(bootstrapKey('node-cli'))).not.toBeNull();
+    await expect(certsCommand.run(['bootstrap-token', '--node', 'node-cli', '--store', etcd.clientUrl, '--out', f.bootstrapToken])).rejects.toThrow(/exists: a bootstrap token is never overwritten/);
+    expect((await client('node-cli').ensure()).source).toBe('issued');
+  });
 
   it('collects the records of a node removed from the cluster model', async () => {
     await registerNode('node-gone', 9);
