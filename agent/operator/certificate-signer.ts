@@ -60,7 +60,8 @@ export class CertificateSigner {
       store: this.#o.store,
       prefix: REQUESTS_PREFIX,
       onChange: (_key, kv) => {
-        if (kv) void this.#enqueue(kv);
+        // A failure is logged by #enqueue and retried by the next pass.
+        if (kv) this.#enqueue(kv).catch(() => undefined);
       },
       onResync: (err) => this.#o.log?.warn({ err }, 'Re-listing certificate requests'),
     });
