@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { sign } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +38,18 @@ let cluster: ClusterClient;
 let operator: RunningOperator;
 let dir: string;
 let bundle: string;
-const log = createRootLogger({ level: 'silent' });
+/** Every log line of the operator and the agents' clients (debug and up), checked for secrets at the end. */
+const logLines: string[] = [];
+const logSink = new PassThrough();
+logSink.on('data', (chunk: Buffer) => logLines.push(chunk.toString('utf8')));
+const log = createRootLogger({ level: 'debug', destination: logSink });
+/** Every token the tests made. */
+const tokens: string[] = [];
+function newToken(): string {
+  const t = createBootstrapToken();
+  tokens.push(t);
+  return t;
+}
 const clients: NodeCertificateClient[] = [];
 
 function files(node: string) {
@@ -52,7 +64,7 @@ function client(node: string, opts: { renewBeforeMs?: number; store?: Store } = 
 }
 
 async function provision(node: string): Promise<string> {
-  const token = createBootstrapToken();
+  const token = newToken();
   await writeBootstrapTokenFile(files(node).bootstrapToken, token);
   await registerBootstrapToken(store, node, token, { ttlMs: 600_000 });
   return token;
@@ -147,7 +159,7 @@ describe('node certificates signed by the operator', () => {
 
   it('refuses a used token, naming the node and the fix but never the token', async () => {
     // The same token again (say, copied off the node before it was used): a new request with it.
-    const token = createBootstrapToken();
+    const token = newToken();
     await registerBootstrapToken(store, 'node-b', token, { ttlMs: 600_000 });
     await writeBootstrapTokenFile(files('node-b').bootstrapToken, token);
     await client('node-b').ensure();
@@ -163,7 +175,7 @@ describe('node certificates signed by the operator', () => {
   it('refuses a node claiming another node\'s name', async () => {
     // node-c's token used to ask for node-b: the proof does not verify with node-b's registration.
     const tokenB = await provision('node-b');
-    const tokenC = createBootstrapToken();
+    const tokenC = newToken();
     await registerBootstrapToken(store, 'node-c', tokenC, { ttlMs: 600_000 });
     await writeBootstrapTokenFile(files('node-b').bootstrapToken, tokenC);
     const err = await client('node-b').ensure().catch((e: unknown) => e);
@@ -184,7 +196,7 @@ describe('node certificates signed by the operator', () => {
     expect(await store.get(bootstrapKey('node-b'))).not.toBeNull(); // not consumed by a refused request
 
     // A name the cluster does not know.
-    await writeBootstrapTokenFile(files('node-x').bootstrapToken, createBootstrapToken());
+    await writeBootstrapTokenFile(files('node-x').bootstrapToken, newToken());
     const unknown = await client('node-x').ensure().catch((e: unknown) => e);
     expect((unknown as CertificateRequestRefusedError).reason).toBe('unknown-node');
   });
@@ -243,4 +255,13 @@ describe('node certificates signed by the operator', () => {
     await eventually(async () => (await store.get(issuedKey('node-gone'))) === null, { timeoutMs: 10_000, what: 'the records to be collected' });
     expect(await store.get(issuedKey('node-a'))).not.toBeNull();
   }, 20_000);
+
+  it('logs no token, no private key and no proof signature', () => {
+    expect(logLines.join('')).toMatch(/Issued a node certificate/);
+    expect(logLines.join('')).toMatch(/Refused a node certificate request/);
+    for (const line of logLines) {
+      for (const t of tokens) expect(line).not.toContain(t.slice(18));
+      expect(line).not.toMatch(/PRIVATE KEY|"signature"/);
+    }
+  });
 });
