@@ -152,7 +152,7 @@ export class CertificateSigner {
       }
       await this.#answer({ node, requestId: req.requestId, answered: answered.slice(0, MAX_ANSWERED), status: 'issued', certificatePem: cert.pem });
       log?.info(
-        { node, proof: req.proof.kind, serial: cert.serialNumber.toLowerCase(), fingerprint: cert.fingerprint, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
+        { node, proof: req.proof.kind, serial: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''), fingerprint: cert.fingerprint, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
         req.proof.kind === 'bootstrap-token' ? 'Issued a node certificate' : 'Renewed a node certificate',
       );
       this.#o.onIssued?.(req.proof.kind);
