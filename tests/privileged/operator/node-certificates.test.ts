@@ -140,6 +140,11 @@ describe('node certificates signed by the operator', () => {
     expect(captured).toHaveLength(1);
   });
 
+  it('shows certificate signing in the operator\'s /status', async () => {
+    const status = (await (await fetch(`http://127.0.0.1:${operator.address.port}/status`)).json()) as { nodeCertificates: unknown };
+    expect(status.nodeCertificates).toEqual({ signing: true, trustDomain: 'oc.veil.lab', caFingerprint: expect.stringMatching(/^sha256:/), ttlMs: 60_000 });
+  });
+
   it('uses the files as they are after a restart', async () => {
     const again = await client('node-a', { renewBeforeMs: 1_000 }).ensure();
     expect(again.source).toBe('existing');
