@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterClient } from '../../../agent/cluster/client.js';
 import { putValue } from '../../../agent/node-cert/put-value.js';
+import { encodeRequest, encodeResponse } from '../../../agent/node-cert/records.js';
+import { createNodeCsr } from '../../../certs/node-csr.js';
 import { issuedKey, requestKey } from '../../../agent/node-cert/store-keys.js';
 import { CertificateSigner } from '../../../agent/operator/certificate-signer.js';
 import { MemoryStore } from '../../../agent/store/memory-store.js';
@@ -34,5 +36,26 @@ describe('CertificateSigner on hostile records', () => {
     await putValue(store, requestKey('node-a'), Buffer.from('{"v":1}'));
     expect(await signer.handle(old)).toEqual({ node: 'node-a', status: 'ignored' });
     expect(await store.get(requestKey('node-a'))).not.toBeNull();
+  });
+
+  it('never overwrites an answer written by another replica while it was refusing', async () => {
+    const store = new MemoryStore();
+    const otherAnswer = encodeResponse({ node: 'node-a', requestId: 'ab'.repeat(16), answered: [], status: 'issued', certificatePem: ca.certificate.pem });
+    // The cluster lookup happens between reading the answer and writing the refusal: another replica answers then.
+    const cluster = {
+      get: async () => {
+        await putValue(store, issuedKey('node-a'), otherAnswer);
+        return null;
+      },
+    } as unknown as ClusterClient;
+    const signer = new CertificateSigner({ store, cluster, ca });
+    const csr = await createNodeCsr({ nodeName: 'node-a' });
+    const req = await putValue(
+      store,
+      requestKey('node-a'),
+      encodeRequest({ node: 'node-a', requestId: 'ab'.repeat(16), createdAt: new Date(), csrPem: csr.csrPem, proof: { kind: 'bootstrap-token', signature: Buffer.from('x') } }),
+    );
+    expect(await signer.handle(req)).toEqual({ node: 'node-a', status: 'refused', reason: 'unknown-node' });
+    expect((await store.get(issuedKey('node-a')))!.value.equals(otherAnswer)).toBe(true);
   });
 });
