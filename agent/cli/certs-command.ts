@@ -7,6 +7,7 @@
  *   veil certs issue-node  --dir DIR --node NAME [--ttl 7d] [--csr PEM]
  *   veil certs issue-svid  --dir DIR --node NAME --namespace NS --service-account SA [--ttl 1h]
  *   veil certs verify      --ca BUNDLE.pem CERT.pem [--chain PEM]... [--trust-domain TD] [--clock-skew 60s]
+ *   veil certs bootstrap-token --node NAME --store URLS --out FILE [--ttl 24h]
  */
 import { existsSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
@@ -26,6 +27,10 @@ import { DEFAULT_CLOCK_SKEW_MS, MAX_CLOCK_SKEW_MS, MAX_TTL_MS, MIN_TTL_MS } from
 import { parseDuration } from '../config/duration.js';
 import { verifyNodeCertificate, verifySvid } from '../../certs/verify.js';
 import { validatePath } from '../../certs/chain.js';
+import { validateNodeName } from '../../certs/names.js';
+import { parseStoreEndpoints } from '../config/agent-config.js';
+import { createBootstrapToken, registerBootstrapToken, writeBootstrapTokenFile } from '../node-cert/bootstrap-token.js';
+import { EtcdStore } from '../store/etcd-store.js';
 import { parseCommandArgs, requiredFlag, type CliOptions } from './args.js';
 import { commandGroup } from './command-group.js';
 
@@ -41,6 +46,10 @@ Commands:
               Issue a node certificate on the node's certificate request (made here unless --csr)
   issue-svid  --dir DIR --node NAME --namespace NS --service-account SA [--ttl 1h]
               Issue an SVID spiffe://TD/ns/NS/sa/SA with the node's certificate key
+  bootstrap-token --node NAME --store URLS --out FILE [--ttl 24h]
+              Provision a node: write a one-time bootstrap token (0600) for the node to FILE and
+              register its public key in the store; the node's agent gets its certificate from
+              "veil operator --ca-dir" with it (docs/keys.md §Node certificate lifecycle)
   verify      --ca BUNDLE.pem CERT.pem [--chain PEM]... [--trust-domain TD] [--clock-skew 60s]
               Verify a CA, node certificate or SVID against the trust bundle
 `;
@@ -192,9 +201,29 @@ async function verify(args: string[]): Promise<number> {
   return 0;
 }
 
+async function bootstrapToken(args: string[]): Promise<number> {
+  const { values } = parse('bootstrap-token', args, { node: { type: 'string' }, store: { type: 'string' }, out: { type: 'string' }, ttl: { type: 'string' } });
+  const node = validateNodeName(required(values, 'node', 'bootstrap-token'), '--node');
+  const endpoints = parseStoreEndpoints(required(values, 'store', 'bootstrap-token'), '--store');
+  const file = required(values, 'out', 'bootstrap-token');
+  const ttlMs = values.ttl !== undefined ? parseDuration('--ttl', values.ttl, { minMs: 60_000, maxMs: 30 * 86_400_000 }) : undefined;
+  if (existsSync(file)) throw new ConfigError(`"${file}" exists: a bootstrap token is never overwritten in place; remove the file or choose another --out`);
+  const token = createBootstrapToken();
+  await writeBootstrapTokenFile(file, token);
+  const store = new EtcdStore({ endpoints });
+  try {
+    const reg = await registerBootstrapToken(store, node, token, ttlMs !== undefined ? { ttlMs } : {});
+    out(`Registered a bootstrap token for node "${node}" (valid until ${reg.expiresAt.toISOString()}, usable once)`);
+    out(`  ${file} (0600): install it on the node as its pki.bootstrapToken`);
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
+
 export const certsCommand = commandGroup({
   name: 'certs',
   summary: 'Create the cluster CA, issue node certificates and SVIDs, verify certificates',
   usage: USAGE,
-  subcommands: { init, 'issue-node': issueNode, 'issue-svid': issueSvidCommand, verify },
+  subcommands: { init, 'issue-node': issueNode, 'issue-svid': issueSvidCommand, verify, 'bootstrap-token': bootstrapToken },
 });

@@ -81,12 +81,15 @@ export class SvidManager {
   #tick: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastError: Error | undefined;
+  /** The node certificate and key that sign SVIDs (replaced by a renewal). */
+  #node: NodeCredentials;
 
   constructor(o: SvidManagerOptions) {
     for (const [name, v] of [['ttlMs', o.ttlMs], ['tickMs', o.tickMs], ['retryMs', o.retryMs]] as const) {
       if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new ValidationError(name, `Invalid ${name} ${String(v)}: use a positive number of milliseconds`);
     }
     this.#o = o;
+    this.#node = o.node;
     this.#dir = join(o.stateDir, 'svids');
     this.#now = o.now ?? Date.now;
   }
@@ -118,6 +121,26 @@ export class SvidManager {
   /** Re-reads the hosted identities at once (after the queued work). */
   kick(): void {
     void this.#enqueue(() => this.#sync());
+  }
+
+  /**
+   * Switches to a renewed node certificate and key (agent/node-cert) and re-issues every SVID with
+   * them at once (each audited as "certificate.renewed"), so none chains to the old certificate.
+   */
+  replaceNodeCredentials(node: NodeCredentials): Promise<void> {
+    this.#node = node;
+    return this.#enqueue(async () => {
+      let failed: Error | undefined;
+      for (const entry of this.#entries.values()) {
+        try {
+          await this.#issue(entry);
+        } catch (err) {
+          failed ??= err as Error;
+          this.#schedule(entry, this.#now() + (this.#o.retryMs ?? 10_000));
+        }
+      }
+      if (failed) throw failed;
+    });
   }
 
   /** Waits for the queued work; for tests and orderly shutdown. */
@@ -212,7 +235,7 @@ export class SvidManager {
 
   async #issue(entry: Entry): Promise<void> {
     const { id, namespace, serviceAccount } = entry.identity;
-    const svid = await issueSvid(this.#o.node, {
+    const svid = await issueSvid(this.#node, {
       namespace,
       serviceAccount,
       now: new Date(this.#now()),
@@ -231,7 +254,7 @@ export class SvidManager {
       identity: id,
       serial: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
       fingerprint: cert.fingerprint,
-      issuerFingerprint: this.#o.node.certificate.fingerprint,
+      issuerFingerprint: this.#node.certificate.fingerprint,
       notBefore: cert.notBefore.toISOString(),
       notAfter: cert.notAfter.toISOString(),
     };

@@ -168,9 +168,14 @@ export class KeyManager {
   #steeredAt: number | undefined;
   /** When every peer was seen to have left the old channel (WireGuard mode). */
   #oldAckedAt: number | undefined;
+  /** The node certificate and key that sign the record (replaced by a renewal). */
+  #credentials: { certificatePem: string; privateKey: KeyObject | string };
+  /** A renewed certificate must be published even without a key change. */
+  #republish = false;
 
   private constructor(o: KeyManagerOptions, state: KeyManagerState) {
     this.#o = o;
+    this.#credentials = { certificatePem: o.nodeCertificatePem, privateKey: o.nodePrivateKey };
     this.#paths = o.paths ?? new KeyStorePaths();
     this.#dir = new KeyStateDir(o.stateDir);
     this.#hooks = o.hooks ?? NO_KERNEL_STATE;
@@ -461,6 +466,17 @@ export class KeyManager {
     while (this.#running) await this.#running;
   }
 
+  /**
+   * Switches to a renewed node certificate and its key (agent/node-cert): the record is published
+   * again at the next pass, signed with them, so peers hold the new certificate before the old
+   * one expires. Retried every pass until it succeeds.
+   */
+  replaceNodeCertificate(certificatePem: string, privateKey: KeyObject | string): void {
+    this.#credentials = { certificatePem, privateKey };
+    this.#republish = true;
+    this.#kick();
+  }
+
   async #pass(): Promise<void> {
     for (const { peer, err } of this.#badAcks.splice(0)) {
       await this.#record({ event: 'record.rejected', peerNode: peer, reason: 'malformed', detail: auditDetail(err.message) });
@@ -477,6 +493,10 @@ export class KeyManager {
       const wg = this.#o.wireguard?.channels;
       if (wg && slot.rotation.slot.kind === 'node' && rot.activeGeneration(slot.rotation)) await this.#wireGuardNodeKey(slot, wg);
       else await this.#ownerSide(slot);
+    }
+    if (this.#republish && (await this.#publish(this.#state.slots.map((x) => x.rotation)))) {
+      this.#republish = false;
+      await this.#dir.save(this.#state);
     }
   }
 
@@ -850,7 +870,7 @@ export class KeyManager {
       sequence: this.#state.sequence + 1,
       ...(wireguard ? { wireguard: { generations: [wireguard.generations[0], wireguard.generations[1]], draining: wireguard.draining } } : {}),
     };
-    const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#o.nodePrivateKey, certificate: this.#o.nodeCertificatePem })));
+    const wire = Buffer.from(serializeSignedNodeRecord(signNodeRecord(record, { privateKey: this.#credentials.privateKey, certificate: this.#credentials.certificatePem })));
     const key = this.#paths.record(this.#o.node);
     const r = this.#recordRevision === null ? await this.#o.store.create(key, wire) : await this.#o.store.update(key, wire, this.#recordRevision);
     const ok = 'updated' in r ? r.updated : r.created;

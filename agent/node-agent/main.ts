@@ -216,11 +216,14 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       // finds an unsigned tail while the agent runs.
       audit = openAuditLog({ path: config.audit.file, node: me, signer: keyObjectSigner(nodeKey, certPem), mirror: null, checkpointEvery: 1, onError: (err) => log.warn({ err }, 'Audit checkpoint failed') });
       if (got.event) await audit.record(got.event);
-      // Renewed certificates sign the audit log at once; node records and SVIDs take them at the next start.
+      // A renewed certificate signs the audit log, the node record and the SVIDs from then on.
       nodeCerts.startRenewal({
         onRenewed: async (r) => {
-          await audit.replaceSigner(keyObjectSigner(r.state.privateKey, r.state.certificate.pem));
+          [certPem, nodeKey] = [r.state.certificate.pem, r.state.privateKey];
+          await audit.replaceSigner(keyObjectSigner(nodeKey, certPem));
           if (r.event) await audit.record(r.event);
+          keys?.replaceNodeCertificate(certPem, nodeKey);
+          await svids?.replaceNodeCredentials(nodeCredentials(r.state.certificate, nodeKey));
           health.set('node-certificate', 'ok');
         },
         onError: (err) => health.set('node-certificate', 'degraded', err.message),

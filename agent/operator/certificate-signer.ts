@@ -60,7 +60,8 @@ export class CertificateSigner {
       store: this.#o.store,
       prefix: REQUESTS_PREFIX,
       onChange: (_key, kv) => {
-        if (kv) void this.#enqueue(kv);
+        // A failure is logged by #enqueue and retried by the next pass.
+        if (kv) this.#enqueue(kv).catch(() => undefined);
       },
       onResync: (err) => this.#o.log?.warn({ err }, 'Re-listing certificate requests'),
     });
@@ -98,7 +99,8 @@ export class CertificateSigner {
     if (this.#stopped) return { node, status: 'ignored' };
     const current = await store.get(kv.key);
     if (!current || current.modRevision !== kv.modRevision) return { node, status: 'ignored' }; // handled or replaced meanwhile
-    const previous = await this.#readResponse(node);
+    const responseKv = await store.get(issuedKey(node));
+    const previous = this.#parseResponse(responseKv, node);
     const answered = previous ? [previous.requestId, ...previous.answered.filter((a) => a !== previous.requestId)] : [];
     let requestId: string | undefined;
     try {
@@ -151,7 +153,7 @@ export class CertificateSigner {
       }
       await this.#answer({ node, requestId: req.requestId, answered: answered.slice(0, MAX_ANSWERED), status: 'issued', certificatePem: cert.pem });
       log?.info(
-        { node, proof: req.proof.kind, serial: cert.serialNumber.toLowerCase(), fingerprint: cert.fingerprint, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
+        { node, proof: req.proof.kind, serial: cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''), fingerprint: cert.fingerprint, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
         req.proof.kind === 'bootstrap-token' ? 'Issued a node certificate' : 'Renewed a node certificate',
       );
       this.#o.onIssued?.(req.proof.kind);
@@ -161,14 +163,20 @@ export class CertificateSigner {
       if (!(err instanceof CertificateRequestRefusedError)) throw err;
       log?.warn({ node, reason: err.reason, err }, 'Refused a node certificate request');
       this.#o.onRefused?.(err.reason);
-      if (requestId) await this.#answer({ node, requestId, answered: answered.slice(0, MAX_ANSWERED), status: 'refused', reason: err.reason, message: err.message });
+      // A refusal never overwrites an answer written since it was read (another replica that just
+      // lost the lease may have issued for this very request).
+      if (requestId) {
+        const value = encodeResponse({ node, requestId, answered: answered.slice(0, MAX_ANSWERED), status: 'refused', reason: err.reason, message: err.message });
+        const key = issuedKey(node);
+        const ok = responseKv ? (await store.update(key, value, responseKv.modRevision)).updated : (await store.create(key, value)).created;
+        if (!ok) log?.info({ node, requestId }, 'Not writing the refusal: the answer changed meanwhile');
+      }
       await store.delete(kv.key, kv.modRevision);
       return { node, status: 'refused', reason: err.reason };
     }
   }
 
-  async #readResponse(node: string): Promise<CertificateResponse | null> {
-    const kv = await this.#o.store.get(issuedKey(node));
+  #parseResponse(kv: KeyValue | null, node: string): CertificateResponse | null {
     if (!kv) return null;
     try {
       return parseResponse(kv, node);

@@ -95,7 +95,12 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
         health,
         registry: metrics.registry,
         ready: () => started,
-        status: () => ({ id: config.id, leader: election?.isLeader ?? false, lastSync: sync?.lastReport ?? null }),
+        status: () => ({
+          id: config.id,
+          leader: election?.isLeader ?? false,
+          lastSync: sync?.lastReport ?? null,
+          nodeCertificates: ca ? { signing: true, trustDomain: ca.trustDomain, caFingerprint: ca.certificate.fingerprint, ttlMs: config.nodeCertTtlMs } : { signing: false },
+        }),
       });
       address = await server.start();
       log.info({ address: address.address, port: address.port }, 'Status server listening');

@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { sign } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,7 @@ import { bootstrapKey, issuedKey, requestKey } from '../../../agent/node-cert/st
 import { startOperator, type RunningOperator } from '../../../agent/operator/operator.js';
 import { EtcdStore } from '../../../agent/store/etcd-store.js';
 import type { Store } from '../../../agent/store/store.js';
+import { certsCommand } from '../../../agent/cli/certs-command.js';
 import { EtcdServer } from '../../support/etcd.js';
 import { eventually } from '../../support/netns.js';
 
@@ -36,7 +38,18 @@ let cluster: ClusterClient;
 let operator: RunningOperator;
 let dir: string;
 let bundle: string;
-const log = createRootLogger({ level: 'silent' });
+/** Every log line of the operator and the agents' clients (debug and up), checked for secrets at the end. */
+const logLines: string[] = [];
+const logSink = new PassThrough();
+logSink.on('data', (chunk: Buffer) => logLines.push(chunk.toString('utf8')));
+const log = createRootLogger({ level: 'debug', destination: logSink });
+/** Every token the tests made. */
+const tokens: string[] = [];
+function newToken(): string {
+  const t = createBootstrapToken();
+  tokens.push(t);
+  return t;
+}
 const clients: NodeCertificateClient[] = [];
 
 function files(node: string) {
@@ -51,7 +64,7 @@ function client(node: string, opts: { renewBeforeMs?: number; store?: Store } = 
 }
 
 async function provision(node: string): Promise<string> {
-  const token = createBootstrapToken();
+  const token = newToken();
   await writeBootstrapTokenFile(files(node).bootstrapToken, token);
   await registerBootstrapToken(store, node, token, { ttlMs: 600_000 });
   return token;
@@ -127,6 +140,11 @@ describe('node certificates signed by the operator', () => {
     expect(captured).toHaveLength(1);
   });
 
+  it('shows certificate signing in the operator\'s /status', async () => {
+    const status = (await (await fetch(`http://127.0.0.1:${operator.address.port}/status`)).json()) as { nodeCertificates: unknown };
+    expect(status.nodeCertificates).toEqual({ signing: true, trustDomain: 'oc.veil.lab', caFingerprint: expect.stringMatching(/^sha256:/), ttlMs: 60_000 });
+  });
+
   it('uses the files as they are after a restart', async () => {
     const again = await client('node-a', { renewBeforeMs: 1_000 }).ensure();
     expect(again.source).toBe('existing');
@@ -146,7 +164,7 @@ describe('node certificates signed by the operator', () => {
 
   it('refuses a used token, naming the node and the fix but never the token', async () => {
     // The same token again (say, copied off the node before it was used): a new request with it.
-    const token = createBootstrapToken();
+    const token = newToken();
     await registerBootstrapToken(store, 'node-b', token, { ttlMs: 600_000 });
     await writeBootstrapTokenFile(files('node-b').bootstrapToken, token);
     await client('node-b').ensure();
@@ -162,7 +180,7 @@ describe('node certificates signed by the operator', () => {
   it('refuses a node claiming another node\'s name', async () => {
     // node-c's token used to ask for node-b: the proof does not verify with node-b's registration.
     const tokenB = await provision('node-b');
-    const tokenC = createBootstrapToken();
+    const tokenC = newToken();
     await registerBootstrapToken(store, 'node-c', tokenC, { ttlMs: 600_000 });
     await writeBootstrapTokenFile(files('node-b').bootstrapToken, tokenC);
     const err = await client('node-b').ensure().catch((e: unknown) => e);
@@ -183,7 +201,7 @@ describe('node certificates signed by the operator', () => {
     expect(await store.get(bootstrapKey('node-b'))).not.toBeNull(); // not consumed by a refused request
 
     // A name the cluster does not know.
-    await writeBootstrapTokenFile(files('node-x').bootstrapToken, createBootstrapToken());
+    await writeBootstrapTokenFile(files('node-x').bootstrapToken, newToken());
     const unknown = await client('node-x').ensure().catch((e: unknown) => e);
     expect((unknown as CertificateRequestRefusedError).reason).toBe('unknown-node');
   });
@@ -214,6 +232,25 @@ describe('node certificates signed by the operator', () => {
     await c.stop();
   }, 30_000);
 
+  it('"veil certs bootstrap-token" provisions a node: token file 0600, registration in the store, usable by the agent', async () => {
+    await registerNode('node-cli', 8);
+    const f = files('node-cli');
+    const write = process.stdout.write;
+    let printed = '';
+    process.stdout.write = ((chunk: string) => ((printed += chunk), true)) as typeof process.stdout.write;
+    try {
+      expect(await certsCommand.run(['bootstrap-token', '--node', 'node-cli', '--store', etcd.clientUrl, '--out', f.bootstrapToken, '--ttl', '10m'])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(printed).toMatch(/^Registered a bootstrap token for node "node-cli" \(valid until .*, usable once\)/);
+    expect(printed).not.toContain((await readFile(f.bootstrapToken, 'utf8')).trim().slice(18));
+    expect((await stat(f.bootstrapToken)).mode & 0o777).toBe(0o600);
+    expect(await store.get(bootstrapKey('node-cli'))).not.toBeNull();
+    await expect(certsCommand.run(['bootstrap-token', '--node', 'node-cli', '--store', etcd.clientUrl, '--out', f.bootstrapToken])).rejects.toThrow(/exists: a bootstrap token is never overwritten/);
+    expect((await client('node-cli').ensure()).source).toBe('issued');
+  });
+
   it('collects the records of a node removed from the cluster model', async () => {
     await registerNode('node-gone', 9);
     await provision('node-gone');
@@ -223,4 +260,13 @@ describe('node certificates signed by the operator', () => {
     await eventually(async () => (await store.get(issuedKey('node-gone'))) === null, { timeoutMs: 10_000, what: 'the records to be collected' });
     expect(await store.get(issuedKey('node-a'))).not.toBeNull();
   }, 20_000);
+
+  it('logs no token, no private key and no proof signature', () => {
+    expect(logLines.join('')).toMatch(/Issued a node certificate/);
+    expect(logLines.join('')).toMatch(/Refused a node certificate request/);
+    for (const line of logLines) {
+      for (const t of tokens) expect(line).not.toContain(t.slice(18));
+      expect(line).not.toMatch(/PRIVATE KEY|"signature"/);
+    }
+  });
 });
