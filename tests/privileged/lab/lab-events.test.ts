@@ -99,6 +99,25 @@ describe('veil lab events', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`^node-1 +\\S+ FROM_POD +DROP POLICY_DEFAULT_DENY .* -> ${BRIDGE.replace(/\./g, '\\.')} \\d+\\(cidr:${BRIDGE.replace(/\./g, '\\.')}/32\\)`, 'm'));
 
+    // A restarted agent adopts the CIDR identities it finds in the pinned ipcache. First a new
+    // prefix that sorts before the except (a fresh numbering would then move the except's number).
+    writeFileSync(file, POLICY.replace(`except: [${BRIDGE}/32] }`, `except: [${BRIDGE}/32] }\n        - ipBlock: { cidr: 10.77.0.0/25, except: [${BRIDGE}/32] }`));
+    expect((await veil(['lab', 'policy', 'apply', file, '--name', LAB])).code).toBe(0);
+    const node1 = JSON.parse((await veil(['lab', 'status', '--name', LAB, '--json'])).stdout).nodes.find((n: { name: string }) => n.name === 'node-1').netns as string;
+    await eventually(async () => {
+      const r = await run('ip', ['netns', 'exec', node1, process.execPath, '-e', 'fetch("http://127.0.0.1:9876/status").then(r=>r.text()).then(t=>process.stdout.write(t))']);
+      return (JSON.parse(r.stdout) as { datapath: { cidrPrefixes: number } | null }).datapath?.cidrPrefixes === 3;
+    }, { timeoutMs: 20_000, what: 'node-1 to install the third prefix' });
+    const restarted = await veil(['lab', 'restart-agent', '--name', LAB, '--node', 'node-1']);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const again = await eventually(async () => {
+      await ping(a.netns, BRIDGE);
+      const out = await veil(['lab', 'events', '--name', LAB, '--node', 'node-1', '--json', '--address', BRIDGE]);
+      return out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as EventRecord)[0];
+    }, { timeoutMs: 60_000, what: 'a drop event from the restarted agent' });
+    expect(again.dstIdentity).toBe(ev.toExcept.dstIdentity);
+    expect(again.dstLabels).toBe(`cidr:${BRIDGE}/32`);
+
     const bad = await veil(['lab', 'events', '--name', LAB, '--node', 'node-9']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/Lab "evlt" has no node "node-9": use one of node-1, node-2/);
