@@ -8,7 +8,7 @@
  */
 import type { DatapathEvent } from './events.js';
 import { eventMatches, type EventFilter } from './event-filter.js';
-import { eventRecord, type EventRecord } from './event-record.js';
+import { eventRecord, monotonicOffsetNs, monotonicToDate, type EventRecord } from './event-record.js';
 
 export interface EventFeedOptions {
   /** Recent events kept for GET /events without follow (default 4096). */
@@ -46,6 +46,8 @@ export class EventFeed {
   readonly #maxSubscribers: number;
   readonly #describe: ((id: number) => string | undefined) | undefined;
   readonly #onRecord: ((r: EventRecord) => void) | undefined;
+  /** One clock offset for every event: times keep the order of the kernel's timestamps. */
+  readonly #offsetNs = monotonicOffsetNs();
   readonly stats: EventFeedStats = { received: 0, drops: 0, flows: 0, subscribers: 0, slowSubscribers: 0 };
 
   constructor(opts: EventFeedOptions = {}) {
@@ -57,7 +59,7 @@ export class EventFeed {
 
   /** One event from the reader (the reader's onEvent). */
   push(e: DatapathEvent): void {
-    this.add(eventRecord(e, this.#describe));
+    this.add(eventRecord(e, this.#describe, monotonicToDate(e.timestampNs, this.#offsetNs)));
   }
 
   /** One record (already converted). */

@@ -39,11 +39,18 @@ export function protocolName(proto: number): string {
 }
 
 /**
- * The wall-clock time of a bpf_ktime_get_ns() timestamp. Both it and process.hrtime are
- * CLOCK_MONOTONIC, so the offset is read now (events are converted as they arrive).
+ * Wall-clock nanoseconds minus CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns and process.hrtime
+ * are both CLOCK_MONOTONIC). Taken with sub-millisecond precision (performance.timeOrigin +
+ * performance.now()), so one offset converts a stream of events without reordering them.
  */
-export function monotonicToDate(timestampNs: bigint, nowMs = Date.now(), nowMonoNs = process.hrtime.bigint()): Date {
-  return new Date(nowMs - Number(nowMonoNs - timestampNs) / 1e6);
+export function monotonicOffsetNs(): bigint {
+  const mono = process.hrtime.bigint();
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - mono;
+}
+
+/** The wall-clock time of a bpf_ktime_get_ns() timestamp. */
+export function monotonicToDate(timestampNs: bigint, offsetNs = monotonicOffsetNs()): Date {
+  return new Date(Number((timestampNs + offsetNs) / 1_000_000n));
 }
 
 export function eventRecord(e: DatapathEvent, describe?: (id: number) => string | undefined, time = monotonicToDate(e.timestampNs)): EventRecord {

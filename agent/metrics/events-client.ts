@@ -64,9 +64,15 @@ export function readAgentEvents(base: URL, onRecord: (r: EventRecord) => void, o
           onRecord(JSON.parse(line) as EventRecord);
         }
       });
+      const cut = (cause?: unknown) =>
+        o.signal?.aborted
+          ? resolve(n)
+          : reject(new AgentStatusError(`The event stream from ${quote(base.origin)} was cut after ${n} events: the agent stopped, or dropped this reader for reading too slowly; run the command again`, { cause }));
       res.on('end', () => resolve(n));
-      res.on('error', (err) => (o.signal?.aborted ? resolve(n) : reject(err)));
-      res.on('aborted', () => (o.signal?.aborted ? resolve(n) : reject(new AgentStatusError(`The event stream from ${quote(base.origin)} was cut: the agent stopped or dropped this reader for being too slow; run the command again`))));
+      res.on('error', cut);
+      res.on('close', () => {
+        if (!res.complete) cut();
+      });
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (o.signal?.aborted) return resolve(n);

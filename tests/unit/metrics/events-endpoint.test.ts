@@ -109,3 +109,17 @@ describe('GET /events', () => {
     expect(() => checkStatusUrl('https://127.0.0.1:9876')).toThrow(/plain http/);
   });
 });
+
+describe('events client', () => {
+  it('reports a stream the agent cut (here: the agent stopping) as an error, with how many events it read', async () => {
+    const feed = new EventFeed();
+    feed.push(sampleEvent());
+    const base = await start(feed);
+    const got: EventRecord[] = [];
+    const done = readAgentEvents(base, (r) => got.push(r), { follow: true });
+    await until(() => got.length === 1, 'the first event');
+    await server!.stop();
+    server = undefined;
+    await expect(done).rejects.toThrow(/The event stream from "http:\/\/127.0.0.1:\d+" was cut after 1 events/);
+  });
+});
