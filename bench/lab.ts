@@ -6,8 +6,9 @@
  * - throughput: pod→pod TCP (iperf3, N seconds) across nodes through the lab (eBPF from-pod
  *   redirect into the agent-managed wireguard-go channel device, WireGuard, to-pod) vs. the same
  *   lab topology without agents, its tunnel built by hand with `wg` and wireguard-go, both up at
- *   once and measured in alternating order for N rounds; median of the per-round ratios, with
- *   each side's MSS, retransmits and the IP fragments its sending node made on the underlay.
+ *   once and measured in alternating order for N rounds (default 9); median of the per-round
+ *   ratios, with each side's MSS, retransmits, the IP fragments its sending node made on the
+ *   underlay, its data-path CPU per MB and (Veil) its control plane's CPU share.
  * - new pod: time from `veil lab pods add` (namespace, veth, routes, store record) until a pod on
  *   another node first gets an answer from it (identity allocated by the operator, picked up by
  *   both agents, endpoint and ipcache written, packets encrypted both ways); p50 / p99.
@@ -235,7 +236,7 @@ function rssMiB(pid: number): number {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 5, 'new-pods': 5, 'idle-seconds': 10 }, cases: ['throughput', 'new-pod', 'agents'] });
+  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 9, 'new-pods': 5, 'idle-seconds': 10 }, cases: ['throughput', 'new-pod', 'agents'] });
   for (const [t, p] of [['iperf3', 'iperf3'], ['wg', 'wireguard-tools'], ['wireguard-go', 'wireguard-go']] as const) await requireTool(t, p);
   const seconds = a.counts.seconds!;
   const results: Record<string, unknown> = { lab: { nodes: 3, podsPerNode: 2 } };
