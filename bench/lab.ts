@@ -6,8 +6,9 @@
  * - throughput: pod→pod TCP (iperf3, N seconds) across nodes through the lab (eBPF from-pod
  *   redirect into the agent-managed wireguard-go channel device, WireGuard, to-pod) vs. the same
  *   lab topology without agents, its tunnel built by hand with `wg` and wireguard-go, both up at
- *   once and measured in alternating order for N rounds; median of the per-round ratios, with
- *   each side's MSS, retransmits and the IP fragments its sending node made on the underlay.
+ *   once and measured in alternating order for N rounds (default 9); median of the per-round
+ *   ratios, with each side's MSS, retransmits, the IP fragments its sending node made on the
+ *   underlay, its data-path CPU per MB and (Veil) its control plane's CPU share.
  * - new pod: time from `veil lab pods add` (namespace, veth, routes, store record) until a pod on
  *   another node first gets an answer from it (identity allocated by the operator, picked up by
  *   both agents, endpoint and ipcache written, packets encrypted both ways); p50 / p99.
@@ -72,25 +73,28 @@ async function fragmentsCreated(netns: string): Promise<number> {
 }
 
 /**
- * CPU time (user + system, clock ticks) of every process that runs in one of a lab's network
- * namespaces (`veil-<lab>-*`): its wireguard-go daemons, iperf3 in the pods, and for the Veil
- * lab also its agents, operator and etcd. Softirq work is charged to whichever task it
- * interrupted, which on this path is mostly these same processes (wireguard-go writing into its
- * TUN device runs the whole receive path down to the pod's socket).
+ * CPU time (user + system, clock ticks) of the processes that run in one of a lab's network
+ * namespaces (`veil-<lab>-*`), split into the data path (wireguard-go, iperf3 in the pods) and
+ * the rest (the Veil lab's agents, operator and etcd; the baseline's etcd-less lab has none).
+ * Softirq work is charged to whichever task it interrupted, which on this path is mostly the
+ * data-path processes (wireguard-go writing into its TUN device runs the receive path down to the
+ * pod's socket).
  */
-function labCpuTicks(lab: string): number {
+function labCpuTicks(lab: string): { data: number; control: number } {
   const inodes = new Set<string>();
   for (const ns of readdirSync('/run/netns')) if (ns.startsWith(`veil-${lab}-`)) inodes.add(`net:[${statSync(`/run/netns/${ns}`).ino}]`);
-  let ticks = 0;
+  const t = { data: 0, control: 0 };
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (inodes.has(readlinkSync(`/proc/${pid}/ns/net`))) ticks += cpuTicks(Number(pid));
+      if (!inodes.has(readlinkSync(`/proc/${pid}/ns/net`))) continue;
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      t[comm === 'wireguard-go' || comm === 'iperf3' ? 'data' : 'control'] += cpuTicks(Number(pid));
     } catch {
       // exited meanwhile
     }
   }
-  return ticks;
+  return t;
 }
 
 /** One side of the throughput comparison: a client pod and a server pod on two nodes. */
@@ -141,8 +145,10 @@ async function baselineUp(): Promise<Path> {
 
 interface Sample extends IperfResult {
   fragments: number;
-  /** CPU seconds of the lab's processes per MB delivered (see labCpuTicks). */
+  /** CPU milliseconds of the lab's data-path processes per MB delivered (see labCpuTicks). */
   cpuMsPerMB: number;
+  /** The same for the lab's other processes (agents, operator, etcd), per second of the run. */
+  controlCpuPercent: number;
 }
 
 /** `hz`: clock ticks per second of /proc/PID/stat (`getconf CLK_TCK`). */
@@ -150,8 +156,13 @@ async function measure(path: Path, seconds: number, hz: number): Promise<Sample>
   const f0 = await fragmentsCreated(path.senderNodeNs);
   const c0 = labCpuTicks(path.lab);
   const r = await iperf(path.serverNs, path.clientNs, path.serverIp, seconds);
-  const cpuS = (labCpuTicks(path.lab) - c0) / hz;
-  return { ...r, fragments: (await fragmentsCreated(path.senderNodeNs)) - f0, cpuMsPerMB: (cpuS * 1000) / (r.bytes / 1e6) };
+  const c1 = labCpuTicks(path.lab);
+  return {
+    ...r,
+    fragments: (await fragmentsCreated(path.senderNodeNs)) - f0,
+    cpuMsPerMB: (((c1.data - c0.data) / hz) * 1000) / (r.bytes / 1e6),
+    controlCpuPercent: (((c1.control - c0.control) / hz) * 100) / seconds,
+  };
 }
 
 /**
@@ -172,8 +183,8 @@ async function throughput(veilPath: Path, rounds: number, seconds: number, hz: n
       const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
       rows.push({ round: r + 1, veil: veilS, baseline: baseS, ratio: veilS.mbps / baseS.mbps, load_1m: load });
       process.stdout.write(
-        `round ${r + 1}: veil ${round(veilS.mbps, 1)} Mbit/s (mss ${veilS.mss}, ${veilS.retransmits} retransmits, ${veilS.fragments} underlay fragments, ${round(veilS.cpuMsPerMB, 2)} CPU ms/MB), ` +
-          `baseline ${round(baseS.mbps, 1)} Mbit/s (mss ${baseS.mss}, ${baseS.retransmits} retransmits, ${baseS.fragments} underlay fragments, ${round(baseS.cpuMsPerMB, 2)} CPU ms/MB), ratio ${round(veilS.mbps / baseS.mbps, 3)}, load ${load}\n`,
+        `round ${r + 1}: veil ${round(veilS.mbps, 1)} Mbit/s (mss ${veilS.mss}, ${veilS.retransmits} retransmits, ${veilS.fragments} underlay fragments, ${round(veilS.cpuMsPerMB, 2)} data-path CPU ms/MB, control plane ${round(veilS.controlCpuPercent, 1)} % CPU), ` +
+          `baseline ${round(baseS.mbps, 1)} Mbit/s (mss ${baseS.mss}, ${baseS.retransmits} retransmits, ${baseS.fragments} underlay fragments, ${round(baseS.cpuMsPerMB, 2)} data-path CPU ms/MB), ratio ${round(veilS.mbps / baseS.mbps, 3)}, load ${load}\n`,
       );
     }
     const veilMed = median(rows.map((x) => x.veil.mbps));
@@ -181,7 +192,7 @@ async function throughput(veilPath: Path, rounds: number, seconds: number, hz: n
     const ratioMed = median(rows.map((x) => x.ratio));
     const cpuRatioMed = median(rows.map((x) => x.veil.cpuMsPerMB / x.baseline.cpuMsPerMB));
     process.stdout.write(
-      `throughput (median of ${rounds} rounds): veil ${round(veilMed, 1)} Mbit/s, same topology with a hand-made wireguard-go tunnel ${round(baseMed, 1)} Mbit/s, ratio ${round(ratioMed, 3)} (goal >= 0.95); CPU per MB of the labs' processes, veil / baseline: ${round(cpuRatioMed, 3)}\n`,
+      `throughput (median of ${rounds} rounds): veil ${round(veilMed, 1)} Mbit/s, same topology with a hand-made wireguard-go tunnel ${round(baseMed, 1)} Mbit/s, ratio ${round(ratioMed, 3)} (goal >= 0.95); data-path CPU per MB (wireguard-go + iperf3), veil / baseline: ${round(cpuRatioMed, 3)}\n`,
     );
     return {
       veil_mbit_s: round(veilMed, 1),
@@ -202,6 +213,7 @@ async function throughput(veilPath: Path, rounds: number, seconds: number, hz: n
         baseline_underlay_fragments: x.baseline.fragments,
         veil_cpu_ms_per_mb: round(x.veil.cpuMsPerMB, 2),
         baseline_cpu_ms_per_mb: round(x.baseline.cpuMsPerMB, 2),
+        veil_control_plane_cpu_percent: round(x.veil.controlCpuPercent, 1),
         load_1m: x.load_1m,
       })),
       note: 'median of per-round ratios; both labs up during every round, order alternating',
@@ -228,7 +240,7 @@ function rssMiB(pid: number): number {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 5, 'new-pods': 5, 'idle-seconds': 10, rotations: 3 }, cases: ['throughput', 'new-pod', 'agents', 'rotation'] });
+  const a = parseBenchArgs(argv, { counts: { seconds: 5, rounds: 9, 'new-pods': 5, 'idle-seconds': 10, rotations: 3 }, cases: ['throughput', 'new-pod', 'agents', 'rotation'] });
   for (const [t, p] of [['iperf3', 'iperf3'], ['wg', 'wireguard-tools'], ['wireguard-go', 'wireguard-go']] as const) await requireTool(t, p);
   const seconds = a.counts.seconds!;
   const results: Record<string, unknown> = { lab: { nodes: 3, podsPerNode: 2 } };

@@ -121,7 +121,7 @@ describe('the lab end to end', () => {
     expect(r.code, r.stderr).toBe(0);
     const out = (await pinging).stdout;
     expect(out).toMatch(/60 packets transmitted, 60 received/);
-    await eventually(async () => (await agentStatus('veil-age2e-node-1')).peers.length === 2, { timeoutMs: 30_000, what: 'the restarted agent to adopt its peers' });
+    await eventually(async () => (await agentStatus(`veil-${LAB}-node-1`)).peers.length === 2, { timeoutMs: 30_000, what: 'the restarted agent to adopt its peers' });
   });
 
   it('lab policy apply isolates the servers and lab policy delete lifts it; a bad file changes nothing', async () => {
