@@ -17,7 +17,7 @@ Spawns ping and tcpdump inside the lab's namespaces (a test tool; the agent neve
 function table(results: ScenarioResult[]): string {
   const w = Math.max(...results.map((r) => r.name.length), 8);
   const lines = [`${'SCENARIO'.padEnd(w)}  RESULT  DETAIL`];
-  for (const r of results) lines.push(`${r.name.padEnd(w)}  ${(r.ok ? 'ok' : 'FAIL').padEnd(6)}  ${r.detail}`);
+  for (const r of results) lines.push(`${r.name.padEnd(w)}  ${(r.ok ? (r.notApplicable ? 'n/a' : 'ok') : 'FAIL').padEnd(6)}  ${r.detail}`);
   const failed = results.filter((r) => !r.ok).length;
   lines.push('', failed === 0 ? `All ${results.length} scenarios passed` : `${failed} of ${results.length} scenarios failed`);
   return `${lines.join('\n')}\n`;
