@@ -69,7 +69,7 @@ done
 veil lab status --name "$name"
 echo
 status=0
-veil connectivity-test --lab --name "$name" || status=$?
+veil connectivity-test --lab --name "$name" --wait 300s || status=$?
 echo
 
 if $in_vm; then

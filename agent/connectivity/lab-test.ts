@@ -58,6 +58,8 @@ export interface LabTestOptions {
   wireguardPort?: number;
   /** Only these scenarios (default all). */
   only?: string[];
+  /** How long to wait for every agent to be ready before the scenarios run (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 const POLICY_NAME = 'veil-connectivity-test';
@@ -326,9 +328,10 @@ export async function runLabConnectivityTest(opts: LabTestOptions): Promise<Scen
   const wireguardPort = opts.wireguardPort ?? 51871;
   const encrypted = state.mode === 'ipsec' ? espPackets() : wireguardPackets([wireguardPort, wireguardPort + 1]);
   const results: ScenarioResult[] = [];
-  const notReady = await waitForAgents(state, 30_000);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const notReady = await waitForAgents(state, readyTimeoutMs);
   if (notReady.length > 0) {
-    results.push(fail('agents-ready', `Agents not ready after 30 s: ${notReady.join('; ')}; see the agent logs (veil lab status shows where)`));
+    results.push(fail('agents-ready', `Agents not ready after ${readyTimeoutMs / 1000} s: ${notReady.join('; ')}; see the agent logs (veil lab status shows where), or wait longer (--wait)`));
   }
   for (const [name, run] of SCENARIOS) {
     if (opts.only && !opts.only.includes(name)) continue;
