@@ -18,7 +18,7 @@ import { labNodeDir } from '../lab/lab-processes.js';
 import { openLabStore } from '../lab/lab-store.js';
 import type { LabPodState, LabState } from '../lab/state.js';
 import { podAddressTest, type ScenarioResult } from './lab-test.js';
-import { ping, WireCapture } from './probes.js';
+import { ping, WireCapture, type EncryptedPacketTest } from './probes.js';
 
 const NAME = 'key-rotation-under-load';
 /** How long a rotation may take in the lab before the scenario fails. */
@@ -75,7 +75,7 @@ async function activeGenerations(dir: string, slots: readonly SlotRef[]): Promis
   );
 }
 
-export async function keyRotationUnderLoad(s: LabState, o: { wireguardPort: number }): Promise<ScenarioResult> {
+export async function keyRotationUnderLoad(s: LabState, o: { wireguardPort: number; encrypted: EncryptedPacketTest }): Promise<ScenarioResult> {
   const fail = (detail: string, data?: Record<string, unknown>): ScenarioResult => ({ name: NAME, ok: false, detail, ...(data ? { data } : {}) });
   const node = s.nodes[0];
   const a = s.pods.find((p) => p.node === node?.name);
@@ -140,9 +140,8 @@ export async function keyRotationUnderLoad(s: LabState, o: { wireguardPort: numb
     stop.done = true;
   }
   const [out, back] = await Promise.all(loads);
-  const wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
-  // WireCapture counts WireGuard UDP as encrypted; ESP (IPsec mode) is neither pod nor UDP: "other".
-  const encrypted = s.mode === 'ipsec' ? wire.other : wire.encrypted;
+  const wire = await capture.stop(isPod, o.encrypted);
+  const encrypted = wire.encrypted;
   const ms = Date.now() - started;
   const sent = out!.sent + back!.sent;
   const lost = sent - (out!.received + back!.received);

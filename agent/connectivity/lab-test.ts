@@ -6,11 +6,12 @@
  *   pod-to-pod-cross-node   ping (IPv4 and IPv6) between pods of two nodes, through the tunnel
  *   node-to-pod             ping from a node to a pod on it and to a pod on another node
  *   encryption-on-the-wire  capture on the underlay bridge while pods of two nodes talk:
- *                           zero plaintext pod packets, WireGuard packets present
+ *                           zero plaintext pod packets, WireGuard (IPsec mode: ESP) packets present
  *   strict-broken-peer-key  the peer of another node replaced by one with a random key on this
- *                           node's WireGuard devices: pods of the two nodes cannot talk and not
- *                           one plaintext pod packet reaches the wire; the real peer is put back
- *                           and traffic flows again
+ *                           node's WireGuard devices (IPsec mode: the receiver's inbound SAs from
+ *                           the sender given random keys, strict-esp.ts): pods of the two nodes
+ *                           cannot talk and not one plaintext pod packet reaches the wire; the
+ *                           real peer is put back and traffic flows again
  *   agent-restart-under-load  the first node's agent restarted (`veil lab restart-agent`) while
  *                           its pod pings a pod of another node 20 times a second: every ping
  *                           answered, no plaintext pod packet on the wire
@@ -20,6 +21,9 @@
  *                           server, another server is dropped, and the receiving node's eBPF
  *                           counters show the drop with reason DROP_POLICY_DEFAULT_DENY; the
  *                           policy is removed again at the end
+ *   identity                IPsec mode: the receiver's per-identity SA counters show the sending
+ *                           pod's identity, authenticated by the SA (identity-scenario.ts);
+ *                           WireGuard mode: "n/a", a pass with the reason
  *
  * The lab's state names the namespaces; the agents' datapath counters are read from their pinned
  * counter maps (the same numbers as their /metrics).
@@ -33,7 +37,9 @@ import { Hook, Reason } from '../datapath/reasons.js';
 import { openLabStore } from '../lab/lab-store.js';
 import { labRestartAgent } from '../lab/restart-agent.js';
 import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from '../lab/state.js';
-import { ping, WireCapture } from './probes.js';
+import { espPackets, ping, WireCapture, wireguardPackets, type EncryptedPacketTest } from './probes.js';
+import { identityScenario } from './identity-scenario.js';
+import { nodesWithoutInboundSas, strictBrokenSa } from './strict-esp.js';
 import { breakPeer, restorePeers } from './wg-tool.js';
 import { labNodeDir, labPinRoot } from '../lab/lab-processes.js';
 import { keyRotationUnderLoad } from './key-rotation.js';
@@ -43,6 +49,8 @@ export interface ScenarioResult {
   ok: boolean;
   /** What was done and seen (the explanation when not ok). */
   detail: string;
+  /** A pass that proves nothing in this lab's mode (shown as "n/a"; `detail` says why). */
+  notApplicable?: boolean;
   data?: Record<string, unknown>;
 }
 
@@ -53,6 +61,8 @@ export interface LabTestOptions {
   wireguardPort?: number;
   /** Only these scenarios (default all). */
   only?: string[];
+  /** How long to wait for every agent to be ready before the scenarios run (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 const POLICY_NAME = 'veil-connectivity-test';
@@ -76,14 +86,14 @@ spec:
               app: client
 `;
 
-function v4(p: LabPodState): string {
+export function v4(p: LabPodState): string {
   return p.addresses.find((a) => !a.includes(':'))!;
 }
-function v6(p: LabPodState): string | undefined {
+export function v6(p: LabPodState): string | undefined {
   return p.addresses.find((a) => a.includes(':'));
 }
 
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
+export async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -92,7 +102,15 @@ async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Pr
   }
 }
 
-type Scenario = (s: LabState, o: Required<Pick<LabTestOptions, 'wireguardPort'>>) => Promise<ScenarioResult>;
+/** What every scenario gets besides the lab's state. */
+export interface ScenarioContext {
+  /** WireGuard base port of the agents (channel ports: it and the next). */
+  wireguardPort: number;
+  /** Which captured packets are encrypted in the lab's mode (WireGuard UDP or ESP). */
+  encrypted: EncryptedPacketTest;
+}
+
+export type Scenario = (s: LabState, o: ScenarioContext) => Promise<ScenarioResult>;
 
 /**
  * "Is this a pod address of the lab?" for the capture classifier. What tcpdump prints is not
@@ -112,11 +130,11 @@ export function podAddressTest(s: LabState): (ip: string) => boolean {
   };
 }
 
-function fail(name: string, detail: string, data?: Record<string, unknown>): ScenarioResult {
+export function fail(name: string, detail: string, data?: Record<string, unknown>): ScenarioResult {
   return { name, ok: false, detail, ...(data ? { data } : {}) };
 }
 
-function pick(s: LabState): { a?: LabPodState; b?: LabPodState; remote?: LabPodState } {
+export function pick(s: LabState): { a?: LabPodState; b?: LabPodState; remote?: LabPodState } {
   const n1 = s.nodes[0]?.name;
   const onN1 = s.pods.filter((p) => p.node === n1);
   return { a: onN1[0], b: onN1[1], remote: s.pods.find((p) => p.node !== n1) };
@@ -169,16 +187,17 @@ const encryption: Scenario = async (s, o) => {
   const r4 = await ping(a.netns, v4(remote), { count: 20, intervalS: 0.05 });
   const six = v6(remote);
   const r6 = six ? await ping(a.netns, six, { count: 10, intervalS: 0.05 }) : { sent: 0, received: 0, output: '' };
-  const wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
+  const wire = await capture.stop(isPod, o.encrypted);
+  const kind = s.mode === 'ipsec' ? 'ESP' : 'WireGuard';
   const delivered = r4.received + r6.received;
   const ok = wire.plaintext === 0 && wire.encrypted >= delivered && delivered > 0;
   const why = wire.plaintext > 0
     ? `; ${wire.plaintext} plaintext pod packets seen, e.g. ${wire.samples.join(' / ')}`
-    : wire.encrypted < delivered ? '; fewer WireGuard packets than pod packets delivered: the traffic did not go through the tunnel' : delivered === 0 ? '; no pod packet was delivered' : '';
+    : wire.encrypted < delivered ? `; fewer ${kind} packets than pod packets delivered: the traffic did not go through the tunnel` : delivered === 0 ? '; no pod packet was delivered' : '';
   return {
     name,
     ok,
-    detail: `capture on ${s.underlay.bridge}: ${wire.plaintext} plaintext pod packets, ${wire.encrypted} WireGuard packets while ${delivered}/${r4.sent + r6.sent} pings crossed nodes${why}`,
+    detail: `capture on ${s.underlay.bridge}: ${wire.plaintext} plaintext pod packets, ${wire.encrypted} ${kind} packets while ${delivered}/${r4.sent + r6.sent} pings crossed nodes${why}`,
     data: { plaintext: wire.plaintext, encrypted: wire.encrypted, other: wire.other, pings: r4.sent + r6.sent, replies: delivered },
   };
 };
@@ -215,6 +234,7 @@ const policy: Scenario = async (s) => {
 
 const strictBrokenKey: Scenario = async (s, o) => {
   const name = 'strict-broken-peer-key';
+  if (s.mode === 'ipsec') return strictBrokenSa(s);
   const { a, remote } = pick(s);
   const node = s.nodes.find((n) => n.name === a?.node);
   const remoteNode = s.nodes.find((n) => n.name === remote?.node);
@@ -230,7 +250,7 @@ const strictBrokenKey: Scenario = async (s, o) => {
   try {
     const capture = await WireCapture.start(s.underlay.netns, s.underlay.bridge);
     during = await ping(a.netns, v4(remote), { count: 10, intervalS: 0.1, timeoutS: 1 });
-    wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
+    wire = await capture.stop(isPod, o.encrypted);
   } finally {
     await restorePeers(node.netns, socketDir, broken);
   }
@@ -256,7 +276,7 @@ const agentRestart: Scenario = async (s, o) => {
     restarted = `restart failed: ${(err as Error).message}`;
   }
   const r = await load;
-  const wire = await capture.stop(isPod, [o.wireguardPort, o.wireguardPort + 1]);
+  const wire = await capture.stop(isPod, o.encrypted);
   const ok = r.sent > 0 && r.received === r.sent && wire.plaintext === 0 && restarted.startsWith('pid');
   const detail = `agent of ${a.node} restarted (${restarted}) while ${a.name} pinged ${remote.name}: ${r.sent - r.received} of ${r.sent} lost, ${wire.plaintext} plaintext pod packets on the wire`;
   return { name, ok, detail: ok ? detail : `${detail}; expected 0 lost and 0 plaintext`, data: { sent: r.sent, lost: r.sent - r.received, plaintext: wire.plaintext } };
@@ -271,12 +291,13 @@ export const SCENARIOS: ReadonlyArray<readonly [string, Scenario]> = [
   ['agent-restart-under-load', agentRestart],
   ['key-rotation-under-load', keyRotationUnderLoad],
   ['policy-allow-deny', policy],
+  ['identity', identityScenario],
 ];
 
 /**
  * Waits (up to `timeoutMs`) until every node's agent has its WireGuard devices in the datapath
- * config and every pod of the lab in its ipcache (read from the pinned maps). Returns the nodes
- * that are not ready.
+ * config (IPsec mode: an inbound ESP SA from every other node instead) and every pod of the lab
+ * in its ipcache (read from the pinned maps). Returns the nodes that are not ready.
  */
 export async function waitForAgents(s: LabState, timeoutMs: number): Promise<string[]> {
   const notReady = async (): Promise<string[]> => {
@@ -287,7 +308,10 @@ export async function waitForAgents(s: LabState, timeoutMs: number): Promise<str
         const cfg = await (await ConfigMap.open(pins)).get();
         const ipc = new Set((await (await Ipcache.open(pins)).entries()).map(([k]) => k));
         const missing = s.pods.filter((p) => !ipc.has(v4(p)) && !ipc.has(`${v4(p)}/32`));
-        if (cfg.wireguardIfindex.includes(0)) out.push(`${n.name}: WireGuard devices not in the datapath yet`);
+        // IPsec mode has no WireGuard devices: its readiness is SAs from every other node.
+        const saMissing = s.mode === 'ipsec' ? await nodesWithoutInboundSas(s, n) : [];
+        if (s.mode !== 'ipsec' && cfg.wireguardIfindex.includes(0)) out.push(`${n.name}: WireGuard devices not in the datapath yet`);
+        else if (saMissing.length > 0) out.push(`${n.name}: no inbound ESP SA from ${saMissing.join(', ')} yet`);
         else if (missing.length > 0) out.push(`${n.name}: ${missing.length} pods not in its ipcache yet (identities pending?)`);
       } catch (err) {
         out.push(`${n.name}: datapath not loaded (${(err as Error).message})`);
@@ -306,15 +330,17 @@ export async function waitForAgents(s: LabState, timeoutMs: number): Promise<str
 export async function runLabConnectivityTest(opts: LabTestOptions): Promise<ScenarioResult[]> {
   const state = await readLabState(opts.name, opts.root ?? DEFAULT_LAB_ROOT);
   const wireguardPort = opts.wireguardPort ?? 51871;
+  const encrypted = state.mode === 'ipsec' ? espPackets() : wireguardPackets([wireguardPort, wireguardPort + 1]);
   const results: ScenarioResult[] = [];
-  const notReady = await waitForAgents(state, 30_000);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const notReady = await waitForAgents(state, readyTimeoutMs);
   if (notReady.length > 0) {
-    results.push(fail('agents-ready', `Agents not ready after 30 s: ${notReady.join('; ')}; see the agent logs (veil lab status shows where)`));
+    results.push(fail('agents-ready', `Agents not ready after ${readyTimeoutMs / 1000} s: ${notReady.join('; ')}; see the agent logs (veil lab status shows where), or wait longer (--wait)`));
   }
   for (const [name, run] of SCENARIOS) {
     if (opts.only && !opts.only.includes(name)) continue;
     try {
-      results.push(await run(state, { wireguardPort }));
+      results.push(await run(state, { wireguardPort, encrypted }));
     } catch (err) {
       results.push(fail(name, `The scenario could not run: ${(err as Error).message}`));
     }

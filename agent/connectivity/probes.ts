@@ -48,7 +48,7 @@ export async function ping(netns: string, target: string, opts: { count?: number
 export interface WireCount {
   /** Packets with a pod address as source or destination: plaintext pod traffic on the wire. */
   plaintext: number;
-  /** WireGuard packets (UDP to or from a channel port). */
+  /** Encrypted packets: WireGuard (UDP to or from a channel port) or ESP, by the lab's mode. */
   encrypted: number;
   other: number;
   /** A few plaintext lines, for the explanation. */
@@ -89,31 +89,53 @@ export class WireCapture {
     return c;
   }
 
-  /** Stops the capture and classifies what it saw. */
-  async stop(isPodAddress: (ip: string) => boolean, wireguardPorts: readonly number[]): Promise<WireCount> {
+  /**
+   * Stops the capture and classifies what it saw: plaintext pod packets (a pod address in the
+   * outer header: checked first, so a pod packet to a WireGuard port is never taken for
+   * ciphertext; Veil's tunnels carry node addresses outside), encrypted (`isEncrypted`), other.
+   */
+  async stop(isPodAddress: (ip: string) => boolean, isEncrypted: EncryptedPacketTest): Promise<WireCount> {
     // Give the last packets time to be printed.
     await new Promise((r) => setTimeout(r, 300));
     const closed = new Promise((r) => this.#child.once('close', r));
     this.#child.kill('SIGINT');
     await closed;
     if (this.#partial) this.#lines.push(this.#partial);
-    const count: WireCount = { plaintext: 0, encrypted: 0, other: 0, samples: [] };
-    for (const line of this.#lines) {
-      const m = /\bIP6? (\S+) > (\S+?):/.exec(line);
-      if (!m) continue;
-      const [src, sport] = splitEndpoint(m[1]!);
-      const [dst, dport] = splitEndpoint(m[2]!);
-      if (isPodAddress(src) || isPodAddress(dst)) {
-        count.plaintext++;
-        if (count.samples.length < 3) count.samples.push(line.slice(0, 160));
-      } else if (/\bUDP\b/.test(line) && (wireguardPorts.includes(sport) || wireguardPorts.includes(dport))) {
-        count.encrypted++;
-      } else {
-        count.other++;
-      }
-    }
-    return count;
+    return classifyCapture(this.#lines, isPodAddress, isEncrypted);
   }
+}
+
+/** Classifies `tcpdump -n` lines: see WireCapture.stop(). */
+export function classifyCapture(lines: readonly string[], isPodAddress: (ip: string) => boolean, isEncrypted: EncryptedPacketTest): WireCount {
+  const count: WireCount = { plaintext: 0, encrypted: 0, other: 0, samples: [] };
+  for (const line of lines) {
+    const m = /\bIP6? (\S+) > (\S+?):/.exec(line);
+    if (!m) continue;
+    const [src, sport] = splitEndpoint(m[1]!);
+    const [dst, dport] = splitEndpoint(m[2]!);
+    if (isPodAddress(src) || isPodAddress(dst)) {
+      count.plaintext++;
+      if (count.samples.length < 3) count.samples.push(line.slice(0, 160));
+    } else if (isEncrypted(line, sport, dport)) {
+      count.encrypted++;
+    } else {
+      count.other++;
+    }
+  }
+  return count;
+}
+
+/** Is this tcpdump line (with its parsed ports) an encrypted packet of the lab's mode? */
+export type EncryptedPacketTest = (line: string, sport: number, dport: number) => boolean;
+
+/** WireGuard mode: UDP to or from one of the agents' channel ports. */
+export function wireguardPackets(ports: readonly number[]): EncryptedPacketTest {
+  return (line, sport, dport) => /\bUDP\b/.test(line) && (ports.includes(sport) || ports.includes(dport));
+}
+
+/** IPsec mode: ESP, which tcpdump prints as "ESP(spi=0x…,seq=0x…)". */
+export function espPackets(): EncryptedPacketTest {
+  return (line) => /: ESP\(spi=0x[0-9a-f]+/i.test(line);
 }
 
 /** tcpdump prints "ADDR.PORT" (or only ADDR for ICMP); returns [address, port or 0]. */

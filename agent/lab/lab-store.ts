@@ -10,6 +10,10 @@ import { ClusterClient } from '../cluster/client.js';
 import type { Logger } from '../log/logger.js';
 import { EtcdStore } from '../store/etcd-store.js';
 import type { Store } from '../store/store.js';
+import { untilStoreAnswers } from '../store/until-store-answers.js';
+
+/** How long opening the lab store waits for the lab etcd to answer. */
+const LAB_STORE_CONNECT_TIMEOUT_MS = 30_000;
 
 export interface LabStore {
   store: Store;
@@ -54,6 +58,14 @@ export async function unixRelay(socket: string): Promise<{ port: number; close()
 export async function openLabStore(socket: string, opts: { logger?: Logger; onInvalid?: (err: Error) => void } = {}): Promise<LabStore> {
   const relay = await unixRelay(socket);
   const store = new EtcdStore({ endpoints: [`http://127.0.0.1:${relay.port}`], ...(opts.logger ? { logger: opts.logger } : {}) });
+  try {
+    // The first gRPC connection can outlast one request deadline on a slow machine (the VM).
+    await untilStoreAnswers(() => store.ping(), { timeoutMs: LAB_STORE_CONNECT_TIMEOUT_MS, signal: new AbortController().signal });
+  } catch (err) {
+    await store.close();
+    await relay.close();
+    throw err;
+  }
   return {
     store,
     cluster: new ClusterClient(store, { onInvalid: opts.onInvalid ?? (() => undefined) }),

@@ -37,7 +37,7 @@ export async function labUp(opts: LabUpOptions, deps: LabDeps = {}): Promise<Lab
     const esp = await probeEsp(`veil-${opts.name}-espprobe`);
     if (!esp.supported) {
       throw new MissingDependencyError(
-        `IPsec mode needs ESP, which this kernel lacks (${esp.reason}): run the lab in the VM harness (tests/vm, a Debian kernel with ESP under qemu), or use --mode wireguard`,
+        `IPsec mode needs ESP, which this kernel lacks (${esp.reason}): run "bash scripts/lab.sh --mode ipsec", which runs the lab and the connectivity test in the VM harness (scripts/vm/vm.sh, a Debian kernel with ESP under qemu), or use --mode wireguard`,
       );
     }
   }

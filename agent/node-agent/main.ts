@@ -61,6 +61,7 @@ import { getLink } from '../netlink/link.js';
 import { WireGuardPeerReconciler } from '../reconcile/wireguard-peers.js';
 import { EtcdStore } from '../store/etcd-store.js';
 import { PrefixMirror } from '../store/prefix-mirror.js';
+import { untilStoreAnswers } from '../store/until-store-answers.js';
 import type { Lease, Store } from '../store/store.js';
 import { selectWireGuardBackend } from '../wireguard/select.js';
 import type { WireGuardBackend } from '../wireguard/backend.js';
@@ -184,7 +185,12 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       cluster = new ClusterClient(store, { onInvalid: (err) => log.warn({ err }, 'Skipping an invalid cluster record') });
       const deadline = Date.now() + (deps.nodeRecordTimeoutMs ?? 60_000);
       for (;;) {
-        const rec = await cluster.get('nodes', me);
+        // An etcd that is still starting (or a slow first connection) is waited for, as a missing record is.
+        const rec = await untilStoreAnswers(() => cluster.get('nodes', me), {
+          timeoutMs: Math.max(0, deadline - Date.now()),
+          signal: sig,
+          onRetry: (err, delayMs) => log.warn({ err: err.message, delayMs }, 'Store not reachable yet: retrying'),
+        });
         if (rec) {
           self = rec.record;
           break;

@@ -29,8 +29,12 @@ import { loadClusterCaDirectory } from '../../certs/ca-directory.js';
 import type { ClusterCa } from '../../certs/cluster-ca.js';
 import { CertificateRecordCollector } from './certificate-gc.js';
 import { CertificateSigner } from './certificate-signer.js';
+import { untilStoreAnswers } from '../store/until-store-answers.js';
 import { IdentitySync } from './identity-sync.js';
 import { LeaderElection } from './leader-election.js';
+
+/** How long the operator waits at start for an unreachable store before it gives up. */
+const STORE_START_TIMEOUT_MS = 60_000;
 
 export interface OperatorDeps {
   log: Logger;
@@ -64,9 +68,15 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps, 
 
   lifecycle.append({
     name: 'store',
-    start: async () => {
+    start: async (sig) => {
       if (!store) store = new EtcdStore({ endpoints: [...config.store.endpoints], logger: moduleLogger(log, 'store') });
-      await store.get('/veil/operator/leader');
+      const s = store;
+      // An etcd that is still starting (or a slow first connection) is waited for, up to a minute.
+      await untilStoreAnswers(() => s.get('/veil/operator/leader'), {
+        timeoutMs: STORE_START_TIMEOUT_MS,
+        signal: sig,
+        onRetry: (err, delayMs) => log.warn({ err: err.message, delayMs }, 'Store not reachable yet: retrying'),
+      });
       health.set('store', 'ok');
     },
     stop: async () => {

@@ -9,6 +9,9 @@
 #                             virtio-serial port whose host side is the unix socket RPC_SOCK
 #   vm.sh shell               boots the guest with a root shell on this terminal instead of the
 #                             agent (Ctrl-A X quits qemu; `poweroff -f` inside ends it cleanly)
+#   vm.sh exec COMMAND        boots the guest, runs `sh -c COMMAND` as root in the checkout (output
+#                             on this terminal and in .vm/exec-console.log), powers off and exits
+#                             with the command's status (scripts/lab.sh runs the IPsec lab so)
 #
 # The initramfs holds static busybox and the few modules needed to mount the host's root over
 # 9p; it is cached in .vm/ (ignored by git) under a key made of the kernel release and the hash
@@ -115,18 +118,24 @@ initramfs() {
   echo "$out"
 }
 
-# Runs qemu in the foreground (exec), so the caller's child process is qemu itself.
+# Runs qemu in the foreground (exec), so the caller's child process is qemu itself; in exec mode
+# qemu runs as a child instead, and the command's exit status is read from the console.
 boot() {
-  local mode=$1 rpc=$2 kver image
+  local mode=$1 rpc=$2 command=${3:-} kver image extra=
   need qemu-system-x86_64 qemu-system-x86
   kver=$(guest_kernel)
   image=$(initramfs)
+  if [[ $mode == exec ]]; then
+    # Base64 keeps the command one word of the kernel command line (at most 2048 bytes in all).
+    extra=" veil.exec=$(printf '%s' "$command" | base64 -w0)"
+    ((${#extra} < 1500)) || die "the command is too long for the kernel command line: put it in a script in the checkout"
+  fi
   local args=(
     -accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot
     # No network device at all: the host talks to the guest over virtio-serial only.
     -nic none
     -kernel "/boot/vmlinuz-$kver" -initrd "$image"
-    -append "console=ttyS0 panic=-1 quiet loglevel=4 veil.mode=$mode veil.checkout=$ROOT"
+    -append "console=ttyS0 panic=-1 quiet loglevel=4 veil.mode=$mode veil.checkout=$ROOT$extra"
     -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
     -device virtio-serial-pci
   )
@@ -135,6 +144,16 @@ boot() {
       -chardev "socket,path=$rpc,server=on,wait=off,id=veilrpc"
       -device "virtserialport,chardev=veilrpc,name=veil.rpc"
     )
+  fi
+  if [[ $mode == exec ]]; then
+    local log="$CACHE/exec-console.log" status
+    local pdeath=()
+    command -v setpriv >/dev/null 2>&1 && pdeath=(setpriv --pdeathsig KILL --)
+    # No terminal input: Ctrl-C stops qemu (and everything in the guest) instead of going to it.
+    "${pdeath[@]}" qemu-system-x86_64 "${args[@]}" </dev/null | tee "$log" | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' || true
+    status=$(tr -d '\r' <"$log" | sed -n 's/^veil-vm: command exited with status \([0-9]*\)$/\1/p' | tail -n1)
+    [[ -n $status ]] || die "the guest did not report the command's exit status (console log \"$log\")"
+    return "$status"
   fi
   # pdeathsig: qemu dies with the process that started it, so a killed test runner leaves no VM.
   if [[ $mode == agent ]] && command -v setpriv >/dev/null 2>&1; then
@@ -151,5 +170,9 @@ case ${1:-} in
     boot agent "$2"
     ;;
   shell) boot shell "" ;;
-  *) die "usage: vm.sh kernel|initramfs|run RPC_SOCKET|shell" ;;
+  exec)
+    [[ -n ${2:-} ]] || die "usage: vm.sh exec COMMAND"
+    boot exec "" "$2"
+    ;;
+  *) die "usage: vm.sh kernel|initramfs|run RPC_SOCKET|shell|exec COMMAND" ;;
 esac

@@ -95,9 +95,12 @@ describe('the lab end to end', () => {
     const json = join(projectRoot(), 'build', `connectivity-${LAB}.json`);
     const r = await veil(['connectivity-test', '--lab', '--name', LAB, '--json', json]);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const report = JSON.parse(await readFile(json, 'utf8')) as { passed: boolean; results: { name: string; ok: boolean; data?: { plaintext?: number; encrypted?: number } }[] };
+    const report = JSON.parse(await readFile(json, 'utf8')) as { passed: boolean; results: { name: string; ok: boolean; notApplicable?: boolean; data?: { plaintext?: number; encrypted?: number } }[] };
     expect(report.passed).toBe(true);
-    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'agent-restart-under-load', 'key-rotation-under-load', 'policy-allow-deny']);
+    expect(report.results.map((x) => x.name)).toEqual(['pod-to-pod-same-node', 'pod-to-pod-cross-node', 'node-to-pod', 'encryption-on-the-wire', 'strict-broken-peer-key', 'agent-restart-under-load', 'key-rotation-under-load', 'policy-allow-deny', 'identity']);
+    // WireGuard mode: the receiver cannot learn the sender's identity from the tunnel.
+    expect(report.results.find((x) => x.name === 'identity')).toMatchObject({ ok: true, notApplicable: true });
+    expect(r.stdout).toMatch(/^identity\s+n\/a\s+Not applicable in WireGuard mode/m);
     const restart = report.results.find((x) => x.name === 'agent-restart-under-load')!.data! as { lost?: number; plaintext?: number };
     expect(restart).toMatchObject({ lost: 0, plaintext: 0 });
     const rotation = report.results.find((x) => x.name === 'key-rotation-under-load')!.data! as { sent?: number; lost?: number; plaintext?: number };

@@ -325,6 +325,7 @@ describe('veil lab failure paths', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/IPsec mode needs ESP, which this kernel lacks/);
     expect(r.stderr).toContain('VM harness');
+    expect(r.stderr).toContain('"bash scripts/lab.sh --mode ipsec"');
     expect(r.stderr).toContain('[VEIL_MISSING_DEPENDENCY]');
     expect(await labNetns(lab)).toEqual([]);
     expect((await netnsList()).filter((n) => n.includes('espprobe'))).toEqual([]);

@@ -2,8 +2,10 @@
 # /init of the VM tier's initramfs (packed by scripts/vm/vm.sh). Runs as PID 1 in the guest:
 # loads the modules for 9p and virtio-serial, mounts the host's root read-only at /host with
 # fresh proc/sys/dev/bpffs and tmpfs /tmp and /run inside it, then chroots there and starts the
-# RPC agent from the checkout (veil.mode=agent) or a root shell (veil.mode=shell). Whatever ends
-# that program powers the guest off, so qemu exits.
+# RPC agent from the checkout (veil.mode=agent), a root shell (veil.mode=shell) or one command
+# (veil.mode=exec, the command base64-encoded in veil.exec=, its output on the console and its
+# exit status in a last "veil-vm: command exited with status N" line). Whatever ends that program
+# powers the guest off, so qemu exits.
 export PATH=/bin:/sbin
 
 log() { echo "veil-vm: $*"; }
@@ -23,6 +25,7 @@ for arg in $(cat /proc/cmdline); do
   case $arg in
     veil.mode=*) mode=${arg#veil.mode=} ;;
     veil.checkout=*) checkout=${arg#veil.checkout=} ;;
+    veil.exec=*) exec_b64=${arg#veil.exec=} ;;
   esac
 done
 
@@ -82,6 +85,14 @@ case $mode in
     log "root shell in the host's tree (read-only; /tmp and /run are tmpfs); exit to power off"
     # shellcheck disable=SC2086
     setsid cttyhack chroot /host /usr/bin/env -i $env /bin/sh -c 'cd "$1" 2>/dev/null; exec /bin/bash -l' sh "$checkout"
+    ;;
+  exec)
+    [ -n "$checkout" ] || fail "no veil.checkout= on the kernel command line"
+    command=$(echo "${exec_b64:-}" | base64 -d) || fail "veil.exec= is not base64"
+    [ -n "$command" ] || fail "no veil.exec= on the kernel command line"
+    # shellcheck disable=SC2086
+    chroot /host /usr/bin/env -i $env /bin/sh -c 'cd "$1" && eval "$2"' sh "$checkout" "$command" </dev/null
+    log "command exited with status $?"
     ;;
   *) log "unknown veil.mode \"$mode\"" ;;
 esac
