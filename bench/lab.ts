@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { keyRotationUnderLoad } from '../agent/connectivity/key-rotation.js';
 import { waitForAgents } from '../agent/connectivity/lab-test.js';
-import { ping } from '../agent/connectivity/probes.js';
+import { ping, wireguardPackets } from '../agent/connectivity/probes.js';
 import { projectRoot } from '../agent/project-root.js';
 import { readLabState } from '../agent/lab/state.js';
 import { labDown } from '../agent/lab/remove.js';
@@ -289,7 +289,7 @@ export async function run(argv: string[]): Promise<void> {
     if (a.only.has('rotation')) {
       const runs: { sent: number; lost: number; plaintext: number; ms: number }[] = [];
       for (let i = 0; i < a.counts.rotations!; i++) {
-        const r = await keyRotationUnderLoad(await readLabState(LAB), { wireguardPort: 51871 });
+        const r = await keyRotationUnderLoad(await readLabState(LAB), { wireguardPort: 51871, encrypted: wireguardPackets([51871, 51872]) });
         const d = r.data as { sent: number; lost: number; plaintext: number; rotationMs: number } | undefined;
         if (!d || d.sent === undefined) throw new Error(`Rotation ${i + 1} did not run: ${r.detail}`);
         runs.push({ sent: d.sent, lost: d.lost, plaintext: d.plaintext, ms: d.rotationMs });
