@@ -23,22 +23,28 @@ describe('event reader under a drop storm', () => {
     let delivered = 0;
     const reader = EventReader.open(obj.map('veil_events'), { onEvent: () => delivered++ });
     try {
-      const storm = testRun(obj.program('fixture_drop'), ipv4UdpFrame('10.0.0.1', '10.0.0.9'), { repeat: RUNS });
-      // the JavaScript thread is busy while the programs drop
-      const until = Date.now() + 3000;
-      while (Date.now() < until) {
-        // busy
+      // A storm while the JavaScript thread is busy. On a loaded machine the reader thread itself
+      // may get too little CPU in one storm to fill its queue (it then drains fewer, larger
+      // batches): storm again, a bounded number of times, until it had to shed.
+      let storms = 0;
+      while (storms < 5 && (storms === 0 || reader.lost === 0)) {
+        storms++;
+        const storm = testRun(obj.program('fixture_drop'), ipv4UdpFrame('10.0.0.1', '10.0.0.9'), { repeat: RUNS });
+        const until = Date.now() + 3000;
+        while (Date.now() < until) {
+          // busy
+        }
+        await storm;
+        // the queued batches arrive; what did not fit was counted, not kept
+        await eventually(async () => {
+          const before = delivered;
+          await new Promise((r) => setTimeout(r, 300));
+          return delivered === before;
+        }, { timeoutMs: 30_000, what: 'the reader to go quiet' });
       }
-      await storm;
       const counters = await Counters.open(dir);
       const dropped = (await counters.get(Hook.FROM_POD, Reason.DROP_POLICY_DENY)).packets;
-      expect(dropped).toBe(BigInt(RUNS));
-      // the queued batches arrive; what did not fit was counted, not kept
-      await eventually(async () => {
-        const before = delivered;
-        await new Promise((r) => setTimeout(r, 300));
-        return delivered === before;
-      }, { timeoutMs: 30_000, what: 'the reader to go quiet' });
+      expect(dropped).toBe(BigInt(RUNS * storms));
       const lost = reader.lost;
       expect(lost).toBeGreaterThan(0);
       expect(delivered).toBeGreaterThan(0);
