@@ -5,7 +5,8 @@
  *   1. verifies it (NodeRecordVerifier: signature, node certificate, freshness) — a record that
  *      fails is an audit "record.rejected" and changes nothing;
  *   2. refuses it whole when it carries a key of an identity its node does not host
- *      ("identity-not-hosted");
+ *      ("identity-not-hosted", audited once per record revision; checked again at every sync,
+ *      since the references can be written after the record);
  *   3. calls installPeerKey for each new generation, usePeerKey for each newly active one and
  *      removePeerKey for generations that left the record (all of them when the record is
  *      deleted: the node left the cluster);
@@ -89,6 +90,8 @@ export class PeerKeys {
   readonly #gone = new Set<string>();
   /** Records refused since the last sync (audited by it). */
   readonly #rejected: { node: string; err: NodeRecordError }[] = [];
+  /** node → revision of its record last audited as "identity-not-hosted" (audited once, retried every sync). */
+  readonly #strayAudited = new Map<string, string>();
 
   constructor(o: PeerKeysOptions) {
     this.#o = o;
@@ -138,6 +141,12 @@ export class PeerKeys {
       const stray: NodeRecordKey[] = [];
       if (check) for (const k of record.keys) if (k.kind === 'identity' && !(await check(node, k.identity))) stray.push(k);
       if (stray.length) {
+        // Kept and checked again at every sync: the hosting node writes its identity references on
+        // its lease, which after an agent restart (or a lost lease) can come after the record
+        // that carries the identity's key. Accepted once the references exist, never before.
+        this.#incoming.set(node, { modRevision, record });
+        if (this.#strayAudited.get(node) === modRevision) continue;
+        this.#strayAudited.set(node, modRevision);
         const k = stray[0]!;
         await this.#o.record({
           event: 'record.rejected',
@@ -149,6 +158,7 @@ export class PeerKeys {
         });
         continue;
       }
+      this.#strayAudited.delete(node);
       const prev = this.#peers.get(node);
       this.#peers.set(node, {
         modRevision,

@@ -32,6 +32,7 @@ interface Status {
 
 interface AgentStatus {
   mode: string;
+  datapath: { localPods: number; waiting: string[] } | null;
   sas: { nodes: number; inStates: number; outStates: number; policies: number; spiCollisions: number };
   ipsec: { identities: number[]; nodes: { node: string; sendingSlots: { identity: number; family: number; slot: number }[]; routes: string[] }[] };
 }
@@ -96,35 +97,41 @@ describe('veil agent in IPsec mode (lab in the VM)', () => {
   it('lab up --mode ipsec: every pod gets an identity and each agent installs SAs toward the other node', async () => {
     up = true;
     await veil(`lab up --mode ipsec --nodes 2 --pods-per-node 2 --name ${LAB}`, 300_000);
-    s = await eventually('identities for every pod', async () => {
-      const st = JSON.parse(await veil(`lab status --name ${LAB} --json`)) as Status;
+    // Under qemu emulation an agent pass takes seconds: the agents' own /status (no etcd in the
+    // way) tells when the keys were published, acknowledged and activated on both sides.
+    for (const netns of [1, 2].map((i) => `veil-${LAB}-node-${i}`)) {
+      await eventually(`IPsec SAs on ${netns}`, async () => {
+        const st = await agentStatus(netns);
+        // Both local pods have identities; both local identities send to the other node over
+        // both families, and the other node's two identities have inbound SAs here.
+        return st.datapath?.localPods === 2 && st.datapath.waiting.length === 0 && st.sas.nodes === 1 && st.ipsec.nodes[0]!.sendingSlots.length === 4 && st.sas.inStates === 4 ? st : undefined;
+      }, 600_000);
+    }
+    s = await eventually('lab status with an identity for every pod', async () => {
+      const st = JSON.parse(await veil(`lab status --name ${LAB} --json`, 240_000)) as Status;
       return st.pods.length === 4 && st.pods.every((p) => p.identity !== null) ? st : undefined;
-    });
+    }, 300_000);
     for (const n of s.nodes) {
-      const a = await eventually(`IPsec SAs on ${n.name}`, async () => {
-        const st = await agentStatus(n.netns);
-        // Both local identities (client, server) send to the other node over both families.
-        return st.sas.nodes === 1 && st.ipsec.nodes[0]!.sendingSlots.length === 4 ? st : undefined;
-      });
+      const a = await agentStatus(n.netns);
       expect(a.mode).toBe('ipsec');
       expect(a.sas.spiCollisions).toBe(0);
       expect(a.ipsec.identities).toEqual([...new Set(s.pods.filter((p) => p.node === n.name).map((p) => p.identity!))].sort((x, y) => x - y));
       const other = s.nodes.find((o) => o.name !== n.name)!;
       expect(a.ipsec.nodes[0]!.routes).toEqual([...other.podCidrs].sort());
     }
-  }, 420_000);
+  }, 1_200_000);
 
   it('pods on different nodes reach each other over IPv4 and IPv6', async () => {
     const client = pod('client-1-0');
     const server = pod('server-2-1');
     const [v4, v6] = [server.ips.find((a) => !a.includes(':'))!, server.ips.find((a) => a.includes(':'))!];
-    await eventually('IPv4 ping client-1-0 → server-2-1', async () => ((await ping(client.netns, v4, 1)) ? true : undefined));
+    await eventually('IPv4 ping client-1-0 → server-2-1', async () => ((await ping(client.netns, v4, 1)) ? true : undefined), 300_000);
     expect(await ping(client.netns, v4)).toBe(true);
-    await eventually('IPv6 ping client-1-0 → server-2-1', async () => ((await ping(client.netns, v6, 1)) ? true : undefined));
+    await eventually('IPv6 ping client-1-0 → server-2-1', async () => ((await ping(client.netns, v6, 1)) ? true : undefined), 120_000);
     expect(await ping(client.netns, v6)).toBe(true);
     const back = pod('client-2-0').ips.find((a) => !a.includes(':'))!;
     expect(await ping(pod('server-1-1').netns, back)).toBe(true);
-  }, 240_000);
+  }, 600_000);
 
   it('each node holds per-identity SAs: out states with the sender identity encrypt mark, in states setting its decrypted mark', async () => {
     const clientId = pod('client-1-0').identity!;
@@ -187,12 +194,12 @@ describe('veil agent in IPsec mode (lab in the VM)', () => {
       '',
     ].join('\n');
     await v.check(`cat > ${policy}`, { stdin: yaml });
-    await veil(`lab policy apply ${policy} --name ${LAB}`);
+    await veil(`lab policy apply ${policy} --name ${LAB}`, 300_000);
     const server = pod('server-2-1');
     const v4 = server.ips.find((a) => !a.includes(':'))!;
     const v6 = server.ips.find((a) => a.includes(':'))!;
     // client-2-0 (same identity as client-1-0, on the server's node: no SA, no authenticated identity) is dropped once the policy is in the maps.
-    await eventually('the identity-bound policy to drop the local client', async () => ((await ping(pod('client-2-0').netns, v4, 1)) ? undefined : true), 60_000);
+    await eventually('the identity-bound policy to drop the local client', async () => ((await ping(pod('client-2-0').netns, v4, 1)) ? undefined : true), 180_000);
     expect(await ping(pod('client-2-0').netns, v6, 2)).toBe(false);
     // client-1-0's packets were decrypted by its identity's SA: the authenticated identity matches.
     expect(await ping(pod('client-1-0').netns, v4)).toBe(true);
@@ -203,13 +210,13 @@ describe('veil agent in IPsec mode (lab in the VM)', () => {
     ) as { counters: { hook: string; reason: string; drop: boolean; packets: number }[] };
     const authDrops = counters.counters.filter((c) => c.hook === 'TO_POD' && c.reason === 'DROP_REQUIRES_AUTH_IDENTITY').reduce((n, c) => n + c.packets, 0);
     expect(authDrops).toBeGreaterThan(0);
-    await veil(`lab policy delete ${policy} --name ${LAB}`);
-  }, 180_000);
+    await veil(`lab policy delete ${policy} --name ${LAB}`, 300_000);
+  }, 900_000);
 
   it('lab down removes the lab', async () => {
-    await veil(`lab down --name ${LAB}`, 120_000);
+    await veil(`lab down --name ${LAB}`, 240_000);
     up = false;
     const left = await v.check(`ip netns list | grep -c "veil-${LAB}" || true`);
     expect(left.trim()).toBe('0');
-  }, 150_000);
+  }, 300_000);
 });

@@ -374,6 +374,16 @@ describe('key managers on a real etcd', () => {
     expect(calls.some((c) => c.startsWith('ky-a installPeer ky-d:node/'))).toBe(true);
   });
 
+  it('accepts that record once the reference appears after it (references are written after the record when an agent restarts)', async () => {
+    const db = canonicalLabelSet({ namespace: 'default', serviceAccount: 'db' });
+    const lease = await identityStore.grantLease(600);
+    await new IdentityReferences(identityStore).addReference(ID_DB, db, 'ky-d', lease);
+    await eventually(() => calls.some((c) => c.startsWith(`ky-a installPeer ky-d:identity/${ID_DB}/`)), { what: "ky-a installing ky-d's identity key" });
+    // Audited once per record revision, not at every pass while it waited.
+    const rejections = auditEvents('ky-a').filter((e) => e.event === 'record.rejected' && e.peerNode === 'ky-d');
+    expect(new Set(rejections.map((e) => e.detail)).size).toBe(rejections.length);
+  });
+
   it('installs nothing from records that are unsigned, tampered, from an unknown CA or with an expired certificate', async () => {
     calls.length = 0;
     const store = nodes.get('ky-a')!.store;
