@@ -4,8 +4,10 @@
  * (userspace backend) in its own network namespace, one real etcd, real node certificates. The
  * key managers bring the nodes up from nothing; then node 1's key is rotated on demand under
  * continuous pings between the pods (both directions, IPv4 and IPv6): 0 packets lost, every
- * step audited in order, the rotation lease taken and given back. A record with an inconsistent
- * channel state is refused whole and audited, and changes no device.
+ * step audited in order, the rotation lease taken and given back; a second rotation survives a
+ * restart of node 1's agent parts between activation and draining the old channel (0 lost, resumed
+ * from the published state, no new key). A record with an inconsistent channel state is refused
+ * whole and audited, and changes no device.
  */
 import { spawn } from 'node:child_process';
 import { sign } from 'node:crypto';
@@ -274,16 +276,80 @@ describe('WireGuard node key rotation driven by the key managers (wireguard-go, 
     for (const s of secrets) expect(logLines.join('')).not.toContain(s);
   });
 
+  it('resumes a rotation after node 1\'s agent restarts mid-rotation (new backend, hooks, reconciler, key manager): 0 lost', async () => {
+    const [n0, n1, n2] = nodes as [Node, Node, Node];
+    const COUNT = 600;
+    const streams = [pingStream(n0.podNs, n1.pod4, COUNT), pingStream(n1.podNs, n2.pod4, COUNT)];
+    await new Promise((r) => setTimeout(r, 500));
+    n1.manager.rotateNow({ kind: 'node', identity: 0 });
+    await eventually(() => auditEvents(n1).some((e) => e.event === 'key.activated' && e.generation === 3), { timeoutMs: 20_000, what: 'generation 3 activated on node 1' });
+    await n1.manager.stop();
+    const published = (JSON.parse((await n0.store.get(paths.record(n1.name)))!.value.toString('utf8')) as { record: NodeRecord }).record;
+    // Stopped between activation and draining the old channel: the channels carry 3 and 2.
+    expect(published.wireguard?.draining).toBeNull();
+    expect([...published.wireguard!.generations].sort()).toEqual([2, 3]);
+
+    const backend = new UserspaceWireGuardBackend({ netns: n1.ns, links: netlinkLinkOps, stateDir: work, log: moduleLogger(log, 'wireguard-userspace') });
+    const reconciler = new WireGuardPeerReconciler({
+      backend,
+      deviceBase: BASE,
+      port: PORT,
+      localNode: n1.name,
+      localPodCidrs: [`10.78.1.0/24`, `fd78:0:0:2::/64`],
+      routes: { source: { 4: '10.78.1.1', 6: 'fd78:0:0:2::1' } },
+      log: moduleLogger(log, 'wireguard-peers').child({ node: n1.name, restarted: true }),
+    });
+    const hooks = new WireGuardKeyHooks({ backend, devices: { base: BASE, port: PORT, underlayMtu: 1500 }, reconciler, log: moduleLogger(log, 'wireguard'), onDevicesUp: () => undefined, onPeersChanged: () => undefined });
+    const keysBefore = await Promise.all([0, 1].map(async (d) => (await n1.backend.getDevice(`${BASE}${d}`)).publicKey!.toString('base64')));
+    expect(await hooks.restore(n1.dir)).toBe(true);
+    // The devices kept the keys they held (one channel on generation 3, the other on 2).
+    const keysAfter = await Promise.all([0, 1].map(async (d) => (await backend.getDevice(`${BASE}${d}`)).publicKey!.toString('base64')));
+    expect(keysAfter).toEqual(keysBefore);
+    expect(keysAfter[0]).not.toBe(keysAfter[1]);
+    const manager = await KeyManager.open({
+      node: n1.name,
+      stateDir: n1.dir,
+      store: n1.store,
+      audit: n1.audit,
+      nodeCertificatePem: n1.cert.certPem,
+      nodePrivateKey: n1.cert.key,
+      trustAnchors: [ca.certPem],
+      addresses: ['192.168.78.11'],
+      podCidrs: ['10.78.1.0/24', 'fd78:0:0:2::/64'],
+      bootId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1',
+      rotationIntervalMs: 3_600_000,
+      acknowledgeTimeoutMs: 60_000,
+      tickMs: 100,
+      hooks,
+      wireguard: { channels: hooks.rotation },
+      log: moduleLogger(log, 'keys').child({ node: n1.name, restarted: true }),
+    });
+    Object.assign(n1, { backend, reconciler, hooks, manager });
+    await manager.start();
+    await eventually(() => auditEvents(n1).some((e) => e.event === 'rotation.completed' && e.toGeneration === 3), { timeoutMs: 30_000, what: 'the resumed rotation completed' });
+    // No second generation 3, no new key: the restarted agent continued the published rotation.
+    expect(auditEvents(n1).filter((e) => e.event === 'key.generated' && e.generation === 3)).toHaveLength(1);
+    expect(manager.status()[0]!.generations.map((g) => `${g.generation}:${g.phase}`)).toEqual(['3:active']);
+    const results = await Promise.all(streams);
+    for (const [k, r] of results.entries()) expect(r.received, `stream ${k}: ${r.received}/${r.sent}`).toBe(r.sent);
+    const pub = (await backend.getDevice(`${BASE}0`)).publicKey!.toString('base64');
+    expect((await backend.getDevice(`${BASE}1`)).publicKey!.toString('base64')).toBe(pub);
+    for (const o of [n0, n2]) for (const d of [0, 1] as const) expect(await devicePeerKeys(o, d)).toContain(pub);
+    await eventually(async () => (await n0.store.get(paths.rotationLock())) === null, { timeoutMs: 15_000, what: 'the rotation lease released' });
+  });
+
   it('refuses a signed record whose channel state names an unpublished generation: audited, no device changed', async () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node];
     const before = await Promise.all([n0, n2].flatMap((o) => [devicePeerKeys(o, 0), devicePeerKeys(o, 1)]));
     const current = (JSON.parse((await n0.store.get(paths.record(n1.name)))!.value.toString('utf8')) as { record: NodeRecord }).record;
     const stray = X25519PrivateKey.generate().publicKey.base64;
     // Signed with node 1's real certificate key, so only the channel state is wrong.
+    const g = Math.max(...current.keys.map((k) => k.generation));
     const record = {
       ...current,
-      keys: [...current.keys, { kind: 'node' as const, identity: 0, generation: 3, publicKey: stray, state: 'pending' as const }],
-      wireguard: { generations: [4, 2] as [number, number], draining: 0 as const },
+      keys: [...current.keys, { kind: 'node' as const, identity: 0, generation: g + 1, publicKey: stray, state: 'pending' as const }],
+      // Channel 0 names a generation the record does not publish.
+      wireguard: { generations: [g + 2, g] as [number, number], draining: 0 as const },
       issuedAt: Date.now(),
       sequence: current.sequence + 100,
     };
