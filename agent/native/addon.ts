@@ -49,7 +49,8 @@ export function toNetlinkError(err: unknown, context?: string): VeilError {
     });
   }
   const detail = e.detail ?? e.message ?? 'failed';
-  let message = context ? `${context}: ${detail}` : `${e.op}: ${detail}`;
+  // The addon's own text may already name the operation the caller describes: say it once.
+  let message = context ? (detail.startsWith(context) ? detail : `${context}: ${detail}`) : `${e.op}: ${detail}`;
   if (e.extack) message += ` (kernel: ${e.extack})`;
   if (typeof e.index === 'number') message += ` [object ${e.index}]`;
   return new NetlinkError(

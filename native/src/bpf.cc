@@ -49,9 +49,17 @@ thread_local std::string* tls_capture = nullptr;
 
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!tls_capture || level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
-  if (n > 0) tls_capture->append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+  // One call can carry the whole verifier log (libbpf prints it with a single "%s"), so size the
+  // text first: a fixed buffer would keep its head and lose the reason at its end.
+  va_list measure;
+  va_copy(measure, args);
+  int n = vsnprintf(nullptr, 0, fmt, measure);
+  va_end(measure);
+  if (n <= 0) return 0;
+  std::string text(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(text.data(), text.size(), fmt, args);
+  text.resize(static_cast<size_t>(n));
+  tls_capture->append(text);
   // Keep the tail, where the verifier states why it refused.
   if (tls_capture->size() > 16384) tls_capture->erase(0, tls_capture->size() - 16384);
   return 0;

@@ -98,6 +98,12 @@ describe('loadObject()', () => {
     await expect(loadObject(fixtureObject('loader-fixture'), { pinDir: dir, rodata: { fixture_mark: Buffer.alloc(2) } })).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(loadObject(fixtureObject('loader-fixture'), { pinDir: 'relative/dir' })).rejects.toBeInstanceOf(ValidationError);
     await expect(loadObject(fixtureObject('loader-fixture'), { pinDir: '/tmp' })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('is not on a bpf filesystem') });
+    // The verifier's reason is the last line of a long log: the error carries it.
+    const refused = (await loadObject(fixtureObject('verifier-reject'), { pinDir: dir }).catch((e: unknown) => e)) as Error;
+    expect(refused).toBeInstanceOf(VeilError);
+    expect(refused.message).toContain('fixture_reject');
+    expect(refused.message).toMatch(/invalid access to packet/);
+    expect(refused.message.match(/Cannot load eBPF object/g)).toHaveLength(1);
     const err = await loadObject('/nonexistent/x.bpf.o', { pinDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NetlinkError);
     expect(err).toBeInstanceOf(VeilError);
