@@ -4,7 +4,8 @@
  *
  *   pod-to-pod-same-node    ping between two pods of one node
  *   pod-to-pod-cross-node   ping (IPv4 and IPv6) between pods of two nodes, through the tunnel
- *   node-to-pod             ping from a node to a pod on it and to a pod on another node
+ *   node-to-pod             ping from a node to a pod on it and to a pod on another node (IPsec
+ *                           mode: the local pod only; node-originated traffic has no SA yet)
  *   encryption-on-the-wire  capture on the underlay bridge while pods of two nodes talk:
  *                           zero plaintext pod packets, WireGuard (IPsec mode: ESP) packets present
  *   strict-broken-peer-key  the peer of another node replaced by one with a random key on this
@@ -170,12 +171,17 @@ const nodeToPod: Scenario = async (s) => {
   if (!node || !a) return fail(name, 'Needs a pod on the first node');
   const parts: string[] = [];
   let ok = true;
-  for (const p of [a, remote].filter((x): x is LabPodState => x !== undefined)) {
+  // IPsec mode encrypts what pods send (from-pod sets the identity's encrypt mark); traffic a
+  // node itself originates toward remote pods has no SA and is refused by the remote node's
+  // policy (docs/agent.md), so only the local pod is tried there.
+  const targets = s.mode === 'ipsec' ? [a] : [a, remote];
+  for (const p of targets.filter((x): x is LabPodState => x !== undefined)) {
     const r = await ping(node.netns, v4(p));
     ok &&= r.received === r.sent && r.sent > 0;
     parts.push(`${p.name} on ${p.node}: ${r.received}/${r.sent}${r.received === r.sent ? '' : ` (${r.output})`}`);
   }
-  return { name, ok, detail: `${node.name} → ${parts.join(', ')}` };
+  const note = s.mode === 'ipsec' ? '; node to remote pod not tried: IPsec mode does not encrypt node-originated traffic yet' : '';
+  return { name, ok, detail: `${node.name} → ${parts.join(', ')}${note}` };
 };
 
 const encryption: Scenario = async (s, o) => {
