@@ -4,9 +4,9 @@
  * 2 pods each, `veil connectivity-test --lab --json FILE` passing every scenario, `veil audit
  * verify` on every audit log, and `veil lab down` leaving no namespace, process, pin or directory.
  *
- * Mode: the lab state's `mode` drives the connectivity scenarios (ESP on the wire, broken SAs,
- * the identity scenario). MODE below is "wireguard" until `veil agent` runs IPsec mode; then it
- * becomes "ipsec" (the point of running the lab here), keeping the file to one lab boot.
+ * Mode: IPsec, the point of running the lab here (the host kernel has no ESP; WireGuard mode runs
+ * on the host in tests/privileged/lab-e2e). The lab state's `mode` drives the connectivity
+ * scenarios (ESP on the wire, broken SAs, the identity scenario).
  * Every step is one `veil` command in the guest: a node start there costs seconds under TCG.
  */
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vm } from './harness/client.js';
 import { vm } from './harness/vm.js';
 
-const MODE: 'wireguard' | 'ipsec' = 'wireguard';
+const MODE: 'wireguard' | 'ipsec' = 'ipsec';
 const LAB = `lv${randomBytes(3).toString('hex')}`;
 const VEIL = 'node dist/agent/cli/main.js';
 
