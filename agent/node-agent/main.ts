@@ -180,7 +180,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       cluster = new ClusterClient(store, { onInvalid: (err) => log.warn({ err }, 'Skipping an invalid cluster record') });
       const deadline = Date.now() + (deps.nodeRecordTimeoutMs ?? 60_000);
       for (;;) {
-        const rec = await cluster.get('nodes', me);
+        const rec = await retryUnavailable(`Reading the record of "${me}"`, () => cluster.get('nodes', me), log, sig);
         if (rec) {
           self = rec.record;
           break;
@@ -190,7 +190,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         }
         await new Promise((r) => setTimeout(r, 500));
       }
-      await grantLease();
+      await retryUnavailable('Granting the node lease', () => grantLease(), log, sig);
       health.set('store', 'ok');
       log.info({ node: me, addresses: self.addresses, podCidrs: self.podCidrs }, 'Connected to the store');
     },
