@@ -35,10 +35,7 @@ import { ClusterClient } from '../cluster/client.js';
 import { CLUSTER_PREFIX } from '../cluster/keys.js';
 import type { ClusterNode } from '../cluster/records.js';
 import type { AgentConfig } from '../config/agent-config.js';
-import { ConfigError, hasCode } from '../errors.js';
-import { STORE_UNAVAILABLE } from '../store/errors.js';
-import { abortableSleep } from '../util/abortable-sleep.js';
-import { Backoff } from '../util/backoff.js';
+import { ConfigError } from '../errors.js';
 import { IdentityAllocator } from '../identity/allocator.js';
 import { hostedIdentities, storeIdentityHosting } from '../identity/hosting.js';
 import { DEFAULT_IDENTITY_PREFIX } from '../identity/records.js';
@@ -94,23 +91,6 @@ const LEASE_TTL_SECONDS = 15;
 
 async function readBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
-}
-
-/**
- * A store request that timed out while the agent starts (a slow etcd, a loaded machine: the lab
- * under qemu emulation) is retried a few times with backoff before the start fails.
- */
-async function retryUnavailable<T>(what: string, fn: () => Promise<T>, log: Logger, signal: AbortSignal): Promise<T> {
-  const backoff = new Backoff(500, 5_000);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!hasCode(err, STORE_UNAVAILABLE) || attempt >= 5 || signal.aborted) throw err;
-      log.warn({ err, attempt }, `${what}: the store did not answer in time; retrying`);
-      await abortableSleep(backoff.next(), signal);
-    }
-  }
 }
 
 const IPSEC_AEAD: Record<AgentConfig['ipsec']['algorithm'], IpsecAead> = {
@@ -200,7 +180,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
         }
         await new Promise((r) => setTimeout(r, 500));
       }
-      await grantLease();
+      await untilStoreAnswers(() => grantLease(), { timeoutMs: 60_000, signal: sig, onRetry: (err, delayMs) => log.warn({ err: err.message, delayMs }, 'Granting the node lease: store not reachable yet, retrying') });
       health.set('store', 'ok');
       log.info({ node: me, addresses: self.addresses, podCidrs: self.podCidrs }, 'Connected to the store');
     },
@@ -421,7 +401,7 @@ export async function startNodeAgent(config: AgentConfig, deps: NodeAgentDeps, s
       });
       for (const prefix of [CLUSTER_PREFIX, DEFAULT_IDENTITY_PREFIX]) {
         const m = new PrefixMirror({ store, prefix, onChange: () => sync.kick(), onResync: (err) => log.warn({ err, prefix }, 'Re-listing') });
-        await retryUnavailable(`Listing "${prefix}"`, () => m.start(), log, sig);
+        await untilStoreAnswers(() => m.start(), { timeoutMs: 60_000, signal: sig, onRetry: (err, delayMs) => log.warn({ err: err.message, delayMs, prefix }, 'Listing: store not reachable yet, retrying') });
         mirrors.push(m);
       }
       jobs.timer('datapath-resync', deps.resyncMs ?? 10_000, async () => {
