@@ -10,7 +10,7 @@
  */
 import { createPublicKey, KeyObject, sign as cryptoSign, X509Certificate } from 'node:crypto';
 import { AuditSignerError } from './errors.js';
-import { digestOf, signatureAlgorithmOf, type SignatureAlgorithm } from '../keys/signature.js';
+import { digestOf, signatureAlgorithmOf } from '../keys/signature.js';
 
 export interface CheckpointSigner {
   /** The node certificate whose private key makes the signatures, PEM. */

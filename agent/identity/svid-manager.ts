@@ -24,7 +24,6 @@ import { readCertificatesPem } from '../../certs/certificate.js';
 import { writePrivateKeyFile } from '../../certs/files.js';
 import { privateKeyToPem } from '../../certs/keys.js';
 import { issueSvid, type NodeCredentials, type Svid } from '../../certs/svid.js';
-import { DEFAULT_SVID_TTL_MS } from '../../certs/validity.js';
 import { ValidationError } from '../errors.js';
 import { destroySecretFile } from '../keys/key-file.js';
 import type { HostedIdentity } from './hosting.js';

@@ -8,7 +8,7 @@
  */
 import type { NetlinkError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
-import { decodePolicy, type RawPolicy } from './decode.js';
+import { decodePolicy } from './decode.js';
 import { packPolicies } from './pack.js';
 import { detailOf, dumpWithRetry, kernelSays, nsOpts, reword, rollbackNote, xfrmNative } from './native-call.js';
 import type { XfrmOptions, XfrmPolicy, XfrmPolicyConfig, XfrmPolicyFilter, XfrmPolicyId } from './types.js';

@@ -9,7 +9,7 @@
  */
 import type { NetlinkError } from '../errors.js';
 import { callNative, callNativeSync } from '../native/addon.js';
-import { decodeState, type RawState } from './decode.js';
+import { decodeState } from './decode.js';
 import { detailOf, dumpWithRetry, kernelSays, nsOpts, reword, rollbackNote, xfrmNative } from './native-call.js';
 import type {
   XfrmOptions,
