@@ -500,6 +500,38 @@ export class KeyManager {
     }
   }
 
+  /**
+   * A new generation for a slot: the private key written (0600) and handed to the kernel hooks
+   * (`afterInstall` runs next, before the state is saved), the rotation state saved, the
+   * `key.generated` audit event, the on-demand request consumed.
+   */
+  async #generate(
+    slot: SlotState,
+    ref: SlotRef,
+    reason: rot.RotationReason,
+    request: RotationRequest | undefined,
+    now: number,
+    afterInstall?: (generation: number) => Promise<void>,
+  ): Promise<void> {
+    const key = X25519PrivateKey.generate();
+    const t = rot.generate(slot.rotation, { fingerprint: key.fingerprint, now, reason });
+    const g = t.state.lastGeneration;
+    await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
+    this.#keys.set(keyId(ref, g), key);
+    await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
+    await afterInstall?.(g);
+    slot.rotation = t.state;
+    slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
+    await this.#dir.save(this.#state);
+    await this.#record(toAuditEvent(t.event));
+    const sid = slotId(ref);
+    this.#onDemand.delete(sid);
+    if (request) {
+      await this.#o.store.delete(this.#paths.rotateRequest(this.#o.node, ref), request.modRevision);
+      this.#requests.delete(sid);
+    }
+  }
+
   // Owner side: one slot's rotation.
   async #ownerSide(slot: SlotState): Promise<void> {
     const now = this.#now();
@@ -517,22 +549,9 @@ export class KeyManager {
     const wanted = !active || this.#onDemand.has(sid) || request !== undefined || (slot.dueAt !== null && now >= slot.dueAt);
     if (!busy && wanted) {
       const reason: rot.RotationReason = !active ? 'initial' : this.#onDemand.has(sid) || request ? 'on-demand' : 'schedule';
-      const key = X25519PrivateKey.generate();
-      const t = rot.generate(slot.rotation, { fingerprint: key.fingerprint, now, reason });
-      const g = t.state.lastGeneration;
-      await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
-      this.#keys.set(keyId(ref, g), key);
-      await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
-      if (ref.kind === 'node' && !active) await this.#o.wireguard?.channels.restore(steadyChannelState(g));
-      slot.rotation = t.state;
-      slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
-      await this.#dir.save(this.#state);
-      await audit(t.event);
-      this.#onDemand.delete(sid);
-      if (request) {
-        await this.#o.store.delete(this.#paths.rotateRequest(this.#o.node, ref), request.modRevision);
-        this.#requests.delete(sid);
-      }
+      await this.#generate(slot, ref, reason, request, now, async (g) => {
+        if (ref.kind === 'node' && !active) await this.#o.wireguard?.channels.restore(steadyChannelState(g));
+      });
     }
 
     const pending = slot.rotation.generations.find((g) => g.phase === 'generated' || g.phase === 'published' || g.phase === 'acknowledged');
@@ -634,21 +653,7 @@ export class KeyManager {
       }
       if (!(await needLock())) return;
       const reason: rot.RotationReason = this.#onDemand.has(sid) || request ? 'on-demand' : 'schedule';
-      const key = X25519PrivateKey.generate();
-      const t = rot.generate(slot.rotation, { fingerprint: key.fingerprint, now, reason });
-      const g = t.state.lastGeneration;
-      await writePrivateKeyFile(this.#dir.keyPath(ref, g), key);
-      this.#keys.set(keyId(ref, g), key);
-      await this.#hooks.installLocalKey({ ...ref, generation: g, privateKey: key });
-      slot.rotation = t.state;
-      slot.retireReason = reason === 'on-demand' ? 'on-demand' : 'rotation';
-      await this.#dir.save(this.#state);
-      await audit(t.event);
-      this.#onDemand.delete(sid);
-      if (request) {
-        await this.#o.store.delete(this.#paths.rotateRequest(this.#o.node, ref), request.modRevision);
-        this.#requests.delete(sid);
-      }
+      await this.#generate(slot, ref, reason, request, now);
     }
 
     // begin + publish: channel d drains and names the new generation.
