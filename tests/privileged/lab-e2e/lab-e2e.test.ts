@@ -6,7 +6,6 @@
  * restarted under traffic without a lost or leaked packet, `veil audit verify` passing on every
  * audit log, and `veil lab down` leaving nothing behind.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
@@ -17,24 +16,12 @@ import { openLabStore } from '../../../agent/lab/lab-store.js';
 import { labPaths } from '../../../agent/lab/state.js';
 import { projectRoot } from '../../../agent/project-root.js';
 import { run, eventually } from '../../support/netns.js';
+import { runVeil, type VeilRun } from '../../support/veil-cli.js';
 
 const LAB = 'age2e';
-const CLI = join(projectRoot(), 'dist', 'agent', 'cli', 'main.js');
 
-function veil(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VEIL_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+function veil(args: string[], timeoutMs = 180_000): Promise<VeilRun> {
+  return runVeil(args, { timeoutMs });
 }
 
 interface Status {

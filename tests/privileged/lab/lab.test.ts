@@ -22,8 +22,8 @@ import { NodeCertificateClient } from '../../../agent/node-cert/node-certificate
 import { bootstrapKey } from '../../../agent/node-cert/store-keys.js';
 import { CertificateSigner } from '../../../agent/operator/certificate-signer.js';
 import { ipJson, run, runIn, eventually, uniqueName } from '../../support/netns.js';
+import { runVeil, VEIL_CLI, type VeilRun } from '../../support/veil-cli.js';
 
-const CLI = join(import.meta.dirname, '../../../dist/agent/cli/main.js');
 const name = uniqueName('lb');
 let state: LabState;
 let netnsBefore: string[];
@@ -38,20 +38,10 @@ async function netnsList(): Promise<string[]> {
   return ((r.stdout.trim() ? JSON.parse(r.stdout) : []) as { name: string }[]).map((e) => e.name).sort();
 }
 
-async function veil(args: string[], opts: { expectFail?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const r = { code: code ?? -1, stdout, stderr };
-      if (!opts.expectFail && r.code !== 0) reject(new Error(`veil ${args.join(' ')} exited ${r.code}: ${stderr}`));
-      else resolve(r);
-    });
-  });
+async function veil(args: string[], opts: { expectFail?: boolean } = {}): Promise<VeilRun> {
+  const r = await runVeil(args, { timeoutMs: 300_000, env: { VEIL_LOG_LEVEL: process.env.VEIL_LOG_LEVEL } });
+  if (!opts.expectFail && r.code !== 0) throw new Error(`veil ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r;
 }
 
 /** Command lines of every process (what pgrep -af shows), read from /proc. */
@@ -335,7 +325,7 @@ describe('veil lab failure paths', () => {
   it('SIGINT during up removes what was created so far', async () => {
     const lab = uniqueName('lb');
     extraLabs.push(lab);
-    const child = spawn(process.execPath, [CLI, 'lab', 'up', '--name', lab, '--nodes', '6', '--pods-per-node', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [VEIL_CLI, 'lab', 'up', '--name', lab, '--nodes', '6', '--pods-per-node', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
