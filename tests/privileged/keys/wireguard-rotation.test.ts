@@ -13,7 +13,6 @@ import { spawn } from 'node:child_process';
 import { sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAuditLog, type AuditLog } from '../../../agent/audit/audit-log.js';
 import { keyObjectSigner } from '../../../agent/audit/signer.js';
@@ -23,7 +22,7 @@ import type { NodeRecord } from '../../../agent/keys/node-record.js';
 import { nodeRecordSigningBytes } from '../../../agent/keys/node-record-sign.js';
 import { parsePeerAck } from '../../../agent/keys/peer-ack.js';
 import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
-import { createRootLogger, moduleLogger } from '../../../agent/log/logger.js';
+import { moduleLogger } from '../../../agent/log/logger.js';
 import { WireGuardKeyHooks } from '../../../agent/node-agent/wireguard-key-hooks.js';
 import { WireGuardPeerReconciler } from '../../../agent/reconcile/wireguard-peers.js';
 import { openEtcdStore, type EtcdStore } from '../../../agent/store/etcd-store.js';
@@ -32,6 +31,7 @@ import { UserspaceWireGuardBackend } from '../../../agent/wireguard/userspace-ba
 import { EtcdServer } from '../../support/etcd.js';
 import { eventually, NetnsSet, run, runIn } from '../../support/netns.js';
 import { OpensslPki, type Issued, type TestCa } from '../../support/openssl-pki.js';
+import { capturedLog } from '../../support/captured-log.js';
 
 const PORT = 51890;
 const BASE = 'wrwg';
@@ -56,16 +56,7 @@ interface Node {
 
 describe('WireGuard node key rotation driven by the key managers (wireguard-go, real etcd)', () => {
   const nets = new NetnsSet();
-  const logLines: string[] = [];
-  const log = createRootLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk, _e, cb) {
-        logLines.push(String(chunk));
-        cb();
-      },
-    }),
-  });
+  const { log, lines: logLines } = capturedLog();
   let work: string;
   let etcd: EtcdServer;
   let pki: OpensslPki;

@@ -11,12 +11,11 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeRecordError } from '../../../agent/keys/errors.js';
 import type { NodeRecord, NodeRecordKey } from '../../../agent/keys/node-record.js';
 import { X25519PrivateKey } from '../../../agent/keys/x25519.js';
-import { createRootLogger, moduleLogger } from '../../../agent/log/logger.js';
+import { moduleLogger } from '../../../agent/log/logger.js';
 import { setUpChannelDevices } from '../../../agent/reconcile/wireguard-channel-devices.js';
 import { steadyChannelState, type WireGuardChannelState } from '../../../agent/reconcile/wireguard-channel-state.js';
 import { WireGuardReconcileError } from '../../../agent/reconcile/wireguard-errors.js';
@@ -26,6 +25,7 @@ import type { WgDevice, WgDeviceConfig, WireGuardBackend } from '../../../agent/
 import { netlinkLinkOps } from '../../../agent/wireguard/link-ops.js';
 import { UserspaceWireGuardBackend } from '../../../agent/wireguard/userspace-backend.js';
 import { eventually, NetnsSet, run, runIn } from '../../support/netns.js';
+import { capturedLog } from '../../support/captured-log.js';
 
 const PORT = 51870;
 const BASE = 'veil';
@@ -88,16 +88,7 @@ async function requireTools(): Promise<void> {
 
 describe('WireGuardPeerReconciler with wireguard-go on three nodes', () => {
   const nets = new NetnsSet();
-  const logLines: string[] = [];
-  const log = createRootLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk, _e, cb) {
-        logLines.push(String(chunk));
-        cb();
-      },
-    }),
-  });
+  const { log, lines: logLines } = capturedLog();
   let stateDir: string;
   let underlay: string;
   const nodes: TestNode[] = [];

@@ -8,16 +8,16 @@ import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MissingDependencyError, UapiError, ValidationError } from '../../../agent/errors.js';
-import { createRootLogger, moduleLogger } from '../../../agent/log/logger.js';
+import { moduleLogger } from '../../../agent/log/logger.js';
 import { projectRoot } from '../../../agent/project-root.js';
 import { encodeUapiSet, parseUapiSetResponse } from '../../../agent/wireguard/uapi.js';
 import { UserspaceWireGuardBackend } from '../../../agent/wireguard/userspace-backend.js';
 import { uapiExchange } from '../../../agent/wireguard/userspace-socket.js';
 import { eventually, NetnsSet, run, runIn, vethPair } from '../../support/netns.js';
 import { netlinkLinkOps } from '../../../agent/wireguard/link-ops.js';
+import { capturedLog } from '../../support/captured-log.js';
 
 const LAUNCHER = join(projectRoot(), 'build', 'Release', 'veil-netns-exec');
 
@@ -50,19 +50,9 @@ async function pidsIn(netns: string): Promise<number[]> {
 
 describe('UserspaceWireGuardBackend', () => {
   const nets = new NetnsSet();
-  const logLines: string[] = [];
-  const log = moduleLogger(
-    createRootLogger({
-      level: 'debug',
-      destination: new Writable({
-        write(chunk, _e, cb) {
-          logLines.push(String(chunk));
-          cb();
-        },
-      }),
-    }),
-    'wireguard-userspace',
-  );
+  const captured = capturedLog();
+  const logLines = captured.lines;
+  const log = moduleLogger(captured.log, 'wireguard-userspace');
   let stateDir: string;
   let a: string;
   let b: string;
