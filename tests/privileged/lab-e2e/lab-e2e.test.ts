@@ -6,6 +6,7 @@
  * audit log, and `veil lab down` leaving nothing behind.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
@@ -17,7 +18,8 @@ import { labPaths } from '../../../agent/lab/state.js';
 import { projectRoot } from '../../../agent/project-root.js';
 import { run, eventually } from '../../support/netns.js';
 
-const LAB = 'age2e';
+// Unique per run: lab names are machine-wide (/run/veil/lab, namespaces), and checkouts side by side run this file.
+const LAB = `e2e${randomBytes(2).toString('hex')}`;
 const CLI = join(projectRoot(), 'dist', 'agent', 'cli', 'main.js');
 
 function veil(args: string[], timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -120,7 +122,7 @@ describe('the lab end to end', () => {
     expect(r.code, r.stderr).toBe(0);
     const out = (await pinging).stdout;
     expect(out).toMatch(/60 packets transmitted, 60 received/);
-    await eventually(async () => (await agentStatus('veil-age2e-node-1')).peers.length === 2, { timeoutMs: 30_000, what: 'the restarted agent to adopt its peers' });
+    await eventually(async () => (await agentStatus(`veil-${LAB}-node-1`)).peers.length === 2, { timeoutMs: 30_000, what: 'the restarted agent to adopt its peers' });
   });
 
   it('lab policy apply isolates the servers and lab policy delete lifts it; a bad file changes nothing', async () => {
