@@ -6,6 +6,7 @@
  * restarted under traffic without a lost or leaked packet, `veil audit verify` passing on every
  * audit log, and `veil lab down` leaving nothing behind.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { projectRoot } from '../../../agent/project-root.js';
 import { run, eventually } from '../../support/netns.js';
 import { runVeil, type VeilRun } from '../../support/veil-cli.js';
 
-const LAB = 'age2e';
+// Unique per run: lab names are machine-wide (/run/veil/lab, namespaces), and checkouts side by side run this file.
+const LAB = `e2e${randomBytes(2).toString('hex')}`;
 
 function veil(args: string[], timeoutMs = 180_000): Promise<VeilRun> {
   return runVeil(args, { timeoutMs });
