@@ -40,7 +40,7 @@ import { labRestartAgent } from '../lab/restart-agent.js';
 import { DEFAULT_LAB_ROOT, readLabState, type LabPodState, type LabState } from '../lab/state.js';
 import { espPackets, ping, WireCapture, wireguardPackets, type EncryptedPacketTest } from './probes.js';
 import { identityScenario } from './identity-scenario.js';
-import { nodesWithoutInboundSas, strictBrokenSa } from './strict-esp.js';
+import { nodesWithoutInboundSas, podsWithoutOutboundSa, strictBrokenSa } from './strict-esp.js';
 import { breakPeer, restorePeers } from './wg-tool.js';
 import { labNodeDir, labPinRoot } from '../lab/lab-processes.js';
 import { keyRotationUnderLoad } from './key-rotation.js';
@@ -318,6 +318,10 @@ export async function waitForAgents(s: LabState, timeoutMs: number): Promise<str
         const saMissing = s.mode === 'ipsec' ? await nodesWithoutInboundSas(s, n) : [];
         if (s.mode !== 'ipsec' && cfg.wireguardIfindex.includes(0)) out.push(`${n.name}: WireGuard devices not in the datapath yet`);
         else if (saMissing.length > 0) out.push(`${n.name}: no inbound ESP SA from ${saMissing.join(', ')} yet`);
+        else if (s.mode === 'ipsec' && missing.length === 0) {
+          const noSa = await podsWithoutOutboundSa(s, n);
+          if (noSa.length > 0) out.push(`${n.name}: no outbound SA yet for ${noSa.slice(0, 3).join(', ')} (identity keys not activated?)`);
+        }
         else if (missing.length > 0) out.push(`${n.name}: ${missing.length} pods not in its ipcache yet (identities pending?)`);
       } catch (err) {
         out.push(`${n.name}: datapath not loaded (${(err as Error).message})`);

@@ -17,6 +17,10 @@ import { labRestartAgent } from '../lab/restart-agent.js';
 import type { LabNodeState, LabState } from '../lab/state.js';
 import { addStates, deleteStates, listStates, stateStats } from '../xfrm/state.js';
 import type { XfrmAeadAlgorithm, XfrmState, XfrmStateConfig } from '../xfrm/types.js';
+import { openEndpointMap } from '../datapath/endpoints.js';
+import { Ipcache } from '../datapath/ipcache.js';
+import { labPinRoot } from '../lab/lab-processes.js';
+import { encryptMark } from '../reconcile/ipsec-marks.js';
 import { fail, pick, podAddressTest, until, v4, type Scenario } from './lab-test.js';
 import { espPackets, ping, WireCapture } from './probes.js';
 
@@ -35,6 +39,34 @@ export async function nodesWithoutInboundSas(s: LabState, n: LabNodeState): Prom
   const missing: string[] = [];
   for (const m of s.nodes) {
     if (m.name !== n.name && (await inboundSas(n, m)).length === 0) missing.push(m.name);
+  }
+  return missing;
+}
+
+/**
+ * Local pods of `n` whose first packet to some remote pod would find no outbound SA yet (IPsec
+ * readiness): from-pod marks it with the pod's identity and the key slot made of the endpoint's
+ * identity key generation and the destination's ipcache slot; until the identity key is
+ * activated and the datapath pass after it has run, that slot names no SA and the packet meets
+ * the block policy (dropped, never sent in clear — but a lost first ping for the test).
+ */
+export async function podsWithoutOutboundSa(s: LabState, n: LabNodeState): Promise<string[]> {
+  const pins = `${labPinRoot(s.name)}/${n.name}`;
+  const local = await (await openEndpointMap(pins)).entries();
+  const ipc = new Map(await (await Ipcache.open(pins)).entries());
+  const outMarks = new Set((await listStates({ src: underlayV4(n) }, { netns: n.netns })).filter((st) => st.proto === 'esp' && st.mark).map((st) => `${st.dst} ${st.mark!.value}`));
+  const missing: string[] = [];
+  for (const [, e] of local) {
+    const pod = s.pods.find((p) => p.node === n.name && p.addresses.includes(e.ipv4 ?? ''));
+    for (const remote of s.pods.filter((p) => p.node !== n.name)) {
+      const entry = ipc.get(`${v4(remote)}/32`) ?? ipc.get(v4(remote));
+      const node = s.nodes.find((m) => m.name === remote.node)!;
+      const slot = (((e.keyGeneration ?? 0) & 3) << 2) | ((entry?.keySlot ?? 0) & 3);
+      if (!entry || !outMarks.has(`${underlayV4(node)} ${encryptMark(e.identity, slot).value}`)) {
+        missing.push(`${pod?.name ?? `identity ${e.identity}`} → ${remote.name}`);
+        break;
+      }
+    }
   }
   return missing;
 }
