@@ -130,14 +130,7 @@ export class SvidManager {
     this.#node = node;
     return this.#enqueue(async () => {
       let failed: Error | undefined;
-      for (const entry of this.#entries.values()) {
-        try {
-          await this.#issue(entry);
-        } catch (err) {
-          failed ??= err as Error;
-          this.#schedule(entry, this.#now() + (this.#o.retryMs ?? 10_000));
-        }
-      }
+      for (const entry of this.#entries.values()) failed ??= await this.#issueOrRetry(entry);
       if (failed) throw failed;
     });
   }
@@ -213,12 +206,7 @@ export class SvidManager {
       if (this.#entries.has(h.id)) continue;
       const entry: Entry = { identity: h, svid: undefined, previousFingerprint: await this.#fileFingerprint(h.id), timer: undefined };
       this.#entries.set(h.id, entry);
-      try {
-        await this.#issue(entry);
-      } catch (err) {
-        failed ??= err as Error;
-        this.#schedule(entry, this.#now() + (this.#o.retryMs ?? 10_000));
-      }
+      failed ??= await this.#issueOrRetry(entry);
     }
     if (failed) throw failed;
   }
@@ -229,6 +217,17 @@ export class SvidManager {
       return readCertificatesPem(await readFile(this.certificatePath(id)), `SVID file "${this.certificatePath(id)}"`)[0]?.fingerprint;
     } catch {
       return undefined;
+    }
+  }
+
+  /** Issues the entry's SVID; on failure schedules a retry and returns the error. */
+  async #issueOrRetry(entry: Entry): Promise<Error | undefined> {
+    try {
+      await this.#issue(entry);
+      return undefined;
+    } catch (err) {
+      this.#schedule(entry, this.#now() + (this.#o.retryMs ?? 10_000));
+      return err as Error;
     }
   }
 
